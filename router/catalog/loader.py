@@ -1,0 +1,181 @@
+"""Load the price catalog from a directory of YAML files into a :class:`Catalog`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from router._yaml import YamlSyntaxError, load_with_positions, locate
+from router.catalog.models import CatalogModel, ProvisionedThroughput, QuotaPoolSpec
+from router.errors import CatalogError, UnknownModelError
+
+#: Files of a catalog directory and what each holds.
+MODEL_FILES = ("gemini.yaml", "gemini_legacy.yaml", "claude.yaml", "partners.yaml")
+POOLS_FILE = "grounding.yaml"
+GSU_FILE = "provisioned_throughput.yaml"
+
+
+def default_catalog_dir() -> Path:
+    """``$ROUTER_CATALOG`` if set, else the catalog bundled with the package (or the source checkout)."""
+    env = os.environ.get("ROUTER_CATALOG")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "_data" / "price_catalog", here.parents[1] / "price_catalog"):
+        if (candidate / MODEL_FILES[0]).is_file():
+            return candidate
+    raise CatalogError("no price catalog found: set ROUTER_CATALOG to a price_catalog/ directory")
+
+
+class Catalog:
+    """All models, grounding pools and Provisioned Throughput data, with id/alias lookup."""
+
+    def __init__(
+        self,
+        models: list[CatalogModel],
+        pools: list[QuotaPoolSpec],
+        provisioned: ProvisionedThroughput | None,
+        source: str = "<memory>",
+    ) -> None:
+        self.source = source
+        self.models: dict[str, CatalogModel] = {}
+        self._names: dict[str, str] = {}
+        for model in models:
+            if model.id in self.models:
+                raise CatalogError(f"{source}: model id {model.id!r} defined twice")
+            self.models[model.id] = model
+        for model in models:
+            for name in (model.id, *model.aliases):
+                owner = self._names.setdefault(name.lower(), model.id)
+                if owner != model.id:
+                    raise CatalogError(f"{source}: alias {name!r} names both {owner!r} and {model.id!r}")
+        self.pools: dict[str, QuotaPoolSpec] = {p.id: p for p in pools}
+        self.provisioned = provisioned
+        self._check_references()
+
+    def _check_references(self) -> None:
+        for model in self.models.values():
+            for kind, option in model.grounding.items():
+                if option.pool is None:
+                    continue
+                pool = self.pools.get(option.pool)
+                if pool is None:
+                    raise CatalogError(f"{self.source}: {model.id}: grounding {kind} names unknown pool {option.pool!r}")
+                if model.id not in pool.models:
+                    raise CatalogError(f"{self.source}: pool {pool.id!r} does not list {model.id!r}")
+        for pool in self.pools.values():
+            for model_id in pool.models:
+                if model_id not in self.models:
+                    raise CatalogError(f"{self.source}: pool {pool.id!r} lists unknown model {model_id!r}")
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._names
+
+    def __iter__(self):
+        return iter(self.models.values())
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def resolve(self, name: str) -> str:
+        """The catalog id for an id or alias (case-insensitive); :class:`UnknownModelError` otherwise."""
+        found = self._names.get(name.lower())
+        if found is None:
+            raise UnknownModelError(name, self.closest(name))
+        return found
+
+    def get(self, name: str) -> CatalogModel:
+        """The model for an id or alias; :class:`UnknownModelError` (with the closest ids) otherwise."""
+        return self.models[self.resolve(name)]
+
+    def closest(self, name: str, n: int = 3) -> list[str]:
+        """Up to ``n`` catalog ids closest to ``name``."""
+        matches = difflib.get_close_matches(name.lower(), list(self._names), n=n * 2, cutoff=0.5)
+        ids: list[str] = []
+        for match in matches:
+            model_id = self._names[match]
+            if model_id not in ids:
+                ids.append(model_id)
+        return ids[:n]
+
+    def pool(self, pool_id: str) -> QuotaPoolSpec:
+        try:
+            return self.pools[pool_id]
+        except KeyError:
+            raise CatalogError(f"unknown grounding pool {pool_id!r}") from None
+
+
+def _load_file(path: Path) -> tuple[object, dict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog file: {exc.strerror}") from None
+    try:
+        return load_with_positions(text, str(path))
+    except YamlSyntaxError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def _validation_message(path: Path, positions: dict, exc: ValidationError, prefix: tuple) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        line, col = locate(positions, loc)
+        field = ".".join(str(p) for p in loc)
+        lines.append(f"{path}:{line}:{col}: {field}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_catalog(directory: str | os.PathLike[str] | None = None) -> Catalog:
+    """Load and validate a catalog directory (default: :func:`default_catalog_dir`)."""
+    root = Path(directory) if directory is not None else default_catalog_dir()
+    models: list[CatalogModel] = []
+    for name in MODEL_FILES:
+        path = root / name
+        if not path.exists():
+            continue
+        data, positions = _load_file(path)
+        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            raise CatalogError(f"{path}:1:1: expected a mapping with a 'models' list")
+        for index, raw in enumerate(data["models"]):
+            try:
+                models.append(CatalogModel.model_validate(raw))
+            except ValidationError as exc:
+                raise CatalogError(_validation_message(path, positions, exc, ("models", index))) from None
+    if not models:
+        raise CatalogError(f"{root}: no model files ({', '.join(MODEL_FILES)})")
+    pools: list[QuotaPoolSpec] = []
+    pools_path = root / POOLS_FILE
+    if pools_path.exists():
+        data, positions = _load_file(pools_path)
+        for index, raw in enumerate((data or {}).get("pools", [])):
+            try:
+                pools.append(QuotaPoolSpec.model_validate(raw))
+            except ValidationError as exc:
+                raise CatalogError(_validation_message(pools_path, positions, exc, ("pools", index))) from None
+    provisioned = None
+    gsu_path = root / GSU_FILE
+    if gsu_path.exists():
+        data, positions = _load_file(gsu_path)
+        try:
+            provisioned = ProvisionedThroughput.model_validate(data)
+        except ValidationError as exc:
+            raise CatalogError(_validation_message(gsu_path, positions, exc, ())) from None
+    return Catalog(models, pools, provisioned, source=str(root))
+
+
+@lru_cache(maxsize=8)
+def _cached(directory: str) -> Catalog:
+    return load_catalog(directory)
+
+
+def default_catalog() -> Catalog:
+    """The default catalog, loaded once per process (cached by directory)."""
+    return _cached(str(default_catalog_dir()))
+
+
+__all__ = ["Catalog", "default_catalog", "default_catalog_dir", "load_catalog"]
