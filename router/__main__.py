@@ -1,0 +1,5 @@
+"""``python -m router``: the same CLI as the ``router`` console script."""
+
+from router.cli import main
+
+main()

@@ -1,0 +1,474 @@
+"""``Router``: decide, reserve, call, bill, settle. The only object application code needs.
+
+    router = Router(policy="policies/balanced.yaml", store="redis://localhost:6379/0")
+    response = router.complete(messages=[...], tenant="acme", max_tokens=512)
+    response.routing.cost_usd   # exact Decimal bill of this call, already settled in the ledger
+
+Every attempt reserves its upper-bound cost in every budget scope before it is sent; a failed attempt
+(non-200) is released and never billed; a successful one is billed from the provider's usage with our
+cost engine and settled. Streams settle from the final usage chunk, or for what was produced when the
+stream is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from router._routing import Attempt, RoutingRecord
+from router._sync import LoopThread
+from router.catalog import Catalog, default_catalog, load_catalog
+from router.cost import Usage, compute_cost
+from router.errors import (
+    BudgetExceededError,
+    PriceNotAvailableError,
+    RouterError,
+    TransportError,
+)
+
+RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
+#: Search queries a Gemini 3 grounded request is assumed to run at most, for the reservation's upper bound.
+MAX_SEARCH_QUERIES_RESERVED = 4
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Router:
+    """Route chat completions across Vertex AI models by a declarative policy, with exact spend tracking.
+
+    ``policy``: a path to a policy YAML, YAML text, or a loaded policy object.
+    ``catalog``: a :class:`~router.catalog.Catalog`, a catalog directory, or None for the bundled one.
+    ``store``: a ledger URL (``memory://``, ``fakeredis://``, ``redis://``, ``rediss://``,
+    ``redis+cluster://``) or a store object. ``transport``: the call seam (default: litellm).
+    ``**vertex_settings``: ``vertex_project``, ``vertex_location``, ``vertex_credentials``, ``api_base``.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        catalog: Catalog | str | os.PathLike[str] | None = None,
+        store: Any = "memory://",
+        *,
+        transport: Any = None,
+        failure_mode: str = "fail_closed",
+        journal_path: str | None = None,
+        reservation_ttl_s: float = 600.0,
+        key_prefix: str = "router",
+        **vertex_settings: Any,
+    ) -> None:
+        from router.policy import compile_policy, load_policy
+
+        if catalog is None:
+            self.catalog = default_catalog()
+        elif isinstance(catalog, Catalog):
+            self.catalog = catalog
+        else:
+            self.catalog = load_catalog(catalog)
+        self.policy = load_policy(policy, self.catalog) if isinstance(policy, (str, Path)) else policy
+        self.compiled = compile_policy(self.policy, self.catalog)
+        self._store_spec = store
+        self._store_options = {"prefix": key_prefix, "failure_mode": failure_mode, "journal_path": journal_path}
+        self._stores: dict[int, Any] = {}
+        self._transport = transport
+        self._vertex_settings_kwargs = vertex_settings
+        self._vertex_settings: Any = None
+        self.reservation_ttl_s = reservation_ttl_s
+        self._sync = LoopThread()
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def transport(self) -> Any:
+        if self._transport is None:
+            from router._transport import LiteLLMTransport
+
+            self._transport = LiteLLMTransport()
+        return self._transport
+
+    @property
+    def vertex_settings(self) -> Any:
+        if self._vertex_settings is None:
+            from router._transport import VertexSettings
+
+            self._vertex_settings = VertexSettings.from_env(**self._vertex_settings_kwargs)
+        return self._vertex_settings
+
+    def store(self) -> Any:
+        """The ledger store for the running event loop (a memory store is shared by all loops)."""
+        from router.ledger import store_from_url
+
+        if not isinstance(self._store_spec, str):
+            return self._store_spec
+        if self._store_spec.startswith("memory://"):
+            key = 0
+        else:
+            key = id(asyncio.get_running_loop())
+        found = self._stores.get(key)
+        if found is None:
+            found = store_from_url(self._store_spec, **self._store_options)
+            self._stores[key] = found
+        return found
+
+    # ------------------------------------------------------------------ public API
+    def complete(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+        """Synchronous :meth:`acomplete`. With ``stream=True`` returns a synchronous iterator of chunks."""
+        if kwargs.get("stream"):
+            return _SyncRoutedStream(_RoutedStream(self._stream(list(messages), kwargs)), self._sync)
+        return self._sync.run(self.acomplete(messages, **kwargs))
+
+    async def acomplete(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+        """Route one chat completion. Returns litellm's ``ModelResponse`` with a ``routing`` attribute
+        (:class:`RoutingRecord`); with ``stream=True``, an async iterator of chunks (the record is on
+        the iterator's ``routing`` attribute once it is exhausted or closed).
+
+        Routing attributes: ``tenant``, ``app``, ``tags`` (dict), ``task``, ``grounding`` (True or a kind
+        such as ``"google_search"``), ``latency_sensitive``, ``max_tokens``, ``prompt_tokens`` (an exact
+        count, if you have one), ``request_id``. Everything else (``temperature``, ``tools``,
+        ``response_format``, ...) is passed to the model.
+        """
+        if kwargs.get("stream"):
+            return _RoutedStream(self._stream(list(messages), kwargs))
+        request, params = self._split(list(messages), kwargs)
+        return await self._complete(request, params)
+
+    def explain(self, messages: Sequence[Mapping[str, Any]] = (), **kwargs: Any) -> dict[str, Any]:
+        """The decision this Router would make now for such a request (nothing is sent or reserved)."""
+        return self._sync.run(self._explain(list(messages), kwargs))
+
+    async def aclose(self) -> None:
+        for store in self._stores.values():
+            close = getattr(store, "close", None)
+            if close is not None:
+                await close()
+        self._stores.clear()
+
+    def close(self) -> None:
+        self._sync.run(self.aclose())
+        self._sync.close()
+
+    # ------------------------------------------------------------------ internals
+    def _split(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        from router.policy import RequestFeatures, estimate_prompt_tokens
+
+        params = dict(kwargs)
+        params.pop("stream", None)
+        grounding = params.pop("grounding", None)
+        if grounding is True:
+            grounding = "google_search"
+        max_tokens = params.pop("max_tokens", None) or self.compiled.default_max_tokens
+        prompt_tokens = params.pop("prompt_tokens", None)
+        if prompt_tokens is None:
+            prompt_tokens = estimate_prompt_tokens(messages)
+        features = RequestFeatures(
+            tenant=params.pop("tenant", None),
+            app=params.pop("app", None),
+            tags=dict(params.pop("tags", None) or {}),
+            task=params.pop("task", None),
+            prompt_tokens=int(prompt_tokens),
+            max_tokens=int(max_tokens),
+            grounding=grounding or None,
+            latency_sensitive=bool(params.pop("latency_sensitive", False)),
+            required_capabilities=RequestFeatures.capabilities_from(messages, params),
+            at=params.pop("at", None) or _utcnow().date(),
+        )
+        request = {
+            "id": str(params.pop("request_id", None) or uuid.uuid4().hex),
+            "messages": messages,
+            "features": features,
+            "timeout_s": params.pop("timeout", None),
+        }
+        params["max_tokens"] = features.max_tokens
+        return request, params
+
+    async def _snapshot(self, features: Any) -> Any:
+        from router.policy import StateSnapshot
+
+        store = self.store()
+        budgets = self.compiled.budgets_for(features)
+        pools = self.compiled.pools_for(features)
+        families = self.compiled.ramp_families
+        snap = await store.snapshot(budgets, pools, families)
+        return StateSnapshot.from_ledger(snap, budgets)
+
+    async def _decide(self, features: Any) -> Any:
+        state = await self._snapshot(features)
+        return self.compiled.decide(features, state)
+
+    async def _explain(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> dict[str, Any]:
+        from router.policy import explain
+
+        request, _ = self._split(messages, kwargs)
+        state = await self._snapshot(request["features"])
+        return explain(self.compiled, request["features"], state)
+
+    def _candidates(self, decision: Any) -> list[Any]:
+        return [decision.primary, *decision.fallbacks]
+
+    def _upper_bound(self, choice: Any, features: Any) -> Decimal:
+        """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, grounding billable."""
+        model = self.catalog.get(choice.model)
+        fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
+        if model.billing_unit == "character":
+            fields.update(input_chars=features.prompt_tokens * 4, output_chars=features.max_tokens * 4)
+        else:
+            fields.update(input_tokens=features.prompt_tokens, output_tokens=features.max_tokens)
+        if choice.priority:
+            fields["traffic"] = "on_demand_priority"
+        kind = choice.grounding
+        if kind:
+            option = model.grounding[kind]
+            fields["grounding_kind"] = kind
+            if option.unit == "search_query":
+                fields["search_queries"] = MAX_SEARCH_QUERIES_RESERVED
+            elif option.unit == "grounded_prompt":
+                fields["grounded_prompts"] = 1
+            elif option.unit == "web_search":
+                fields["web_searches"] = MAX_SEARCH_QUERIES_RESERVED
+            else:
+                fields["grounding_requests"] = 1
+        return compute_cost(model, Usage.build(**fields)).total
+
+    def _call_spec(self, choice: Any, request: dict[str, Any], params: dict[str, Any], stream: bool) -> Any:
+        from router._transport import CallSpec
+
+        model = self.catalog.get(choice.model)
+        return CallSpec(
+            model_id=model.id,
+            api=model.api,
+            vertex_model=model.vertex_model,
+            location=choice.location,
+            messages=list(request["messages"]),
+            params=dict(params),
+            grounding=choice.grounding,
+            priority=choice.priority,
+            stream=stream,
+            timeout_s=request["timeout_s"],
+        )
+
+    async def _bill(self, choice: Any, features: Any, usage: Any, request_id: str, record: RoutingRecord) -> Decimal:
+        """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
+        model = self.catalog.get(choice.model)
+        store = self.store()
+        fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
+        if model.billing_unit == "character":
+            fields.update(input_chars=usage.input_tokens * 4, output_chars=(usage.output_tokens + usage.thinking_tokens) * 4)
+        else:
+            fields.update(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                thinking_tokens=usage.thinking_tokens,
+                cached_input_tokens=usage.cached_input_tokens,
+                audio_input_tokens=usage.audio_input_tokens,
+                cache_write_5m_tokens=usage.cache_write_5m_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            )
+        # Only billed traffic counts: a priority request downgraded to ON_DEMAND is billed standard.
+        if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY":
+            fields["traffic"] = "on_demand_priority"
+        record.traffic_type = usage.traffic_type
+        kind = choice.grounding
+        if kind:
+            option = model.grounding[kind]
+            if option.unit == "search_query":
+                units = usage.search_queries
+                fields["search_queries"] = units
+            elif option.unit == "grounded_prompt":
+                units = 1 if usage.grounding_web_urls > 0 else 0  # billed only with >= 1 web grounding URL
+                fields["grounded_prompts"] = units
+            elif option.unit == "web_search":
+                units = usage.web_searches
+                fields["web_searches"] = units
+            else:
+                units = 1
+                fields["grounding_requests"] = units
+            fields["grounding_kind"] = kind
+            if units and option.pool:
+                pool = self.catalog.pool(option.pool)
+                if pool.effective_from is None or features.at >= pool.effective_from:
+                    consumed = await store.consume(self.compiled.quota_pool(pool.id), units, request_id)
+                    fields["grounding_billable_units"] = consumed.billable_units
+        if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY" and model.priority_ramp_family:
+            await store.record_priority_tokens(model.priority_ramp_family, usage.input_tokens + usage.output_tokens + usage.thinking_tokens)
+        try:
+            breakdown = compute_cost(model, Usage.build(**fields), self.catalog.pools)
+        except PriceNotAvailableError as exc:
+            # Never lose spend: bill what was reserved and say why.
+            record.warnings.append(f"billed at the reserved upper bound: {exc}")
+            return self._upper_bound(choice, features)
+        record.cost_lines = [line.to_dict() for line in breakdown.lines]
+        record.grounding_free_units = breakdown.grounding_free_units
+        record.grounding_billable_units = breakdown.grounding_billable_units
+        record.warnings.extend(breakdown.warnings)
+        record.usage = {k: v for k, v in vars(usage).items()} if hasattr(usage, "__dict__") else dict(usage)
+        return breakdown.total
+
+    async def _reserve(self, attempt_id: str, decision: Any, amount: Decimal) -> Any:
+        store = self.store()
+        return await store.reserve(attempt_id, decision.budgets, amount, self.reservation_ttl_s)
+
+    async def _complete(self, request: dict[str, Any], params: dict[str, Any]) -> Any:
+        from router._transport import AttemptFailed
+
+        features = request["features"]
+        decision = await self._decide(features)
+        record = RoutingRecord(request_id=request["id"], decision=decision.to_dict())
+        store = self.store()
+        denied: list[str] = []
+        for index, choice in enumerate(self._candidates(decision)):
+            attempt_id = f"{request['id']}:{index}"
+            upper = self._upper_bound(choice, features)
+            reservation = await self._reserve(attempt_id, decision, upper)
+            if not reservation.granted:
+                record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
+                denied.append(str(reservation.denied_scope))
+                continue
+            attempt = Attempt(choice.model, choice.location, "ok", upper)
+            record.attempts.append(attempt)
+            try:
+                result = await self.transport.send(self._call_spec(choice, request, params, stream=False), self.vertex_settings)
+            except AttemptFailed as exc:
+                await store.release(attempt_id)
+                attempt.outcome, attempt.detail = exc.kind, str(exc)
+                if exc.kind in RETRYABLE:
+                    continue
+                raise TransportError(f"{choice.model}: {exc}", record.attempts) from exc
+            except BaseException:
+                await store.release(attempt_id)
+                raise
+            try:
+                cost = await self._bill(choice, features, result.usage, attempt_id, record)
+            except BaseException:
+                await store.settle(attempt_id, upper)  # never lose spend on a billing error
+                raise
+            await store.settle(attempt_id, cost)
+            attempt.settled_usd = cost
+            record.model, record.cost_usd = choice.model, cost
+            response = result.response
+            try:
+                response.routing = record
+            except (AttributeError, TypeError, ValueError):  # pragma: no cover - a response type without attrs
+                object.__setattr__(response, "routing", record)
+            return response
+        if denied and len(denied) == len(record.attempts):
+            raise BudgetExceededError(denied[0], f"every candidate's reservation was denied (budget {denied[0]} would overflow)")
+        raise TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
+
+    async def _stream(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """Async generator of chunks; settles when the stream ends, fails or is closed by the consumer."""
+        from router._transport import AttemptFailed
+
+        request, params = self._split(messages, kwargs)
+        features = request["features"]
+        decision = await self._decide(features)
+        record = RoutingRecord(request_id=request["id"], decision=decision.to_dict())
+        store = self.store()
+        for index, choice in enumerate(self._candidates(decision)):
+            attempt_id = f"{request['id']}:{index}"
+            upper = self._upper_bound(choice, features)
+            reservation = await self._reserve(attempt_id, decision, upper)
+            if not reservation.granted:
+                record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
+                continue
+            attempt = Attempt(choice.model, choice.location, "ok", upper)
+            record.attempts.append(attempt)
+            stream = self.transport.stream(self._call_spec(choice, request, params, stream=True), self.vertex_settings)
+            produced = 0
+            try:
+                async for chunk in stream:
+                    if produced == 0:
+                        yield _RecordChunk(record)
+                    produced += 1
+                    yield chunk
+            except AttemptFailed as exc:
+                if produced == 0:
+                    await store.release(attempt_id)
+                    attempt.outcome, attempt.detail = exc.kind, str(exc)
+                    if exc.kind in RETRYABLE:
+                        continue
+                    raise TransportError(f"{choice.model}: {exc}", record.attempts) from exc
+                attempt.outcome, attempt.detail = "interrupted", str(exc)
+            except BaseException:
+                if produced == 0:
+                    await store.release(attempt_id)
+                    raise
+                attempt.outcome = "interrupted"
+                await self._settle_stream(stream, choice, features, attempt_id, record, attempt, upper)
+                raise
+            await self._settle_stream(stream, choice, features, attempt_id, record, attempt, upper)
+            return
+        if record.attempts and all(a.outcome == "denied" for a in record.attempts):
+            raise BudgetExceededError(record.attempts[0].detail.removeprefix("budget "), "every candidate's reservation was denied")
+        raise TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
+
+    async def _settle_stream(self, stream: Any, choice: Any, features: Any, attempt_id: str, record: RoutingRecord, attempt: Attempt, upper: Decimal) -> None:
+        store = self.store()
+        usage = stream.final_usage()
+        if not usage.complete and attempt.outcome == "ok":
+            attempt.outcome = "interrupted"
+        try:
+            cost = await self._bill(choice, features, usage, attempt_id, record)
+        except RouterError as exc:
+            record.warnings.append(f"billed at the reserved upper bound: {exc}")
+            cost = upper
+        await store.settle(attempt_id, cost)
+        attempt.settled_usd = cost
+        record.model, record.cost_usd = choice.model, cost
+
+
+class _RecordChunk:
+    """Internal marker carrying the routing record to :class:`_RoutedStream`; never shown to callers."""
+
+    def __init__(self, record: RoutingRecord) -> None:
+        self.record = record
+
+
+class _RoutedStream:
+    """Async iterator of a routed stream's chunks; ``routing`` is the :class:`RoutingRecord`."""
+
+    def __init__(self, agen: AsyncIterator[Any]) -> None:
+        self._agen = agen
+        self.routing: RoutingRecord | None = None
+
+    def __aiter__(self) -> "_RoutedStream":
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            chunk = await self._agen.__anext__()
+            if isinstance(chunk, _RecordChunk):
+                self.routing = chunk.record
+                continue
+            return chunk
+
+    async def aclose(self) -> None:
+        await self._agen.aclose()  # type: ignore[attr-defined]
+
+
+class _SyncRoutedStream:
+    """Synchronous iterator over a routed stream; ``routing`` is the :class:`RoutingRecord`."""
+
+    def __init__(self, stream: _RoutedStream, runner: LoopThread) -> None:
+        self._stream = stream
+        self._chunks: Iterator[Any] = runner.iterate(stream)
+
+    @property
+    def routing(self) -> RoutingRecord | None:
+        return self._stream.routing
+
+    def __iter__(self) -> "_SyncRoutedStream":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,191 @@
+"""``router cost``, ``router catalog`` and ``router plan-gsu``: the catalog and the cost engine from the shell."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from router.cli import app
+from router.cli._output import cli_errors, fail, print_json
+
+Count = Annotated[int, typer.Option(min=0, show_default=False)]
+
+
+class TrafficOption(str, Enum):
+    on_demand = "on_demand"
+    on_demand_priority = "on_demand_priority"
+
+
+def _catalog():
+    from router.catalog import default_catalog
+
+    return default_catalog()
+
+
+@app.command()
+def cost(
+    model: Annotated[str, typer.Argument(help="Catalog id or alias, e.g. gemini-2.5-pro or claude-sonnet-4-5@20250929.")],
+    input_tokens: Annotated[int, typer.Option("--input-tokens", min=0, help="The whole prompt (cached, audio and cache-write tokens are parts of it).")] = 0,
+    output_tokens: Annotated[int, typer.Option("--output-tokens", min=0)] = 0,
+    thinking_tokens: Annotated[int, typer.Option("--thinking-tokens", min=0, help="Billed as output.")] = 0,
+    cached_input_tokens: Annotated[int, typer.Option("--cached-input-tokens", min=0)] = 0,
+    audio_input_tokens: Annotated[int, typer.Option("--audio-input-tokens", min=0)] = 0,
+    cache_write_5m_tokens: Annotated[int, typer.Option("--cache-write-5m-tokens", min=0)] = 0,
+    cache_write_1h_tokens: Annotated[int, typer.Option("--cache-write-1h-tokens", min=0)] = 0,
+    input_chars: Annotated[int, typer.Option("--input-chars", min=0, help="Gemini 1.x (character-billed).")] = 0,
+    output_chars: Annotated[int, typer.Option("--output-chars", min=0)] = 0,
+    cached_input_chars: Annotated[int, typer.Option("--cached-input-chars", min=0)] = 0,
+    cache_storage_token_hours: Annotated[int, typer.Option("--cache-storage-token-hours", min=0)] = 0,
+    cache_storage_char_hours: Annotated[int, typer.Option("--cache-storage-char-hours", min=0)] = 0,
+    batch: Annotated[bool, typer.Option("--batch", help="Batch API rates.")] = False,
+    traffic: Annotated[TrafficOption, typer.Option("--traffic", help="trafficType the response reported.")] = TrafficOption.on_demand,
+    grounded_prompts: Annotated[int, typer.Option("--grounded-prompts", min=0, help="Gemini 2.x: prompts whose response had a web grounding URL.")] = 0,
+    search_queries: Annotated[int, typer.Option("--search-queries", min=0, help="Gemini 3: search queries run.")] = 0,
+    web_searches: Annotated[int, typer.Option("--web-searches", min=0, help="Claude web search tool uses.")] = 0,
+    grounding_quota_used: Annotated[int, typer.Option("--grounding-quota-used", min=0, help="Units the free pool had already used this period.")] = 0,
+    location: Annotated[Optional[str], typer.Option("--location", help="Endpoint location (global or a region).")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Price date YYYY-MM-DD (default: today, UTC).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: total_usd and the itemised lines.")] = False,
+) -> None:
+    """Price one request exactly, itemised, with the provenance of every rate."""
+    from router.cost import Usage, compute_cost, fmt
+
+    fields: dict[str, object] = dict(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        thinking_tokens=thinking_tokens,
+        cached_input_tokens=cached_input_tokens,
+        audio_input_tokens=audio_input_tokens,
+        cache_write_5m_tokens=cache_write_5m_tokens,
+        cache_write_1h_tokens=cache_write_1h_tokens,
+        input_chars=input_chars,
+        output_chars=output_chars,
+        cached_input_chars=cached_input_chars,
+        cache_storage_token_hours=Decimal(cache_storage_token_hours),
+        cache_storage_char_hours=Decimal(cache_storage_char_hours),
+        batch=batch,
+        traffic=traffic.value,
+        grounded_prompts=grounded_prompts,
+        search_queries=search_queries,
+        web_searches=web_searches,
+        grounding_quota_used=grounding_quota_used,
+        location=location,
+    )
+    if at:
+        try:
+            fields["at"] = dt.date.fromisoformat(at)
+        except ValueError:
+            fail(f"--at: {at!r} is not a date (YYYY-MM-DD)")
+    with cli_errors():
+        catalog = _catalog()
+        entry = catalog.get(model)
+        breakdown = compute_cost(entry, Usage.build(**fields), catalog.pools)
+    if as_json:
+        print_json(breakdown.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{entry.id} on {breakdown.at}" + (" (long-context tier)" if breakdown.long_context else ""))
+    for column in ("dimension", "quantity", "rate (USD)", "per", "amount (USD)"):
+        table.add_column(column, justify="left" if column == "dimension" else "right")
+    for line in breakdown.lines:
+        table.add_row(line.dimension, fmt(line.quantity), fmt(line.rate), f"{fmt(line.per)} {line.unit}", fmt(line.amount))
+    table.add_row("[b]total[/b]", "", "", "", f"[b]{fmt(breakdown.total)}[/b]")
+    console = Console()
+    console.print(table)
+    for warning in breakdown.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    for line in breakdown.lines:
+        console.print(f"[dim]{line.dimension}: {line.provenance}[/dim]")
+
+
+@app.command()
+def catalog(
+    publisher: Annotated[Optional[str], typer.Option("--publisher", help="Only this publisher (google, anthropic, deepseek, ...).")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Price date YYYY-MM-DD (default: today, UTC).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List catalog models: prices per 1M tokens (1K chars for Gemini 1.x), quality, lifecycle."""
+    from router.cost import fmt
+
+    with cli_errors():
+        cat = _catalog()
+    day = dt.date.fromisoformat(at) if at else dt.datetime.now(dt.timezone.utc).date()
+    rows = []
+    for model in cat:
+        if publisher and model.publisher != publisher:
+            continue
+        in_dim, out_dim = ("input_chars", "output_chars") if model.billing_unit == "character" else ("input", "output")
+        in_rate, out_rate = model.rate(in_dim, day), model.rate(out_dim, day)
+        rows.append(
+            {
+                "id": model.id,
+                "publisher": model.publisher,
+                "family": model.family,
+                "lifecycle": model.lifecycle,
+                "billing_unit": model.billing_unit,
+                "input_usd": fmt(in_rate[0]) if in_rate else None,
+                "output_usd": fmt(out_rate[0]) if out_rate else None,
+                "per": "1K chars" if model.billing_unit == "character" else "1M tokens",
+                "context_window": model.context_window,
+                "quality": fmt(model.quality.score.quantize(Decimal("0.1"))) if model.quality else None,
+                "arena_score": model.quality.arena_score if model.quality else None,
+                "regions": model.regions,
+                "aliases": model.aliases,
+            }
+        )
+    if publisher and not rows:
+        fail(f"--publisher: no model from publisher {publisher!r}")
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Vertex AI price catalog ({len(rows)} models, prices on {day})")
+    for column in ("id", "publisher", "lifecycle", "input", "output", "per", "context", "quality"):
+        table.add_column(column, justify="right" if column in ("input", "output", "context", "quality") else "left")
+    for r in rows:
+        table.add_row(r["id"], r["publisher"], r["lifecycle"], r["input_usd"] or "-", r["output_usd"] or "-", r["per"], f"{r['context_window']:,}", r["quality"] or "-")
+    Console().print(table)
+
+
+def _decimal(name: str, raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        fail(f"{name}: {raw!r} is not a number")
+    if not value.is_finite() or value <= 0:
+        fail(f"{name}: must be a positive number")
+    return value
+
+
+@app.command("plan-gsu")
+def plan_gsu_command(
+    model: Annotated[str, typer.Argument(help="Catalog id, e.g. gemini-2.0-flash.")],
+    rps: Annotated[str, typer.Option("--rps", help="Requests per second to sustain.")],
+    input_tokens: Annotated[int, typer.Option("--input-tokens", min=0, help="Prompt tokens per request (audio included).")],
+    output_tokens: Annotated[int, typer.Option("--output-tokens", min=0)],
+    audio_input_tokens: Annotated[int, typer.Option("--audio-input-tokens", min=0, help="Part of --input-tokens that is audio.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Provisioned Throughput: GSUs needed and the price of each commitment term."""
+    from router.cost import fmt
+    from router.gsu import plan_gsu
+
+    rate = _decimal("--rps", rps)
+    with cli_errors():
+        plan = plan_gsu(_catalog(), model, rate, input_tokens, output_tokens, audio_input_tokens)
+    if as_json:
+        print_json({"model": plan.model, "gsu": plan.gsu, "exact_gsu": fmt(plan.exact_gsu.quantize(Decimal("0.0001"))), "price_usd": {k: fmt(v) for k, v in plan.price_usd.items()}})
+        return
+    typer.echo(f"{plan.model}: {fmt(plan.burndown_tokens_per_second)} burndown tokens/s -> {plan.exact_gsu:.4f} GSU -> buy {plan.gsu} GSU")
+    for term, price in plan.price_usd.items():
+        per = "week" if term == "1w" else "month"
+        typer.echo(f"  {term:>3}: ${fmt(price)} per {per}")
+    typer.echo(f"  source: {plan.provenance}")
