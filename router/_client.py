@@ -21,10 +21,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from router._reload import PolicyWatcher
 from router._routing import Attempt, RoutingRecord
 from router._sync import LoopThread
 from router.catalog import Catalog, default_catalog, load_catalog
 from router.cost import Usage, compute_cost
+from router.metrics import RouterMetrics
 from router.errors import (
     BudgetExceededError,
     PriceNotAvailableError,
@@ -62,6 +64,9 @@ class Router:
         journal_path: str | None = None,
         reservation_ttl_s: float = 600.0,
         key_prefix: str = "router",
+        watch_policy: bool = True,
+        watch_interval_s: float = 0.5,
+        metrics: RouterMetrics | None = None,
         **vertex_settings: Any,
     ) -> None:
         from router.policy import compile_policy, load_policy
@@ -72,8 +77,21 @@ class Router:
             self.catalog = catalog
         else:
             self.catalog = load_catalog(catalog)
-        self.policy = load_policy(policy, self.catalog) if isinstance(policy, (str, Path)) else policy
-        self.compiled = compile_policy(self.policy, self.catalog)
+        self.metrics = metrics
+        self._watcher: PolicyWatcher | None = None
+        if isinstance(policy, (str, Path)) and Path(policy).is_file() and watch_policy:
+            self._watcher = PolicyWatcher(
+                policy,
+                lambda text, name: compile_policy(load_policy(text, self.catalog, filename=name), self.catalog),
+                interval_s=watch_interval_s,
+                on_reload=self._on_reload,
+            )
+            self._static = None
+            if metrics is not None:
+                metrics.record_policy_reload(True, self._watcher.version)
+        else:
+            loaded = load_policy(policy, self.catalog) if isinstance(policy, (str, Path)) else policy
+            self._static = compile_policy(loaded, self.catalog)
         self._store_spec = store
         self._store_options = {"prefix": key_prefix, "failure_mode": failure_mode, "journal_path": journal_path}
         self._stores: dict[int, Any] = {}
@@ -84,6 +102,22 @@ class Router:
         self._sync = LoopThread()
 
     # ------------------------------------------------------------------ plumbing
+    @property
+    def compiled(self) -> Any:
+        """The serving compiled policy (hot-reloaded from its file when ``watch_policy``)."""
+        if self._watcher is not None:
+            return self._watcher.get()
+        return self._static
+
+    @property
+    def policy_version(self) -> str | None:
+        """The version id of the serving policy file (None for a policy given as an object)."""
+        return self._watcher.version if self._watcher is not None else None
+
+    def _on_reload(self, ok: bool, version: str | None, error: str | None) -> None:
+        if self.metrics is not None:
+            self.metrics.record_policy_reload(ok, version)
+
     @property
     def transport(self) -> Any:
         if self._transport is None:

@@ -1,0 +1,90 @@
+"""Prometheus metrics (prometheus-client). A :class:`RouterMetrics` owns its own registry, so several
+Routers (or tests) never collide; ``serve_metrics`` exposes one on ``/metrics``.
+
+Request-path metrics are updated by the Router as calls happen; ledger gauges (budget utilisation,
+grounding pools, priority ramp, journal backlog) are refreshed from the store by :meth:`refresh_from_store`
+at scrape time.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, make_wsgi_app
+
+DECISION_BUCKETS = (0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
+
+
+class RouterMetrics:
+    """All router metrics in one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("router_requests", "Routed requests by outcome", ["model", "tenant", "rule", "outcome"], registry=r)
+        self.cost = Counter("router_cost_usd", "Settled cost in USD", ["model", "tenant", "rule"], registry=r)
+        self.decision_seconds = Histogram("router_decision_seconds", "Time to decide (policy evaluation)", buckets=DECISION_BUCKETS, registry=r)
+        self.denials = Counter("router_reservation_denials", "Reservations denied, by scope", ["scope"], registry=r)
+        self.fallbacks = Counter("router_fallbacks", "Attempts that fell through to the next model", ["model", "reason"], registry=r)
+        self.store_errors = Counter("router_store_errors", "Ledger store errors", ["operation"], registry=r)
+        self.policy_reloads = Counter("router_policy_reloads", "Policy reloads by result", ["result"], registry=r)
+        self.policy_reload_failing = Gauge("router_policy_reload_failing", "1 while the policy file on disk is invalid (old policy still serving)", registry=r)
+        self.policy_version = Gauge("router_policy_version_info", "The serving policy version", ["version"], registry=r)
+        self.budget_utilisation = Gauge("router_budget_utilisation_ratio", "Spend (settled + held) / limit", ["budget", "scope", "window"], registry=r)
+        self.budget_spend = Gauge("router_budget_spend_usd", "Spend (settled + held) in the window", ["budget", "scope", "window"], registry=r)
+        self.pool_used = Gauge("router_grounding_pool_used", "Grounding units used this period", ["pool"], registry=r)
+        self.pool_remaining = Gauge("router_grounding_pool_remaining", "Free grounding units left this period", ["pool"], registry=r)
+        self.priority_tokens = Gauge("router_priority_tokens_last_minute", "Priority PayGo tokens in the last minute", ["family"], registry=r)
+        self.journal_backlog = Gauge("router_journal_backlog", "Spend events journaled locally, waiting for Redis (fail_open)", registry=r)
+
+    # -- request path ---------------------------------------------------------------------------
+    def record_request(self, model: str | None, tenant: str | None, rule: str | None, outcome: str, cost: Decimal = Decimal(0)) -> None:
+        labels = (model or "-", tenant or "-", rule or "-")
+        self.requests.labels(*labels, outcome).inc()
+        if cost:
+            self.cost.labels(*labels).inc(float(cost))  # Prometheus samples are floats; the ledger keeps Decimals
+
+    def record_denial(self, scope: str) -> None:
+        self.denials.labels(scope).inc()
+
+    def record_fallback(self, model: str, reason: str) -> None:
+        self.fallbacks.labels(model, reason).inc()
+
+    def record_store_error(self, operation: str) -> None:
+        self.store_errors.labels(operation).inc()
+
+    def record_policy_reload(self, ok: bool, version: str | None = None) -> None:
+        self.policy_reloads.labels("ok" if ok else "error").inc()
+        self.policy_reload_failing.set(0 if ok else 1)
+        if ok and version:
+            self.policy_version.clear()
+            self.policy_version.labels(version).set(1)
+
+    # -- ledger gauges --------------------------------------------------------------------------
+    def set_budget(self, budget: str, scope: str, window: str, spend: Decimal, limit: Decimal) -> None:
+        self.budget_spend.labels(budget, scope, window).set(float(spend))
+        self.budget_utilisation.labels(budget, scope, window).set(float(spend / limit) if limit else 0.0)
+
+    def set_pool(self, pool: str, used: int, remaining: int) -> None:
+        self.pool_used.labels(pool).set(used)
+        self.pool_remaining.labels(pool).set(remaining)
+
+    def set_priority(self, family: str, tokens: int) -> None:
+        self.priority_tokens.labels(family).set(tokens)
+
+    def render(self) -> bytes:
+        """The text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def wsgi_app(self) -> Any:
+        """A WSGI app serving ``/metrics`` that an application can mount."""
+        return make_wsgi_app(self.registry)
+
+
+def serve_metrics(metrics: RouterMetrics, port: int, addr: str = "127.0.0.1") -> Any:
+    """Serve ``/metrics`` on ``addr:port`` in a background thread; returns the server (``.shutdown()``)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
+    return server
