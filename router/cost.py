@@ -290,8 +290,10 @@ def _bill_characters(b: _Biller, u: Usage, long: bool) -> None:
     per, unit = THOUSAND, "characters"
     if u.cached_input_tokens or u.audio_input_tokens or u.cache_write_5m_tokens or u.cache_write_1h_tokens:
         raise UsageError("cached_input_tokens", f"{b.model.id} is billed by characters: pass --cached-input-chars")
-    if u.output_tokens and not u.output_chars:
-        raise UsageError("output_chars", f"{b.model.id} is billed by characters: pass output characters")
+    for name in ("input_tokens", "output_tokens", "thinking_tokens", "image_output_tokens"):
+        if getattr(u, name):
+            chars = name.replace("_tokens", "_chars").replace("thinking", "output").replace("image_output", "output")
+            raise UsageError(name, f"{b.model.id} is billed by characters, not tokens: pass {chars} (about 4 characters a token)")
     b.tiered("input_chars", u.input_chars - u.cached_input_chars, long, per, unit)
     b.tiered("cached_input_chars", u.cached_input_chars, long, per, unit)
     b.tiered("output_chars", u.output_chars, long, per, unit)

@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures wiring a Router to the loopback Vertex stub."""

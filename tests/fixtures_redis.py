@@ -1,0 +1,1 @@
+"""pytest fixtures for a throwaway real redis-server (filled in by the ledger work)."""
