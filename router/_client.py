@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -191,12 +192,13 @@ class Router:
     def _split(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         from router.policy import RequestFeatures, estimate_prompt_tokens
 
+        compiled = self.compiled  # one policy version for the whole request, even if a reload lands meanwhile
         params = dict(kwargs)
         params.pop("stream", None)
         grounding = params.pop("grounding", None)
         if grounding is True:
             grounding = "google_search"
-        max_tokens = params.pop("max_tokens", None) or self.compiled.default_max_tokens
+        max_tokens = params.pop("max_tokens", None) or compiled.default_max_tokens
         prompt_tokens = params.pop("prompt_tokens", None)
         if prompt_tokens is None:
             prompt_tokens = estimate_prompt_tokens(messages)
@@ -217,30 +219,46 @@ class Router:
             "messages": messages,
             "features": features,
             "timeout_s": params.pop("timeout", None),
+            "compiled": compiled,
         }
         params["max_tokens"] = features.max_tokens
         return request, params
 
-    async def _snapshot(self, features: Any) -> Any:
+    async def _snapshot(self, compiled: Any, features: Any) -> Any:
         from router.policy import StateSnapshot
 
         store = self.store()
-        budgets = self.compiled.budgets_for(features)
-        pools = self.compiled.pools_for(features)
-        families = self.compiled.ramp_families
-        snap = await store.snapshot(budgets, pools, families)
+        budgets = compiled.budgets_for(features)
+        pools = compiled.pools_for(features)
+        families = compiled.ramp_families
+        try:
+            snap = await store.snapshot(budgets, pools, families)
+        except Exception:
+            if self.metrics is not None:
+                self.metrics.record_store_error("snapshot")
+            raise
         return StateSnapshot.from_ledger(snap, budgets)
 
-    async def _decide(self, features: Any) -> Any:
-        state = await self._snapshot(features)
-        return self.compiled.decide(features, state)
+    async def _decide(self, request: dict[str, Any]) -> Any:
+        compiled, features = request["compiled"], request["features"]
+        state = await self._snapshot(compiled, features)
+        started = time.perf_counter()
+        try:
+            return compiled.decide(features, state)
+        except RouterError:
+            if self.metrics is not None:
+                self.metrics.record_request(None, features.tenant, None, "refused")
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.decision_seconds.observe(time.perf_counter() - started)
 
     async def _explain(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> dict[str, Any]:
         from router.policy import explain
 
         request, _ = self._split(messages, kwargs)
-        state = await self._snapshot(request["features"])
-        return explain(self.compiled, request["features"], state)
+        state = await self._snapshot(request["compiled"], request["features"])
+        return explain(request["compiled"], request["features"], state)
 
     def _candidates(self, decision: Any) -> list[Any]:
         return [decision.primary, *decision.fallbacks]
@@ -286,8 +304,9 @@ class Router:
             timeout_s=request["timeout_s"],
         )
 
-    async def _bill(self, choice: Any, features: Any, usage: Any, request_id: str, record: RoutingRecord) -> Decimal:
+    async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord) -> Decimal:
         """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
+        features = request["features"]
         model = self.catalog.get(choice.model)
         store = self.store()
         fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
@@ -326,7 +345,7 @@ class Router:
             if units and option.pool:
                 pool = self.catalog.pool(option.pool)
                 if pool.effective_from is None or features.at >= pool.effective_from:
-                    consumed = await store.consume(self.compiled.quota_pool(pool.id), units, request_id)
+                    consumed = await store.consume(request["compiled"].quota_pool(pool.id), units, request_id)
                     fields["grounding_billable_units"] = consumed.billable_units
         if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY" and model.priority_ramp_family:
             await store.record_priority_tokens(model.priority_ramp_family, usage.input_tokens + usage.output_tokens + usage.thinking_tokens)
@@ -345,54 +364,85 @@ class Router:
 
     async def _reserve(self, attempt_id: str, decision: Any, amount: Decimal) -> Any:
         store = self.store()
-        return await store.reserve(attempt_id, decision.budgets, amount, self.reservation_ttl_s)
+        try:
+            reservation = await store.reserve(attempt_id, decision.budgets, amount, self.reservation_ttl_s)
+        except Exception:
+            if self.metrics is not None:
+                self.metrics.record_store_error("reserve")
+            raise
+        if not reservation.granted and self.metrics is not None:
+            self.metrics.record_denial(str(reservation.denied_scope))
+        return reservation
+
+    def _finish(self, record: RoutingRecord, features: Any, outcome: str) -> None:
+        if self.metrics is None:
+            return
+        rule = record.decision.get("rule") if isinstance(record.decision, dict) else None
+        self.metrics.record_request(record.model, features.tenant, rule, outcome, record.cost_usd)
+
+    def _new_record(self, request: dict[str, Any], decision: Any) -> RoutingRecord:
+        record = RoutingRecord(request_id=request["id"], decision=decision.to_dict())
+        record.policy_version = getattr(request["compiled"], "version", None) or self.policy_version
+        return record
+
+    def _failed_attempt(self, record: RoutingRecord, attempt: Attempt, exc: Any) -> None:
+        attempt.outcome, attempt.detail = exc.kind, str(exc)
+        if self.metrics is not None and exc.kind in RETRYABLE:
+            self.metrics.record_fallback(attempt.model, exc.kind)
+
+    def _exhausted(self, record: RoutingRecord, features: Any) -> RouterError:
+        denied = [a for a in record.attempts if a.outcome == "denied"]
+        if record.attempts and len(denied) == len(record.attempts):
+            self._finish(record, features, "denied")
+            scope = denied[0].detail.removeprefix("budget ")
+            return BudgetExceededError(scope, f"every candidate's reservation was denied (budget {scope} would overflow)")
+        self._finish(record, features, "failed")
+        return TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
 
     async def _complete(self, request: dict[str, Any], params: dict[str, Any]) -> Any:
         from router._transport import AttemptFailed
 
         features = request["features"]
-        decision = await self._decide(features)
-        record = RoutingRecord(request_id=request["id"], decision=decision.to_dict())
+        decision = await self._decide(request)
+        record = self._new_record(request, decision)
         store = self.store()
-        denied: list[str] = []
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['id']}:{index}"
             upper = self._upper_bound(choice, features)
             reservation = await self._reserve(attempt_id, decision, upper)
             if not reservation.granted:
                 record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
-                denied.append(str(reservation.denied_scope))
                 continue
             attempt = Attempt(choice.model, choice.location, "ok", upper)
             record.attempts.append(attempt)
             try:
                 result = await self.transport.send(self._call_spec(choice, request, params, stream=False), self.vertex_settings)
             except AttemptFailed as exc:
-                await store.release(attempt_id)
-                attempt.outcome, attempt.detail = exc.kind, str(exc)
+                await store.release(attempt_id)  # a failed (non-200) attempt is never billed
+                self._failed_attempt(record, attempt, exc)
                 if exc.kind in RETRYABLE:
                     continue
+                self._finish(record, features, "failed")
                 raise TransportError(f"{choice.model}: {exc}", record.attempts) from exc
             except BaseException:
                 await store.release(attempt_id)
                 raise
             try:
-                cost = await self._bill(choice, features, result.usage, attempt_id, record)
+                cost = await self._bill(choice, request, result.usage, attempt_id, record)
             except BaseException:
                 await store.settle(attempt_id, upper)  # never lose spend on a billing error
                 raise
             await store.settle(attempt_id, cost)
             attempt.settled_usd = cost
             record.model, record.cost_usd = choice.model, cost
+            self._finish(record, features, "ok")
             response = result.response
             try:
                 response.routing = record
             except (AttributeError, TypeError, ValueError):  # pragma: no cover - a response type without attrs
                 object.__setattr__(response, "routing", record)
             return response
-        if denied and len(denied) == len(record.attempts):
-            raise BudgetExceededError(denied[0], f"every candidate's reservation was denied (budget {denied[0]} would overflow)")
-        raise TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
+        raise self._exhausted(record, features)
 
     async def _stream(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         """Async generator of chunks; settles when the stream ends, fails or is closed by the consumer."""
@@ -400,8 +450,8 @@ class Router:
 
         request, params = self._split(messages, kwargs)
         features = request["features"]
-        decision = await self._decide(features)
-        record = RoutingRecord(request_id=request["id"], decision=decision.to_dict())
+        decision = await self._decide(request)
+        record = self._new_record(request, decision)
         store = self.store()
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['id']}:{index}"
@@ -423,37 +473,40 @@ class Router:
             except AttemptFailed as exc:
                 if produced == 0:
                     await store.release(attempt_id)
-                    attempt.outcome, attempt.detail = exc.kind, str(exc)
+                    self._failed_attempt(record, attempt, exc)
                     if exc.kind in RETRYABLE:
                         continue
+                    self._finish(record, features, "failed")
                     raise TransportError(f"{choice.model}: {exc}", record.attempts) from exc
                 attempt.outcome, attempt.detail = "interrupted", str(exc)
             except BaseException:
+                # The consumer closed the stream, or the task was cancelled: settle what was produced.
                 if produced == 0:
                     await store.release(attempt_id)
                     raise
                 attempt.outcome = "interrupted"
-                await self._settle_stream(stream, choice, features, attempt_id, record, attempt, upper)
+                await self._settle_stream(stream, choice, request, attempt_id, record, attempt, upper)
                 raise
-            await self._settle_stream(stream, choice, features, attempt_id, record, attempt, upper)
+            await self._settle_stream(stream, choice, request, attempt_id, record, attempt, upper)
+            if produced == 0:
+                yield _RecordChunk(record)
             return
-        if record.attempts and all(a.outcome == "denied" for a in record.attempts):
-            raise BudgetExceededError(record.attempts[0].detail.removeprefix("budget "), "every candidate's reservation was denied")
-        raise TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
+        raise self._exhausted(record, features)
 
-    async def _settle_stream(self, stream: Any, choice: Any, features: Any, attempt_id: str, record: RoutingRecord, attempt: Attempt, upper: Decimal) -> None:
+    async def _settle_stream(self, stream: Any, choice: Any, request: dict[str, Any], attempt_id: str, record: RoutingRecord, attempt: Attempt, upper: Decimal) -> None:
         store = self.store()
         usage = stream.final_usage()
         if not usage.complete and attempt.outcome == "ok":
             attempt.outcome = "interrupted"
         try:
-            cost = await self._bill(choice, features, usage, attempt_id, record)
+            cost = await self._bill(choice, request, usage, attempt_id, record)
         except RouterError as exc:
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
             cost = upper
         await store.settle(attempt_id, cost)
         attempt.settled_usd = cost
         record.model, record.cost_usd = choice.model, cost
+        self._finish(record, request["features"], attempt.outcome)
 
 
 class _RecordChunk:

@@ -34,6 +34,7 @@ class RoutingRecord:
     grounding_billable_units: int = 0
     traffic_type: str | None = None
     warnings: list[str] = field(default_factory=list)
+    policy_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (Decimals as exact strings)."""

@@ -1,0 +1,256 @@
+"""Operating commands: ``router policy history|rollback``, ``router metrics``, ``router monitor``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from router.cli._output import cli_errors, fail, print_json
+
+policy_app = typer.Typer(help="Policy versions: list what served, roll back to an earlier one.", no_args_is_help=True)
+
+PolicyFile = Annotated[Path, typer.Argument(help="The policy YAML file a Router watches.")]
+StoreUrl = Annotated[str, typer.Option("--store", help="Ledger URL: memory://, redis://host:port/db, rediss://, redis+cluster://")]
+
+
+def _validator(path: Path):
+    from router.catalog import default_catalog
+    from router.policy import compile_policy, load_policy
+
+    catalog = default_catalog()
+    return lambda text: compile_policy(load_policy(text, catalog, filename=str(path)), catalog)
+
+
+@policy_app.command("history")
+def policy_history(path: PolicyFile, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every version of FILE that served (oldest first); the current one is marked."""
+    from router._reload import list_versions, policy_version
+
+    if not path.is_file():
+        fail(f"{path}: no such policy file")
+    current = policy_version(path.read_text(encoding="utf-8"))
+    versions = list_versions(path)
+    rows = [{"version": v.version, "saved_at": v.saved_at.isoformat(), "current": v.version == current} for v in versions]
+    if as_json:
+        print_json({"file": str(path), "current": current, "versions": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{path} (serving {current})")
+    table.add_column("version")
+    table.add_column("first served (UTC)")
+    table.add_column("")
+    for row in rows:
+        table.add_row(row["version"], row["saved_at"], "current" if row["current"] else "")
+    Console().print(table)
+
+
+@policy_app.command("rollback")
+def policy_rollback(
+    path: PolicyFile,
+    version: Annotated[str, typer.Argument(help="A version id from `router policy history` (a unique prefix is enough).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Restore VERSION of FILE (validated first). Routers watching FILE switch to it within their interval."""
+    from router._reload import rollback
+
+    if not path.is_file():
+        fail(f"{path}: no such policy file")
+    with cli_errors():
+        restored = rollback(path, version, _validator(path))
+    if as_json:
+        print_json({"file": str(path), "restored": restored})
+    else:
+        typer.echo(f"{path}: restored version {restored}")
+
+
+# ---------------------------------------------------------------------------------------------- ledger views
+
+
+def _pools(timezone: str) -> list[Any]:
+    from router.catalog import default_catalog
+    from router.ledger.quota import quota_pool_from_spec
+
+    return [quota_pool_from_spec(spec, timezone=timezone) for spec in default_catalog().pools.values()]
+
+
+async def _ledger_state(store_url: str, timezone: str) -> dict[str, Any]:
+    """Budgets known to the ledger with their spend, grounding pools and priority ramp, in one dict."""
+    from router.ledger import store_from_url
+
+    store = store_from_url(store_url)
+    try:
+        budgets = list(await store.list_budgets())
+        pools = _pools(timezone)
+        families = ["flash", "flash-lite", "pro"]
+        snap = await store.snapshot(budgets, pools, families)
+    finally:
+        await store.close()
+    now = dt.datetime.now(dt.timezone.utc)
+    return {"at": now, "budgets": budgets, "snapshot": snap}
+
+
+def burn_projection(spend: Decimal, window_start: dt.datetime, window_end: dt.datetime, now: dt.datetime) -> tuple[Decimal, Decimal]:
+    """(USD per hour so far, projected spend at window end at the current pace)."""
+    elapsed_h = Decimal(str(max((now - window_start).total_seconds(), 60.0) / 3600))
+    total_h = Decimal(str((window_end - window_start).total_seconds() / 3600))
+    per_hour = spend / elapsed_h
+    return per_hour, per_hour * total_h
+
+
+def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+    from router.ledger.windows import window_bounds
+
+    rows = []
+    now = state["at"]
+    for budget in state["budgets"]:
+        spend = state["snapshot"].spend.get(budget.id, Decimal(0))
+        start, end = window_bounds(budget.window, now)
+        per_hour, projected = burn_projection(spend, start, end, now)
+        rows.append(
+            {
+                "budget": budget.id,
+                "scope": budget.scope,
+                "window": str(budget.window),
+                "spend_usd": spend,
+                "limit_usd": budget.limit_usd,
+                "utilisation": (spend / budget.limit_usd).quantize(Decimal("0.0001")) if budget.limit_usd else Decimal(0),
+                "burn_usd_per_hour": per_hour.quantize(Decimal("0.000001")),
+                "projected_at_window_end_usd": projected.quantize(Decimal("0.01")),
+            }
+        )
+    return rows
+
+
+def _render(state: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    budgets = Table(title=f"Budgets at {state['at']:%Y-%m-%d %H:%M:%S} UTC")
+    for col in ("budget", "spend / limit", "", "burn $/h", "projected at window end"):
+        budgets.add_column(col)
+    for row in _budget_rows(state):
+        ratio = float(row["utilisation"])
+        budgets.add_row(
+            row["budget"],
+            f"${row['spend_usd']:.4f} / ${row['limit_usd']}",
+            ProgressBar(total=1.0, completed=min(ratio, 1.0), width=24, complete_style="red" if ratio >= 0.8 else "green"),
+            f"{row['burn_usd_per_hour']:.4f}",
+            f"${row['projected_at_window_end_usd']}",
+        )
+    pools = Table(title="Grounding free pools")
+    for col in ("pool", "used", "free", "remaining", "next reset"):
+        pools.add_column(col)
+    for usage in state["snapshot"].pools.values():
+        pools.add_row(usage.pool_id, str(usage.used), str(usage.free_units), str(usage.remaining), usage.resets_at.isoformat())
+    ramp = Table(title="Priority PayGo ramp (tokens in the last minute)")
+    for col in ("family", "tokens", "limit"):
+        ramp.add_column(col)
+    for usage in state["snapshot"].ramp.values():
+        ramp.add_row(usage.family, str(usage.tokens_last_minute), str(usage.limit_tpm))
+    return Group(budgets, pools, ramp)
+
+
+def monitor(
+    store: StoreUrl = "memory://",
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 2.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    timezone: Annotated[str, typer.Option("--pool-timezone", help="Time zone the grounding pools reset in.")] = "America/Los_Angeles",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one snapshot as JSON and exit.")] = False,
+) -> None:
+    """Live view: budgets filling, burn rate per hour and projected spend at window end, grounding pools, priority ramp."""
+    from rich.console import Console
+    from rich.live import Live
+
+    def read() -> dict[str, Any]:
+        with cli_errors():
+            return asyncio.run(_ledger_state(store, timezone))
+
+    if as_json:
+        state = read()
+        print_json(
+            {
+                "at": state["at"],
+                "budgets": _budget_rows(state),
+                "pools": [
+                    {"pool": u.pool_id, "used": u.used, "free_units": u.free_units, "remaining": u.remaining, "resets_at": u.resets_at}
+                    for u in state["snapshot"].pools.values()
+                ],
+                "priority": [{"family": u.family, "tokens_last_minute": u.tokens_last_minute, "limit_tpm": u.limit_tpm} for u in state["snapshot"].ramp.values()],
+            }
+        )
+        return
+    console = Console()
+    if once:
+        console.print(_render(read()))
+        return
+    with Live(_render(read()), console=console, refresh_per_second=4) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(_render(read()))
+        except KeyboardInterrupt:
+            pass
+
+
+def metrics(
+    store: StoreUrl = "memory://",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9464,
+    addr: Annotated[str, typer.Option("--addr", help="Address to bind (0.0.0.0 in a container).")] = "0.0.0.0",
+    policy: Annotated[Optional[Path], typer.Option("--policy", help="Watch this policy file and export its version and reload status.")] = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between ledger refreshes.")] = 5.0,
+    timezone: Annotated[str, typer.Option("--pool-timezone")] = "America/Los_Angeles",
+) -> None:
+    """Serve Prometheus /metrics with the ledger's budgets, grounding pools and priority ramp (standalone exporter)."""
+    from router.metrics import RouterMetrics, serve_metrics
+
+    registry = RouterMetrics()
+    watcher = None
+    if policy is not None:
+        from router._reload import PolicyWatcher
+
+        validate = _validator(policy)
+        with cli_errors():
+            watcher = PolicyWatcher(policy, lambda text, name: validate(text), on_reload=lambda ok, v, e: registry.record_policy_reload(ok, v))
+        registry.record_policy_reload(True, watcher.version)
+    serve_metrics(registry, port, addr)
+    typer.echo(f"serving http://{addr}:{port}/metrics from {store}")
+    try:
+        while True:
+            if watcher is not None:
+                watcher.check()
+            try:
+                state = asyncio.run(_ledger_state(store, timezone))
+            except Exception as exc:  # noqa: BLE001 - an exporter keeps serving and counts the failure
+                registry.record_store_error("snapshot")
+                typer.echo(f"warning: ledger read failed: {exc}", err=True)
+            else:
+                refresh_ledger_gauges(registry, state)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+def refresh_ledger_gauges(registry: Any, state: dict[str, Any]) -> None:
+    """Set budget / pool / ramp gauges of ``registry`` from a ledger state read."""
+    for row in _budget_rows(state):
+        registry.set_budget(row["budget"], row["scope"], row["window"], row["spend_usd"], row["limit_usd"])
+    for usage in state["snapshot"].pools.values():
+        registry.set_pool(usage.pool_id, usage.used, usage.remaining)
+    for usage in state["snapshot"].ramp.values():
+        registry.set_priority(usage.family, usage.tokens_last_minute)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the ``router`` app."""
+    app.add_typer(policy_app, name="policy")
+    app.command("monitor")(monitor)
+    app.command("metrics")(metrics)
