@@ -130,8 +130,63 @@ def _validation_message(path: Path, positions: dict, exc: ValidationError, prefi
     return "\n".join(lines)
 
 
-def load_catalog(directory: str | os.PathLike[str] | None = None) -> Catalog:
-    """Load and validate a catalog directory (default: :func:`default_catalog_dir`)."""
+def _apply_overlay(models: list[CatalogModel], path: Path) -> list[CatalogModel]:
+    """Add the price blocks of an overlay file to the models it names.
+
+    An overlay is how an operator adds a price the seeds do not give (Priority PayGo rates, a regional
+    uplift, a negotiated discount) without editing the bundled data::
+
+        overlay:
+          - model: gemini-2.5-flash
+            prices:
+              - effective_from: 2026-01-01
+                provenance: {source: "https://cloud.google.com/vertex-ai/generative-ai/pricing", section: "Priority PayGo"}
+                rates: {priority_input: "0.54", priority_output: "4.50"}
+
+    Every overlay block must name a public ``source`` (an https URL) as its provenance.
+    """
+    data, positions = _load_file(path)
+    entries = (data or {}).get("overlay") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise CatalogError(f"{path}:1:1: expected a mapping with an 'overlay' list")
+    by_id = {m.id: m for m in models}
+    names = {alias.lower(): m.id for m in models for alias in (m.id, *m.aliases)}
+    for index, entry in enumerate(entries):
+        line, col = locate(positions, ("overlay", index))
+        model_name = entry.get("model") if isinstance(entry, dict) else None
+        if not isinstance(model_name, str) or model_name.lower() not in names:
+            close = difflib.get_close_matches(str(model_name), list(by_id), n=3, cutoff=0.5)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            raise CatalogError(f"{path}:{line}:{col}: overlay names unknown model {model_name!r}{hint}")
+        model = by_id[names[model_name.lower()]]
+        raw_blocks = entry.get("prices") or []
+        for b_index, raw in enumerate(raw_blocks):
+            source = ((raw or {}).get("provenance") or {}).get("source", "")
+            if not str(source).startswith("https://"):
+                where = ("overlay", index, "prices", b_index) + (("provenance",) if isinstance(raw, dict) and "provenance" in raw else ())
+                line, col = locate(positions, where)
+                raise CatalogError(f"{path}:{line}:{col}: an overlay price needs provenance.source, the https URL it comes from")
+        merged = {**model.model_dump(mode="json"), "prices": [*(b.model_dump(mode="json") for b in model.prices), *raw_blocks]}
+        try:
+            by_id[model.id] = CatalogModel.model_validate(merged)
+        except ValidationError as exc:
+            raise CatalogError(_validation_message(path, positions, exc, ("overlay", index))) from None
+    return [by_id[m.id] for m in models]
+
+
+def overlay_paths(root: Path) -> list[Path]:
+    """Overlay files: ``overlay*.yaml`` in the catalog directory, then ``$ROUTER_CATALOG_OVERLAY``
+    (paths separated by ``os.pathsep``)."""
+    found = sorted(root.glob("overlay*.yaml"))
+    env = os.environ.get("ROUTER_CATALOG_OVERLAY")
+    if env:
+        found.extend(Path(p) for p in env.split(os.pathsep) if p)
+    return found
+
+
+def load_catalog(directory: str | os.PathLike[str] | None = None, overlays: list[str | os.PathLike[str]] | None = None) -> Catalog:
+    """Load and validate a catalog directory (default: :func:`default_catalog_dir`), then apply its
+    overlays (``overlay*.yaml`` in it, ``$ROUTER_CATALOG_OVERLAY``, and ``overlays``)."""
     root = Path(directory) if directory is not None else default_catalog_dir()
     models: list[CatalogModel] = []
     for name in MODEL_FILES:
@@ -148,6 +203,8 @@ def load_catalog(directory: str | os.PathLike[str] | None = None) -> Catalog:
                 raise CatalogError(_validation_message(path, positions, exc, ("models", index))) from None
     if not models:
         raise CatalogError(f"{root}: no model files ({', '.join(MODEL_FILES)})")
+    for overlay in [*overlay_paths(root), *(Path(p) for p in overlays or [])]:
+        models = _apply_overlay(models, overlay)
     pools: list[QuotaPoolSpec] = []
     pools_path = root / POOLS_FILE
     if pools_path.exists():

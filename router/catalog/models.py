@@ -190,6 +190,18 @@ class CatalogModel(_Strict):
     priority_ramp_family: Literal["flash", "flash-lite", "pro"] | None = None
     prices: list[PriceBlock]
 
+    @model_validator(mode="after")
+    def _no_overlapping_rates(self) -> "CatalogModel":
+        seen: dict[str, list[tuple[dt.date, dt.date]]] = {}
+        for block in self.prices:
+            start, end = block.effective_from or dt.date.min, block.effective_until or dt.date.max
+            for dimension in block.rates:
+                for other_start, other_end in seen.get(dimension, []):
+                    if start < other_end and other_start < end:
+                        raise ValueError(f"{self.id}: two prices for {dimension!r} overlap in time ({start}..{end} and {other_start}..{other_end})")
+                seen.setdefault(dimension, []).append((start, end))
+        return self
+
     @property
     def context_window(self) -> int:
         return self.card.context_window
