@@ -45,13 +45,16 @@ def record_version(path: Path, text: str) -> str:
     """Keep ``text`` in the history of ``path`` (idempotent); returns its version id."""
     version = policy_version(text)
     folder = history_dir(path)
-    folder.mkdir(exist_ok=True)
-    if not any(folder.glob(f"*-{version}.yaml")):
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        target = folder / f"{stamp}-{version}.yaml"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+    try:
+        folder.mkdir(exist_ok=True)
+        if not any(folder.glob(f"*-{version}.yaml")):
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            target = folder / f"{stamp}-{version}.yaml"
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, target)
+    except OSError as exc:  # a read-only policy directory still serves; it only loses rollback
+        log.warning("cannot keep policy history in %s: %s", folder, exc.strerror)
     return version
 
 

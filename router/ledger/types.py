@@ -16,7 +16,7 @@ from typing import Literal
 ROLLING_SPANS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 CALENDAR_SPANS = ("day", "month")
 #: Scope names: ``global`` or ``kind:name``; names are restricted so no input can escape its key prefix.
-SCOPE_RE = re.compile(r"^(global|(tenant|app|tag):[A-Za-z0-9_.\-=@]{1,128})$")
+SCOPE_RE = re.compile(r"^(global|(tenant|app|tag):[A-Za-z0-9_.\-=@]{1,128})\Z")
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,12 @@ class LedgerSnapshot:
     spend: dict[str, Decimal] = field(default_factory=dict)
     pools: dict[str, PoolUsage] = field(default_factory=dict)
     ramp: dict[str, RampUsage] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScopeInfo:
+    """A budget the ledger has seen in a reservation (for ``router spend``): its definition and when
+    a reservation last named it."""
+
+    budget: BudgetScope
+    last_seen: dt.datetime

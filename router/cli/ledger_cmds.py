@@ -1,0 +1,219 @@
+"""``router spend`` and ``router quota``: read the ledger's spend and quota counters from the shell.
+
+Budgets come from the ledger itself (every reservation records its budgets' limit and window, see
+``Store.list_scopes``), optionally joined by the budgets a policy file declares (``--policy``). Quota
+pools come from the price catalog (``price_catalog/grounding.yaml``); priority ramp families from the
+seed's ramp limits (flash, flash-lite, pro).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from router.cli._output import cli_errors, fail, print_json
+
+StoreOption = Annotated[str, typer.Option("--store", help="Ledger URL: redis://HOST:PORT/DB, rediss://..., redis+cluster://HOST:PORT, fakeredis://NAME, memory://.")]
+PrefixOption = Annotated[str, typer.Option("--prefix", help="Ledger key prefix (the Router's key_prefix).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (amounts as exact decimal strings).")]
+
+
+def _open(url: str, prefix: str) -> Any:
+    from router.ledger import store_from_url
+
+    try:
+        return store_from_url(url, prefix=prefix)
+    except ValueError as exc:
+        fail(f"--store: {exc}")
+
+
+def _run(coro: Any) -> Any:
+    with cli_errors():
+        return asyncio.run(coro)
+
+
+def _policy_budgets(path: str) -> tuple[list[Any], list[Any]]:
+    """The budgets a policy file declares: concrete scopes (``global``, ``tenant:acme``), and templates
+    (``tenant`` = one counter per tenant) as ``(kind, tag key, window, limit)`` to match ledger scopes."""
+    if not Path(path).is_file():
+        fail(f"--policy: no such file {path!r}")
+    try:
+        from router.policy import compile_policy, load_policy
+    except ImportError:
+        fail("--policy needs the policy engine (router.policy), which this build does not include")
+    from router.catalog import default_catalog
+    from router.ledger import BudgetScope
+
+    with cli_errors():
+        catalog = default_catalog()
+        compiled = compile_policy(load_policy(Path(path), catalog), catalog)
+    concrete, templates = [], []
+    for b in compiled.budgets:
+        if b.kind == "global":
+            concrete.append(BudgetScope("global", b.window, b.limit))
+        elif b.value is not None:
+            name = f"tag:{b.key}={b.value}" if b.kind == "tag" else f"{b.kind}:{b.value}"
+            concrete.append(BudgetScope(name, b.window, b.limit))
+        else:
+            templates.append((b.kind, b.key, b.window, b.limit))
+    return concrete, templates
+
+
+def _matches(budget: Any, templates: list[Any]) -> bool:
+    kind, _, rest = budget.scope.partition(":")
+    for t_kind, t_key, window, _limit in templates:
+        if kind == t_kind and budget.window == window and (t_kind != "tag" or rest.partition("=")[0] == t_key):
+            return True
+    return False
+
+
+def _pct(used: Decimal, limit: Decimal) -> Decimal | None:
+    if limit <= 0:
+        return None
+    return (used * 100 / limit).quantize(Decimal("0.01"))
+
+
+def spend(
+    store: StoreOption,
+    scope: Annotated[Optional[str], typer.Option("--scope", help="Only this scope (e.g. tenant:acme) or budget id (tenant:acme|rolling:24h).")] = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="Only the budgets this policy file declares (shown even before any spend).")] = None,
+    prefix: PrefixOption = "router",
+    as_json: JsonOption = False,
+) -> None:
+    """Spend per budget scope and window: settled, held, limit, utilisation."""
+    from router.cost import fmt
+
+    extra, templates = _policy_budgets(policy) if policy else ([], [])
+
+    async def collect() -> list[dict[str, Any]]:
+        ledger = _open(store, prefix)
+        try:
+            known = [info.budget for info in await ledger.list_scopes()]
+            if policy:  # only this policy's budgets: its concrete scopes, and ledger scopes of its templates
+                known = [b for b in known if _matches(b, templates)]
+            budgets = {b.id: b for b in known}
+            for b in extra:
+                budgets[b.id] = b  # the policy's limit wins
+            chosen = [b for bid, b in sorted(budgets.items()) if scope is None or scope in (b.scope, bid)]
+            snap = await ledger.snapshot(chosen, [], [])
+            rows = []
+            for b in chosen:
+                settled = await ledger.spend(b)
+                total = snap.spend[b.id]
+                rows.append({
+                    "scope": b.scope,
+                    "window": str(b.window),
+                    "id": b.id,
+                    "limit_usd": b.limit_usd,
+                    "spent_usd": settled,
+                    "held_usd": max(Decimal(0), total - settled),
+                    "remaining_usd": max(Decimal(0), b.limit_usd - total),
+                    "utilisation_pct": _pct(total, b.limit_usd),
+                })
+            return rows
+        finally:
+            await ledger.close()
+
+    rows = _run(collect())
+    if scope and not rows:
+        fail(f"--scope: no budget {scope!r} in the ledger (it appears once a reservation names it)")
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Spend in {store}")
+    for column in ("scope", "window", "spent (USD)", "held (USD)", "limit (USD)", "used %"):
+        table.add_column(column, justify="left" if column in ("scope", "window") else "right")
+    for r in rows:
+        pct = "-" if r["utilisation_pct"] is None else f"{fmt(r['utilisation_pct'])}%"
+        table.add_row(r["scope"], r["window"], fmt(r["spent_usd"]), fmt(r["held_usd"]), fmt(r["limit_usd"]), pct)
+    Console().print(table if rows else "no budgets in this ledger yet")
+
+
+def quota(
+    store: StoreOption,
+    timezone: Annotated[str, typer.Option("--timezone", help="Reset time zone of the pools (Google's quotas reset at midnight Pacific).")] = "America/Los_Angeles",
+    prefix: PrefixOption = "router",
+    as_json: JsonOption = False,
+) -> None:
+    """Grounding quota pools (used, free, remaining, next reset) and Priority PayGo ramp usage."""
+    from router.catalog import default_catalog
+    from router.cost import fmt
+    from router.ledger import quota_pool_from_spec
+    from router.ledger.ramp import RAMP_BASE_TPM
+
+    with cli_errors():
+        specs = list(default_catalog().pools.values())
+    try:
+        pools = [quota_pool_from_spec(spec, timezone) for spec in specs]
+    except ValueError as exc:
+        fail(f"--timezone: {exc}")
+    families = sorted(RAMP_BASE_TPM)
+
+    async def collect() -> Any:
+        ledger = _open(store, prefix)
+        try:
+            return await ledger.snapshot([], pools, families)
+        finally:
+            await ledger.close()
+
+    snap = _run(collect())
+    pool_rows = [
+        {
+            "pool": p.id,
+            "period": p.period,
+            "timezone": p.timezone,
+            "used": snap.pools[p.id].used,
+            "free_units": p.free_units,
+            "remaining": snap.pools[p.id].remaining,
+            "resets_at": snap.pools[p.id].resets_at,
+            "effective_from": spec.effective_from,
+        }
+        for p, spec in zip(pools, specs)
+    ]
+    ramp_rows = [
+        {"family": f, "tokens_last_minute": snap.ramp[f].tokens_last_minute, "limit_tpm": snap.ramp[f].limit_tpm,
+         "utilisation_pct": _pct(Decimal(snap.ramp[f].tokens_last_minute), Decimal(snap.ramp[f].limit_tpm))}
+        for f in families
+    ]
+    if as_json:
+        print_json({"pools": pool_rows, "priority_ramp": ramp_rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Grounding quota pools in {store}")
+    for column in ("pool", "period", "used", "free", "remaining", "next reset"):
+        table.add_column(column, justify="left" if column in ("pool", "period", "next reset") else "right")
+    for r in pool_rows:
+        table.add_row(r["pool"], r["period"], f"{r['used']:,}", f"{r['free_units']:,}", f"{r['remaining']:,}", r["resets_at"].isoformat())
+    console.print(table)
+    ramp = Table(title="Priority PayGo ramp (last 60 s)")
+    for column in ("family", "tokens", "limit TPM", "used %"):
+        ramp.add_column(column, justify="left" if column == "family" else "right")
+    for r in ramp_rows:
+        ramp.add_row(r["family"], f"{r['tokens_last_minute']:,}", f"{r['limit_tpm']:,}", f"{fmt(r['utilisation_pct'])}%")
+    console.print(ramp)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``spend`` and ``quota`` to ``app``."""
+    app.command("spend")(spend)
+    app.command("quota")(quota)
+
+
+def _register_on_main_app() -> None:
+    from router.cli import app
+
+    if not any(getattr(c, "name", None) == "spend" for c in app.registered_commands):
+        register(app)
+
+
+_register_on_main_app()

@@ -1,0 +1,139 @@
+"""The ledger's store contract: an ABC of a handful of async methods, shared by every backend.
+
+Guarantees every backend keeps (one test suite runs over all of them):
+
+* ``reserve`` is atomic across all the budgets it names: granted everywhere, or denied naming the first
+  budget (``BudgetScope.id``) that would overflow, with nothing held anywhere. A budget overflows when
+  settled spend in its window + active holds + amount > ``limit_usd``.
+* ``settle`` and ``release`` are idempotent per reservation id: a retried settle never double counts.
+  A settle after the hold expired, or after a release, still records the spend (spend is never lost).
+* Holds expire after their TTL, so a worker killed mid-request leaks nothing.
+* ``consume`` is atomic and idempotent per request id; it splits units into free and billable.
+* Money is ``Decimal`` at the edge and integer nano-USD inside (see :mod:`router.ledger.money`).
+* Time comes from the store's ``clock`` (a callable returning epoch seconds, default ``time.time``):
+  one clock for the logic, injectable in tests. Redis keys still expire on the server's own clock.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from router.ledger.keys import checked_limit, check_family, check_id
+from router.ledger.money import to_nano
+from router.ledger.quota import check_quota_pool
+from router.ledger.ramp import base_tpm
+from router.ledger.types import (
+    BudgetScope,
+    Consumed,
+    LedgerSnapshot,
+    PoolUsage,
+    QuotaPool,
+    RampUsage,
+    Reservation,
+    ScopeInfo,
+)
+
+Clock = Callable[[], float]
+#: A reservation record (and the budgets it names) outlives its hold by this much, so a late settle
+#: still knows where to book the spend.
+RECORD_GRACE_MS = 24 * 3_600_000
+#: How long a settled / released marker (and a consume result) is kept for idempotency.
+IDEMPOTENCY_TTL_MS = 48 * 3_600_000
+
+
+class Store(abc.ABC):
+    """A spend / quota ledger. All methods are coroutines; see the module docstring for guarantees."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or time.time
+
+    def now_ms(self) -> int:
+        """The store clock, in integer epoch milliseconds."""
+        return int(self.clock() * 1000)
+
+    # ------------------------------------------------------------------ budgets
+    @abc.abstractmethod
+    async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
+        """Hold ``amount`` USD in every budget for ``ttl_s`` seconds, atomically, or deny naming the budget
+        that would overflow (nothing is held when denied). Reserving an id that exists returns it again."""
+
+    @abc.abstractmethod
+    async def settle(self, reservation_id: str, actual: Decimal) -> bool:
+        """Book ``actual`` USD in the reservation's budgets and drop its holds. True when booked now,
+        False when it was already settled (idempotent). Raises ``StoreError`` for an id the ledger never
+        saw (its spend could not be attributed)."""
+
+    @abc.abstractmethod
+    async def release(self, reservation_id: str) -> bool:
+        """Drop the reservation's holds without booking spend. True when released now, False otherwise."""
+
+    @abc.abstractmethod
+    async def spend(self, budget: BudgetScope) -> Decimal:
+        """Settled spend in ``budget``'s window now (holds excluded)."""
+
+    @abc.abstractmethod
+    async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
+        """One consistent read for the decision engine: spend by ``BudgetScope.id`` (settled + active
+        holds), pool usage by pool id, priority ramp usage by family."""
+
+    @abc.abstractmethod
+    async def list_scopes(self) -> list[ScopeInfo]:
+        """Every budget named by a reservation recently (definition with its limit, and when last seen)."""
+
+    # ------------------------------------------------------------------ quota and ramp
+    @abc.abstractmethod
+    async def consume(self, pool: QuotaPool, units: int, request_id: str) -> Consumed:
+        """Count ``units`` in ``pool``'s current period; say how many were inside the free quota and how
+        many are billable. Idempotent per ``request_id`` (a retry returns the first answer)."""
+
+    @abc.abstractmethod
+    async def pool_usage(self, pool: QuotaPool) -> PoolUsage:
+        """Units used in ``pool``'s current period, its free units and the next reset."""
+
+    @abc.abstractmethod
+    async def record_priority_tokens(self, family: str, tokens: int) -> None:
+        """Count Priority PayGo tokens of a model family (``flash``, ``flash-lite``, ``pro``)."""
+
+    async def ramp_usage(self, family: str) -> RampUsage:
+        """Priority tokens of ``family`` in the last minute against its current ramp limit."""
+        return (await self.snapshot((), (), (family,))).ramp[family]
+
+    async def close(self) -> None:
+        """Release connections and files. The store must not be used afterwards."""
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ argument checks shared by backends
+    @staticmethod
+    def _check_reserve(reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> tuple[list[tuple[BudgetScope, int]], int, int]:
+        """Validated ``[(budget, limit_nano)]`` (first of each id), amount in nano-USD and TTL in ms."""
+        check_id(reservation_id)
+        unique: dict[str, tuple[BudgetScope, int]] = {}
+        for budget in budgets:
+            limit = checked_limit(budget)
+            unique.setdefault(budget.id, (budget, limit))
+        nano = to_nano(amount)
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float, Decimal)) or not 0 < ttl_s <= 7 * 86400:
+            raise ValueError(f"ttl_s must be a positive number of seconds up to 7 days, not {ttl_s!r}")
+        return list(unique.values()), nano, max(1, int(Decimal(str(ttl_s)) * 1000))
+
+    @staticmethod
+    def _check_consume(pool: QuotaPool, units: int, request_id: str) -> None:
+        check_quota_pool(pool)
+        check_id(request_id, "request id")
+        if isinstance(units, bool) or not isinstance(units, int) or units < 0:
+            raise ValueError(f"units must be a non-negative integer, not {units!r}")
+
+    @staticmethod
+    def _check_tokens(family: str, tokens: int) -> None:
+        check_family(family)
+        base_tpm(family)
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"tokens must be a non-negative integer, not {tokens!r}")

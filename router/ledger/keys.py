@@ -1,0 +1,139 @@
+"""Names and Redis keys. Every name that reaches a key is validated here, so no input can write outside
+its prefix.
+
+All keys of one ledger share a single Redis Cluster hash tag, the prefix itself: ``{router}:...``.
+A multi-scope reservation touches the counters of every scope it names in one Lua script, and a script
+may only touch keys of one slot, so per-scope tags are impossible; per-request tags would not help
+either (the scope counters are shared by all requests). The tradeoff: one ledger lives on one cluster
+shard (one primary carries its load and memory). Use several prefixes to spread independent ledgers.
+
+Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:acme|rolling:24h``)::
+
+    {P}:r:BID            hash  rolling spend: bucket index -> nano-USD, t (total), lo (oldest index)
+    {P}:c:BID:START      str   calendar spend of the period starting at START (epoch ms)
+    {P}:hz:BID           zset  active holds: member "RID|nano", score = expiry (ms)
+    {P}:ha:BID           str   sum of the holds in hz (nano-USD)
+    {P}:h:RID            hash  reservation record: st (held|settled|released), amt, b (BIDs), act
+    {P}:meta             hash  known budgets: BID -> "limit_nano|last_seen_ms" (for ``router spend``)
+    {P}:q:POOL:START     str   units used in a quota pool's period
+    {P}:qr:POOL:RID      str   consume result "free|billable" (idempotency)
+    {P}:rp:FAMILY        hash  priority tokens: second -> tokens, t, lo, ss (streak start minute), lm
+    {P}:rd:EVENT         str   replay de-duplication of a journaled ramp event
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from router.ledger.types import SCOPE_RE, BudgetScope, Window
+from router.ledger.windows import zone
+
+PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
+POOL_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}\Z")
+FAMILY_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}\Z")
+#: Reservation and request ids: printable ASCII without spaces or braces, at most 256 characters.
+ID_RE = re.compile(r"^[!-z|~]{1,256}\Z")
+
+
+def check_prefix(prefix: str) -> str:
+    """Validate a key prefix (letters, digits, ``_.-``)."""
+    if not isinstance(prefix, str) or not PREFIX_RE.match(prefix):
+        raise ValueError(f"invalid ledger key prefix {prefix!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+    return prefix
+
+
+def check_id(value: str, what: str = "reservation id") -> str:
+    """Validate a reservation or request id (printable ASCII, no whitespace or braces)."""
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise ValueError(f"invalid {what} {value!r}: use 1-256 printable ASCII characters without spaces or braces")
+    return value
+
+
+def check_pool(pool_id: str) -> str:
+    """Validate a quota pool id."""
+    if not isinstance(pool_id, str) or not POOL_RE.match(pool_id):
+        raise ValueError(f"invalid quota pool id {pool_id!r}: use 1-128 of A-Z a-z 0-9 _ . -")
+    return pool_id
+
+
+def check_family(family: str) -> str:
+    """Validate a model family name (lower-case letters, digits, ``_.-``)."""
+    if not isinstance(family, str) or not FAMILY_RE.match(family):
+        raise ValueError(f"invalid model family {family!r}: use lower-case letters, digits, _ . -")
+    return family
+
+
+def check_budget(budget: BudgetScope) -> BudgetScope:
+    """Validate a budget scope again (the dataclass may have been built around its checks) and its zone."""
+    if not isinstance(budget, BudgetScope):
+        raise TypeError(f"expected a BudgetScope, not {type(budget).__name__}")
+    if not SCOPE_RE.match(budget.scope):
+        raise ValueError(f"invalid budget scope {budget.scope!r}")
+    Window(budget.window.kind, budget.window.span, budget.window.timezone)  # re-run its checks
+    if budget.window.kind == "calendar":
+        zone(budget.window.timezone)
+    return budget
+
+
+@lru_cache(maxsize=4096)
+def checked_limit(budget: BudgetScope) -> int:
+    """Validate ``budget`` (cached per distinct budget) and return its limit in nano-USD."""
+    from router.ledger.money import to_nano
+
+    check_budget(budget)
+    return to_nano(budget.limit_usd, what=f"limit of {budget.id}")
+
+
+@lru_cache(maxsize=4096)
+def window_of(bid: str) -> Window:
+    """The :class:`Window` of a ``BudgetScope.id``."""
+    return Window.parse(bid.partition("|")[2])
+
+
+def parse_budget_id(bid: str, limit_usd) -> BudgetScope:  # noqa: ANN001 - Decimal
+    """Rebuild a :class:`BudgetScope` from its ``id`` (``scope|window``) and a limit."""
+    scope, sep, window = bid.partition("|")
+    if not sep:
+        raise ValueError(f"invalid budget id {bid!r}")
+    return check_budget(BudgetScope(scope, Window.parse(window), limit_usd))
+
+
+class KeySpace:
+    """Builds the Redis keys of one ledger (all under the hash tag ``{prefix}``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = check_prefix(prefix)
+        self.base = "{" + prefix + "}:"
+        self.meta = self.base + "meta"
+
+    def rolling(self, bid: str) -> str:
+        return f"{self.base}r:{bid}"
+
+    def calendar(self, bid: str, start_ms: int) -> str:
+        return f"{self.base}c:{bid}:{start_ms}"
+
+    def hold_set(self, bid: str) -> str:
+        return f"{self.base}hz:{bid}"
+
+    def hold_sum(self, bid: str) -> str:
+        return f"{self.base}ha:{bid}"
+
+    def record(self, rid: str) -> str:
+        return f"{self.base}h:{rid}"
+
+    def pool(self, pool_id: str, start_ms: int) -> str:
+        return f"{self.base}q:{pool_id}:{start_ms}"
+
+    def pool_request(self, pool_id: str, request_id: str) -> str:
+        return f"{self.base}qr:{pool_id}:{request_id}"
+
+    def ramp(self, family: str) -> str:
+        return f"{self.base}rp:{family}"
+
+    def ramp_dedupe(self, event_id: str) -> str:
+        return f"{self.base}rd:{event_id}"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this ledger (for tests and cleanup)."""
+        return "{" + self.prefix + "}:*"

@@ -1,0 +1,289 @@
+"""In-process ledger backend: the embedded default (and the demo's). Same semantics as Redis, same suite.
+
+State lives in dictionaries guarded by one ``threading.Lock`` (the Router shares a memory store across
+event loops), so every operation is atomic. Expired holds, aged-out buckets, finished periods and old
+idempotency markers are dropped lazily (at most once per second of store clock), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from router.errors import StoreError
+from router.ledger import ramp as ramp_mod
+from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS, Clock, Store
+from router.ledger.keys import check_budget, check_family, check_id, parse_budget_id, window_of
+from router.ledger.money import from_nano, to_nano
+from router.ledger.quota import check_quota_pool
+from router.ledger.types import (
+    BudgetScope,
+    Consumed,
+    LedgerSnapshot,
+    PoolUsage,
+    QuotaPool,
+    RampUsage,
+    Reservation,
+    ScopeInfo,
+)
+from router.ledger.windows import CALENDAR_GRACE_MS, period, rolling, to_datetime
+
+#: Budgets not named by any reservation for this long disappear from ``list_scopes``.
+META_TTL_MS = 35 * 86_400_000
+
+
+class _Buckets:
+    """Bucket index -> amount, with a running total; buckets older than ``first`` are evicted."""
+
+    __slots__ = ("idxs", "vals", "total")
+
+    def __init__(self) -> None:
+        self.idxs: list[int] = []
+        self.vals: dict[int, int] = {}
+        self.total = 0
+
+    def evict(self, first: int) -> None:
+        cut = bisect.bisect_left(self.idxs, first)
+        for idx in self.idxs[:cut]:
+            self.total -= self.vals.pop(idx)
+        del self.idxs[:cut]
+
+    def add(self, idx: int, amount: int) -> None:
+        if idx not in self.vals:
+            bisect.insort(self.idxs, idx)
+            self.vals[idx] = 0
+        self.vals[idx] += amount
+        self.total += amount
+
+
+@dataclass
+class _Record:
+    state: str
+    amount: int
+    bids: tuple[str, ...]
+    keep_until: int
+
+
+@dataclass
+class _Ramp:
+    buckets: _Buckets = field(default_factory=_Buckets)
+    streak_start: int | None = None
+    last_minute: int | None = None
+    last_ms: int = 0
+
+
+class MemoryStore(Store):
+    """The in-process ledger. ``clock``: epoch seconds (default ``time.time``), injectable for tests."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(clock)
+        self._lock = threading.Lock()
+        self._records: dict[str, _Record] = {}
+        self._holds: dict[str, dict[str, tuple[int, int]]] = {}  # bid -> rid -> (nano, expires_ms)
+        self._rolling: dict[str, _Buckets] = {}
+        self._calendar: dict[tuple[str, int], list[int]] = {}  # (bid, start) -> [nano, end_ms]
+        self._meta: dict[str, tuple[int, int]] = {}  # bid -> (limit nano, last seen ms)
+        self._pools: dict[tuple[str, int], list[int]] = {}  # (pool, start) -> [used, end_ms]
+        self._pool_requests: dict[tuple[str, str], tuple[int, int, int]] = {}  # -> (free, billable, keep_until)
+        self._ramps: dict[str, _Ramp] = {}
+        self._last_gc = 0
+
+    # ------------------------------------------------------------------ internals (lock held)
+    def _gc(self, now: int) -> None:
+        if now - self._last_gc < 1000:
+            return
+        self._last_gc = now
+        self._records = {k: r for k, r in self._records.items() if r.keep_until > now}
+        for bid in list(self._holds):
+            self._held(bid, now)
+        for bid in list(self._rolling):
+            win = rolling(window_of(bid).span, now)
+            self._rolling[bid].evict(win.first)
+            if not self._rolling[bid].idxs:
+                del self._rolling[bid]
+        self._calendar = {k: v for k, v in self._calendar.items() if v[1] + CALENDAR_GRACE_MS > now}
+        self._pools = {k: v for k, v in self._pools.items() if v[1] + CALENDAR_GRACE_MS > now}
+        self._pool_requests = {k: v for k, v in self._pool_requests.items() if v[2] > now}
+        self._ramps = {k: v for k, v in self._ramps.items() if v.last_ms + ramp_mod.KEY_TTL_MS > now}
+        self._meta = {k: v for k, v in self._meta.items() if v[1] + META_TTL_MS > now}
+
+    def _held(self, bid: str, now: int) -> int:
+        holds = self._holds.get(bid)
+        if not holds:
+            self._holds.pop(bid, None)
+            return 0
+        for rid in [r for r, (_, exp) in holds.items() if exp <= now]:
+            del holds[rid]
+        if not holds:
+            del self._holds[bid]
+            return 0
+        return sum(nano for nano, _ in holds.values())
+
+    def _settled(self, bid: str, now: int) -> int:
+        window = window_of(bid)
+        if window.kind == "rolling":
+            buckets = self._rolling.get(bid)
+            if buckets is None:
+                return 0
+            buckets.evict(rolling(window.span, now).first)
+            return buckets.total
+        entry = self._calendar.get((bid, period(window.span, window.timezone, now).start_ms))
+        return entry[0] if entry else 0
+
+    def _book(self, bid: str, nano: int, now: int) -> None:
+        window = window_of(bid)
+        if window.kind == "rolling":
+            win = rolling(window.span, now)
+            buckets = self._rolling.setdefault(bid, _Buckets())
+            buckets.evict(win.first)
+            buckets.add(win.current, nano)
+        else:
+            p = period(window.span, window.timezone, now)
+            self._calendar.setdefault((bid, p.start_ms), [0, p.end_ms])[0] += nano
+
+    # ------------------------------------------------------------------ budgets
+    async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
+        """See :meth:`Store.reserve`."""
+        unique, nano, ttl_ms = self._check_reserve(reservation_id, budgets, amount, ttl_s)
+        with self._lock:
+            now = self.now_ms()
+            self._gc(now)
+            record = self._records.get(reservation_id)
+            if record is not None:
+                return Reservation(reservation_id, True, None, from_nano(record.amount))
+            for budget, limit in unique:
+                self._meta[budget.id] = (limit, now)
+            for budget, limit in unique:
+                total = self._settled(budget.id, now) + self._held(budget.id, now) + nano
+                if total > limit:
+                    return Reservation(reservation_id, False, budget.id, Decimal(0))
+            for budget, _ in unique:
+                self._holds.setdefault(budget.id, {})[reservation_id] = (nano, now + ttl_ms)
+            self._records[reservation_id] = _Record("held", nano, tuple(b.id for b, _ in unique), now + ttl_ms + RECORD_GRACE_MS)
+        return Reservation(reservation_id, True, None, from_nano(nano))
+
+    async def settle(self, reservation_id: str, actual: Decimal) -> bool:
+        """See :meth:`Store.settle`."""
+        check_id(reservation_id)
+        nano = to_nano(actual, what="actual cost")
+        with self._lock:
+            now = self.now_ms()
+            self._gc(now)
+            record = self._records.get(reservation_id)
+            if record is None:
+                raise StoreError(f"settle: unknown reservation {reservation_id!r} (never reserved, or older than the record grace)")
+            if record.state == "settled":
+                return False
+            for bid in record.bids:
+                holds = self._holds.get(bid)
+                if holds:
+                    holds.pop(reservation_id, None)
+                self._book(bid, nano, now)
+            record.state, record.keep_until = "settled", now + IDEMPOTENCY_TTL_MS
+        return True
+
+    async def release(self, reservation_id: str) -> bool:
+        """See :meth:`Store.release`."""
+        check_id(reservation_id)
+        with self._lock:
+            now = self.now_ms()
+            self._gc(now)
+            record = self._records.get(reservation_id)
+            if record is None or record.state != "held":
+                return False
+            for bid in record.bids:
+                holds = self._holds.get(bid)
+                if holds:
+                    holds.pop(reservation_id, None)
+            record.state, record.keep_until = "released", max(record.keep_until, now + IDEMPOTENCY_TTL_MS)
+        return True
+
+    async def spend(self, budget: BudgetScope) -> Decimal:
+        """See :meth:`Store.spend`."""
+        check_budget(budget)
+        with self._lock:
+            return from_nano(self._settled(budget.id, self.now_ms()))
+
+    async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
+        """See :meth:`Store.snapshot`."""
+        for budget in budgets:
+            check_budget(budget)
+        for pool in pools:
+            check_quota_pool(pool)
+        for family in ramp_families:
+            check_family(family)
+            ramp_mod.base_tpm(family)
+        snap = LedgerSnapshot()
+        with self._lock:
+            now = self.now_ms()
+            for budget in budgets:
+                snap.spend[budget.id] = from_nano(self._settled(budget.id, now) + self._held(budget.id, now))
+            for pool in pools:
+                snap.pools[pool.id] = self._pool_usage(pool, now)
+            for family in ramp_families:
+                snap.ramp[family] = self._ramp_usage(family, now)
+        return snap
+
+    async def list_scopes(self) -> list[ScopeInfo]:
+        """See :meth:`Store.list_scopes`."""
+        with self._lock:
+            items = sorted(self._meta.items())
+        return [ScopeInfo(parse_budget_id(bid, from_nano(limit)), to_datetime(last)) for bid, (limit, last) in items]
+
+    # ------------------------------------------------------------------ quota and ramp
+    async def consume(self, pool: QuotaPool, units: int, request_id: str) -> Consumed:
+        """See :meth:`Store.consume`."""
+        self._check_consume(pool, units, request_id)
+        with self._lock:
+            now = self.now_ms()
+            self._gc(now)
+            done = self._pool_requests.get((pool.id, request_id))
+            if done is not None:
+                return Consumed(done[0], done[1])
+            p = period(pool.period, pool.timezone, now)
+            entry = self._pools.setdefault((pool.id, p.start_ms), [0, p.end_ms])
+            before = entry[0]
+            entry[0] += units
+            free = max(0, min(units, pool.free_units - before))
+            self._pool_requests[(pool.id, request_id)] = (free, units - free, now + IDEMPOTENCY_TTL_MS)
+        return Consumed(free, units - free)
+
+    def _pool_usage(self, pool: QuotaPool, now: int) -> PoolUsage:
+        p = period(pool.period, pool.timezone, now)
+        entry = self._pools.get((pool.id, p.start_ms))
+        return PoolUsage(pool.id, entry[0] if entry else 0, pool.free_units, p.end)
+
+    async def pool_usage(self, pool: QuotaPool) -> PoolUsage:
+        """See :meth:`Store.pool_usage`."""
+        check_quota_pool(pool)
+        with self._lock:
+            return self._pool_usage(pool, self.now_ms())
+
+    async def record_priority_tokens(self, family: str, tokens: int) -> None:
+        """See :meth:`Store.record_priority_tokens`."""
+        self._check_tokens(family, tokens)
+        if tokens == 0:
+            return
+        with self._lock:
+            now = self.now_ms()
+            self._gc(now)
+            state = self._ramps.setdefault(family, _Ramp())
+            second, minute = now // ramp_mod.BUCKET_MS, now // 60_000
+            state.buckets.evict(second - ramp_mod.BUCKETS + 1)
+            state.buckets.add(second, tokens)
+            if state.last_minute is None or minute > state.last_minute + 1:
+                state.streak_start = minute
+            state.last_minute = minute if state.last_minute is None else max(state.last_minute, minute)
+            state.last_ms = now
+
+    def _ramp_usage(self, family: str, now: int) -> RampUsage:
+        state = self._ramps.get(family)
+        minute = now // 60_000
+        if state is None:
+            return RampUsage(family, 0, ramp_mod.limit_tpm(family, 0))
+        state.buckets.evict(now // ramp_mod.BUCKET_MS - ramp_mod.BUCKETS + 1)
+        minutes = ramp_mod.sustained_minutes(state.streak_start, state.last_minute, minute)
+        return RampUsage(family, state.buckets.total, ramp_mod.limit_tpm(family, minutes))

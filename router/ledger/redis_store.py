@@ -1,0 +1,447 @@
+"""Redis ledger backend (redis-py asyncio): standalone, TLS (``rediss://``) and Redis Cluster.
+
+* Every mutation is ONE Lua script (``router/ledger/lua/*.lua``; ``_lib.lua`` is prepended to each),
+  registered once with ``register_script``: called by EVALSHA, reloaded automatically on NOSCRIPT (after
+  a ``SCRIPT FLUSH`` or a failover to a node that never saw it).
+* All keys share the hash tag ``{prefix}`` (see :mod:`router.ledger.keys`), so every script touches one
+  Cluster slot; every key a script touches is passed in KEYS.
+* Time is the client's clock (the store's ``clock``), passed to each script as an argument: tests can
+  inject a clock, and windows line up with the caller's view of time. Workers must therefore keep their
+  clocks in sync (NTP); a skew of ``s`` seconds moves a spend event by ``s`` between buckets and can move
+  a hold's expiry by ``s``. Key lifetimes (PEXPIRE) are durations, so they run on the server's clock.
+* Failure modes: when Redis is unreachable, ``fail_closed`` raises :class:`StoreUnavailableError`
+  naming the URL; ``fail_open`` serves (reservations are granted without holds, consumes are billed in
+  full, snapshots read as zero), journals every spend event (settle, release, consume, ramp tokens) to
+  a local append-only file (:mod:`router.ledger.journal`) and replays it idempotently on the next
+  operation that reaches Redis (or on :meth:`RedisStore.replay_journal`), then truncates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.exceptions as rexc
+
+from router.errors import StoreError, StoreUnavailableError
+from router.ledger import ramp as ramp_mod
+from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS, Clock, Store
+from router.ledger.journal import Journal
+from router.ledger.keys import KeySpace, check_budget, check_family, check_id, parse_budget_id, window_of
+from router.ledger.money import from_nano, to_nano
+from router.ledger.quota import check_quota_pool
+from router.ledger.types import (
+    BudgetScope,
+    Consumed,
+    LedgerSnapshot,
+    PoolUsage,
+    QuotaPool,
+    RampUsage,
+    Reservation,
+    ScopeInfo,
+)
+from router.ledger.windows import period, rolling, to_datetime
+
+SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp")
+FAILURE_MODES = ("fail_closed", "fail_open")
+#: Budgets not named by any reservation for this long are left out of ``list_scopes``.
+META_TTL_MS = 35 * 86_400_000
+#: A store refreshes a budget's meta entry (limit, last seen) at most this often.
+META_REFRESH_MS = 60_000
+#: Replay de-duplication keys for journaled ramp events live this long.
+RAMP_DEDUPE_TTL_MS = 600_000
+_UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError, asyncio.TimeoutError)
+
+
+@lru_cache(maxsize=1)
+def script_sources() -> dict[str, str]:
+    """The text of every ledger script (``_lib.lua`` + the script), by name."""
+    folder = resources.files("router.ledger") / "lua"
+    lib = (folder / "_lib.lua").read_text(encoding="utf-8")
+    return {name: lib + "\n" + (folder / f"{name}.lua").read_text(encoding="utf-8") for name in SCRIPTS}
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for error messages)."""
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        user = parts.username or ""
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    return urlunsplit(parts)
+
+
+class _Unavailable(Exception):
+    """Internal: Redis could not be reached for this call."""
+
+
+def _int(value: Any) -> int:
+    return int(value.decode() if isinstance(value, bytes) else value)
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore(Store):
+    """The ledger on Redis. ``client``: a ``redis.asyncio.Redis`` / ``RedisCluster`` (or fakeredis) client.
+
+    ``url`` is only used in messages (its password is redacted). ``failure_mode``: ``fail_closed`` or
+    ``fail_open``; ``journal_path``: the fail-open journal (default: ``$TMPDIR/router-ledger-PREFIX.jsonl``).
+    ``retry_interval_s``: in ``fail_open``, how long to skip Redis after it failed before trying again.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        url: str = "redis://",
+        prefix: str = "router",
+        failure_mode: str = "fail_closed",
+        journal_path: str | None = None,
+        clock: Clock | None = None,
+        retry_interval_s: float = 0.5,
+    ) -> None:
+        super().__init__(clock)
+        if failure_mode not in FAILURE_MODES:
+            raise ValueError(f"failure_mode must be one of {FAILURE_MODES}, not {failure_mode!r}")
+        self.client = client
+        self.url = redact(url)
+        self.keys = KeySpace(prefix)
+        self.failure_mode = failure_mode
+        self.retry_interval_s = retry_interval_s
+        self.journal: Journal | None = None
+        if failure_mode == "fail_open":
+            self.journal = Journal(journal_path or f"{tempfile.gettempdir()}/router-ledger-{prefix}.jsonl")
+        self._scripts = {name: client.register_script(text) for name, text in script_sources().items()}
+        # reservation id -> (budget ids, held nano, keep until ms): lets a settle book spend even when the
+        # Redis record is gone (Redis restarted empty, fail_open journal) and saves a round trip.
+        self._local: OrderedDict[str, tuple[tuple[str, ...], int, int]] = OrderedDict()
+        self._down_until = 0.0
+        self._replay_lock: asyncio.Lock | None = None
+        self._meta_sent: dict[str, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if self.failure_mode == "fail_open" and time.monotonic() < self._down_until:
+            raise _Unavailable("unreachable a moment ago; retrying shortly")
+        try:
+            return await self._scripts[name](keys=keys, args=args)
+        except rexc.MaxConnectionsError as exc:  # saturated, not unreachable: never switch to fail_open for it
+            raise StoreError(f"ledger store {self.url}: connection pool exhausted ({exc})") from exc
+        except _UNREACHABLE as exc:
+            if self.failure_mode == "fail_open":
+                self._down_until = time.monotonic() + self.retry_interval_s
+            raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
+        except rexc.RedisError as exc:
+            raise StoreError(f"ledger store {self.url}: {name} script failed: {exc}") from exc
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(f"ledger store {self.url} is unreachable ({exc}); refusing to serve without it (failure_mode={self.failure_mode})")
+
+    def _lock(self) -> asyncio.Lock:
+        if self._replay_lock is None:
+            self._replay_lock = asyncio.Lock()
+        return self._replay_lock
+
+    async def _before(self) -> None:
+        """Replay a pending fail-open journal first (best effort: if Redis is still down, carry on)."""
+        journal = self.journal
+        if journal is None or not journal.pending or self._lock().locked() or time.monotonic() < self._down_until:
+            return
+        try:
+            await self.replay_journal()
+        except StoreUnavailableError:
+            pass
+
+    def _remember(self, rid: str, bids: tuple[str, ...], nano: int, keep_until: int, now: int) -> None:
+        self._local[rid] = (bids, nano, keep_until)
+        self._local.move_to_end(rid)
+        while self._local:
+            first = next(iter(self._local.values()))
+            if first[2] > now:
+                break
+            self._local.popitem(last=False)
+
+    def _meta_update(self, bid: str, limit: int, now: int) -> str:
+        """The meta value to store for ``bid`` (``limit|seen``), or '' if this store stored it recently."""
+        sent = self._meta_sent.get(bid)
+        if sent is not None and sent[0] == limit and now - sent[1] < META_REFRESH_MS:
+            return ""
+        if len(self._meta_sent) > 10_000:
+            self._meta_sent.clear()
+        self._meta_sent[bid] = (limit, now)
+        return f"{limit}|{now}"
+
+    def _spend_key(self, bid: str, now: int, at: int | None = None) -> tuple[str, str, int, int, int]:
+        """Key, kind, first bucket (for reading at ``now``), write bucket and key TTL (for writing at ``at``)."""
+        window = window_of(bid)
+        at = now if at is None else at
+        if window.kind == "rolling":
+            win = rolling(window.span, now)
+            return self.keys.rolling(bid), "R", win.first, rolling(window.span, at).current, win.key_ttl_ms
+        p = period(window.span, window.timezone, at)
+        return self.keys.calendar(bid, p.start_ms), "C", 0, 0, p.ttl_ms(now)
+
+    # ------------------------------------------------------------------ budgets
+    async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
+        """See :meth:`Store.reserve`. In ``fail_open`` with Redis down: granted, nothing held."""
+        unique, nano, ttl_ms = self._check_reserve(reservation_id, budgets, amount, ttl_s)
+        now = self.now_ms()
+        bids = tuple(b.id for b, _ in unique)
+        keys = [self.keys.record(reservation_id), self.keys.meta]
+        args: list[Any] = [now, reservation_id, nano, ttl_ms, RECORD_GRACE_MS, len(unique)]
+        for budget, limit in unique:
+            key, kind, first, _, _ = self._spend_key(budget.id, now)
+            keys += [key, self.keys.hold_set(budget.id), self.keys.hold_sum(budget.id)]
+            args += [budget.id, kind, first, limit, self._meta_update(budget.id, limit, now)]
+        await self._before()
+        try:
+            granted, denied, held = await self._run("reserve", keys, args)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            self._remember(reservation_id, bids, nano, now + ttl_ms + RECORD_GRACE_MS, now)
+            return Reservation(reservation_id, True, None, from_nano(nano))
+        if _int(granted):
+            self._remember(reservation_id, bids, _int(held), now + ttl_ms + RECORD_GRACE_MS, now)
+            return Reservation(reservation_id, True, None, from_nano(_int(held)))
+        return Reservation(reservation_id, False, _str(denied), Decimal(0))
+
+    async def _finish(self, mode: str, rid: str, nano: int, now: int, at: int, bids: Sequence[str] | None, held: int | None) -> int:
+        """Run settle.lua; returns 1 (done now), 0 (nothing to do) or -1 (unknown reservation)."""
+        for _ in range(2):
+            keys = [self.keys.record(rid)]
+            args: list[Any] = [now, rid, mode, nano, IDEMPOTENCY_TTL_MS, "" if held is None else held, len(bids or ())]
+            for bid in bids or ():
+                key, kind, first, widx, ttl = self._spend_key(bid, now, at)
+                keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid)]
+                args += [bid, kind, first, widx, ttl]
+            result = await self._run("settle", keys, args)
+            code = _int(result[0])
+            if code != -2:
+                return code
+            bids = [b for b in _str(result[1]).split("\n") if b]
+        raise StoreError(f"ledger store {self.url}: settle of {rid!r} did not converge")  # pragma: no cover
+
+    async def settle(self, reservation_id: str, actual: Decimal) -> bool:
+        """See :meth:`Store.settle`. In ``fail_open`` with Redis down: journaled, returns True."""
+        check_id(reservation_id)
+        nano = to_nano(actual, what="actual cost")
+        now = self.now_ms()
+        local = self._local.get(reservation_id)
+        bids, held = (local[0], local[1]) if local else (None, None)
+        await self._before()
+        try:
+            code = await self._finish("S", reservation_id, nano, now, now, bids, held)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            assert self.journal is not None
+            self.journal.append({"op": "settle", "rid": reservation_id, "nano": nano, "at": now, "bids": list(bids) if bids else None, "held": held})
+            self._local.pop(reservation_id, None)
+            return True
+        if code == -1:
+            raise StoreError(f"settle: unknown reservation {reservation_id!r} (never reserved, or older than the record grace)")
+        self._local.pop(reservation_id, None)
+        return code == 1
+
+    async def release(self, reservation_id: str) -> bool:
+        """See :meth:`Store.release`. In ``fail_open`` with Redis down: journaled, returns True."""
+        check_id(reservation_id)
+        now = self.now_ms()
+        local = self._local.get(reservation_id)
+        bids, held = (local[0], local[1]) if local else (None, None)
+        await self._before()
+        try:
+            code = await self._finish("R", reservation_id, 0, now, now, bids, held)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            assert self.journal is not None
+            self.journal.append({"op": "release", "rid": reservation_id, "at": now, "bids": list(bids) if bids else None, "held": held})
+            self._local.pop(reservation_id, None)
+            return True
+        self._local.pop(reservation_id, None)
+        return code == 1
+
+    async def _read(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], families: Sequence[str], now: int) -> list[Any]:
+        keys: list[str] = []
+        args: list[Any] = [now, len(budgets), len(pools), len(families)]
+        for budget in budgets:
+            key, kind, first, _, _ = self._spend_key(budget.id, now)
+            keys += [key, self.keys.hold_set(budget.id), self.keys.hold_sum(budget.id)]
+            args += [kind, first]
+        for pool in pools:
+            keys.append(self.keys.pool(pool.id, period(pool.period, pool.timezone, now).start_ms))
+        for family in families:
+            keys.append(self.keys.ramp(family))
+            args.append(now // ramp_mod.BUCKET_MS - ramp_mod.BUCKETS + 1)
+        await self._before()
+        return [_int(v) for v in await self._run("snapshot", keys, args)]
+
+    async def spend(self, budget: BudgetScope) -> Decimal:
+        """See :meth:`Store.spend`. Raises :class:`StoreUnavailableError` when Redis is down (any mode)."""
+        check_budget(budget)
+        try:
+            values = await self._read([budget], (), (), self.now_ms())
+        except _Unavailable as exc:
+            raise self._unavailable(exc) from None
+        return from_nano(values[0])
+
+    async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
+        """See :meth:`Store.snapshot`: ONE script call. In ``fail_open`` with Redis down: all zero."""
+        for budget in budgets:
+            check_budget(budget)
+        for pool in pools:
+            check_quota_pool(pool)
+        for family in ramp_families:
+            check_family(family)
+            ramp_mod.base_tpm(family)
+        now = self.now_ms()
+        try:
+            values = await self._read(budgets, pools, ramp_families, now)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            values = [0] * (2 * len(budgets)) + [0] * len(pools) + [0, -1, -1] * len(ramp_families)
+        snap = LedgerSnapshot()
+        it = iter(values)
+        for budget in budgets:
+            settled, held = next(it), next(it)
+            snap.spend[budget.id] = from_nano(settled + held)
+        for pool in pools:
+            used = next(it)
+            snap.pools[pool.id] = PoolUsage(pool.id, used, pool.free_units, period(pool.period, pool.timezone, now).end)
+        minute = now // 60_000
+        for family in ramp_families:
+            tokens, start, last = next(it), next(it), next(it)
+            minutes = ramp_mod.sustained_minutes(None if start < 0 else start, None if last < 0 else last, minute)
+            snap.ramp[family] = RampUsage(family, tokens, ramp_mod.limit_tpm(family, minutes))
+        return snap
+
+    async def list_scopes(self) -> list[ScopeInfo]:
+        """See :meth:`Store.list_scopes`."""
+        try:
+            raw = await self.client.hgetall(self.keys.meta)
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        now = self.now_ms()
+        found = []
+        for bid, value in sorted((_str(k), _str(v)) for k, v in raw.items()):
+            limit, _, last = value.partition("|")
+            if int(last) + META_TTL_MS < now:
+                continue
+            found.append(ScopeInfo(parse_budget_id(bid, from_nano(limit)), to_datetime(int(last))))
+        return found
+
+    # ------------------------------------------------------------------ quota and ramp
+    async def _consume(self, pool: QuotaPool, units: int, request_id: str, now: int, at: int) -> Consumed:
+        p = period(pool.period, pool.timezone, at)
+        keys = [self.keys.pool(pool.id, p.start_ms), self.keys.pool_request(pool.id, request_id)]
+        free, billable = await self._run("consume", keys, [units, pool.free_units, p.ttl_ms(now), IDEMPOTENCY_TTL_MS])
+        return Consumed(_int(free), _int(billable))
+
+    async def consume(self, pool: QuotaPool, units: int, request_id: str) -> Consumed:
+        """See :meth:`Store.consume`. In ``fail_open`` with Redis down: journaled, all units billable
+        (the bill may be high, never low)."""
+        self._check_consume(pool, units, request_id)
+        now = self.now_ms()
+        await self._before()
+        try:
+            return await self._consume(pool, units, request_id, now, now)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            assert self.journal is not None
+            pool_doc = {"id": pool.id, "free_units": pool.free_units, "period": pool.period, "timezone": pool.timezone}
+            self.journal.append({"op": "consume", "pool": pool_doc, "units": units, "rid": request_id, "at": now})
+            return Consumed(0, units)
+
+    async def pool_usage(self, pool: QuotaPool) -> PoolUsage:
+        """See :meth:`Store.pool_usage`. Raises :class:`StoreUnavailableError` when Redis is down."""
+        check_quota_pool(pool)
+        now = self.now_ms()
+        try:
+            values = await self._read((), [pool], (), now)
+        except _Unavailable as exc:
+            raise self._unavailable(exc) from None
+        return PoolUsage(pool.id, values[0], pool.free_units, period(pool.period, pool.timezone, now).end)
+
+    async def _ramp(self, family: str, tokens: int, now: int, at: int, event: str | None) -> None:
+        keys = [self.keys.ramp(family)] + ([self.keys.ramp_dedupe(event)] if event else [])
+        first = now // ramp_mod.BUCKET_MS - ramp_mod.BUCKETS + 1
+        args = [tokens, at // ramp_mod.BUCKET_MS, first, at // 60_000, ramp_mod.KEY_TTL_MS, RAMP_DEDUPE_TTL_MS]
+        await self._run("ramp", keys, args)
+
+    async def record_priority_tokens(self, family: str, tokens: int) -> None:
+        """See :meth:`Store.record_priority_tokens`. In ``fail_open`` with Redis down: journaled."""
+        self._check_tokens(family, tokens)
+        if tokens == 0:
+            return
+        now = self.now_ms()
+        await self._before()
+        try:
+            await self._ramp(family, tokens, now, now, None)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            assert self.journal is not None
+            self.journal.append({"op": "ramp", "family": family, "tokens": tokens, "at": now, "event": uuid.uuid4().hex})
+
+    # ------------------------------------------------------------------ journal and lifecycle
+    async def replay_journal(self) -> int:
+        """Apply the fail-open journal to Redis (idempotently) and truncate it; returns the number of events
+        applied. Raises :class:`StoreUnavailableError` if Redis is still unreachable (the journal is kept)."""
+        if self.journal is None:
+            return 0
+        applied = 0
+        async with self._lock():
+            self._down_until = 0.0
+            for _ in range(8):  # a batch left from a cut replay first, then what was appended since
+                if not self.journal.pending:
+                    break
+                events = self.journal.take()
+                now = self.now_ms()
+                try:
+                    for event in events:
+                        await self._apply(event, now)
+                except _Unavailable as exc:
+                    raise self._unavailable(exc) from None
+                self.journal.done()
+                applied += len(events)
+        return applied
+
+    async def _apply(self, event: dict[str, Any], now: int) -> None:
+        assert self.journal is not None
+        op, at = event.get("op"), int(event.get("at", now))
+        if op in ("settle", "release"):
+            mode = "S" if op == "settle" else "R"
+            for bid in event.get("bids") or ():
+                parse_budget_id(bid, Decimal(0))  # validates scope and window: nothing escapes the prefix
+            code = await self._finish(mode, check_id(event["rid"]), int(event.get("nano", 0)), now, at, event.get("bids"), event.get("held"))
+            if code == -1:
+                self.journal.set_aside(event)
+        elif op == "consume":
+            pool = check_quota_pool(QuotaPool(**event["pool"]))
+            await self._consume(pool, int(event["units"]), check_id(event["rid"], "request id"), now, at)
+        elif op == "ramp":
+            await self._ramp(check_family(event["family"]), int(event["tokens"]), now, at, check_id(event["event"], "event id"))
+        else:
+            self.journal.set_aside(event)
+
+    async def close(self) -> None:
+        """Close the Redis connection pool."""
+        close = getattr(self.client, "aclose", None) or getattr(self.client, "close")
+        await close()
