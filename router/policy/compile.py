@@ -1,0 +1,523 @@
+"""Compile a validated :class:`Policy` against a catalog into a :class:`CompiledPolicy`.
+
+Everything that does not depend on the request is done here, once: candidate lists per profile with
+their static rejections (lifecycle, quality, regions, profile capabilities), the endpoint location of
+each candidate, rules as plain tuples, budgets with cached scopes, and per-date integer rate tables so
+that :meth:`CompiledPolicy.decide` only does integer arithmetic per candidate.
+
+Cost units: an integer cost ``u`` means ``u * 10**-18`` USD (token rates are stored as USD per 1M
+tokens times ``10**12``, which is exact for every rate in the catalog).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from router.catalog import Catalog, CatalogModel
+from router.catalog.models import GROUNDING_DIMENSION_OF
+from router.ledger.types import BudgetScope, QuotaPool, Window
+from router.policy.features import RequestFeatures, StateSnapshot
+from router.policy.model import REGION_GROUPS, CandidateSpec, Constraints, Policy, Profile, Selector, parse_window
+
+RATE_SCALE = 10**12  # token rates: USD per 1M tokens * RATE_SCALE
+UNIT_EXP = 18  # cost units are 10**-18 USD
+UNIT = Decimal(1).scaleb(-UNIT_EXP)
+GROUNDING_SCALE = 10**15  # grounding: USD per 1,000 units -> per unit in 10**-18 USD
+#: Search queries a per-query grounded request may run, for the upper bound (same as the Router's reservation).
+RESERVED_SEARCH_QUERIES = 4
+_SCOPE_SAFE = re.compile(r"[^A-Za-z0-9_.\-=@]")
+
+
+def to_units(value: Decimal) -> int:
+    """USD Decimal -> integer cost units (rounded up)."""
+    scaled = value.scaleb(UNIT_EXP)
+    as_int = int(scaled)
+    return as_int if as_int == scaled else as_int + 1
+
+
+def from_units(units: int) -> Decimal:
+    return Decimal(units).scaleb(-UNIT_EXP).normalize() if units else Decimal(0)
+
+
+def _scaled(rate: Decimal, factor: int) -> int:
+    value = rate * factor
+    as_int = int(value)
+    return as_int if as_int == value else as_int + 1  # never under-estimate
+
+
+# --------------------------------------------------------------------------- selection helpers
+def region_matches(location: str, allowed: Sequence[str] | None) -> bool:
+    """Whether an endpoint ``location`` is allowed by a list of regions / groups (None: anything)."""
+    if allowed is None:
+        return True
+    for item in allowed:
+        key = item.lower()
+        if key == location:
+            return True
+        prefix = REGION_GROUPS.get(key)
+        if prefix and location.startswith(prefix):
+            return True
+    return False
+
+
+def selector_matches(sel: Selector, model: CatalogModel) -> bool:
+    if sel.publisher is not None and model.publisher not in sel.publisher:
+        return False
+    if sel.family is not None and model.family not in sel.family:
+        return False
+    if sel.tier is not None and model.tier not in sel.tier:
+        return False
+    if sel.lifecycle is not None and model.lifecycle not in sel.lifecycle:
+        return False
+    if sel.min_quality is not None and (model.quality is None or model.quality.score < sel.min_quality):
+        return False
+    if sel.region is not None and not any(region_matches(r, sel.region) for r in model.regions):
+        return False
+    if sel.capabilities is not None and not set(sel.capabilities) <= set(model.capabilities):
+        return False
+    return True
+
+
+def resolve_entries(entries: Sequence[CandidateSpec], catalog: Catalog) -> list[tuple[int, CandidateSpec, CatalogModel]]:
+    """(entry index, entry, model) for every candidate, first entry wins for a model listed twice.
+    An empty list means the whole catalog. Unknown ids raise :class:`UnknownModelError`."""
+    if not entries:
+        return [(-1, CandidateSpec(select=Selector()), m) for m in catalog]
+    out: list[tuple[int, CandidateSpec, CatalogModel]] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        if entry.model is not None:
+            models: Iterable[CatalogModel] = [catalog.get(entry.model)]
+        else:
+            assert entry.select is not None
+            models = [m for m in catalog if selector_matches(entry.select, m)]
+        for model in models:
+            if model.id not in seen:
+                seen.add(model.id)
+                out.append((index, entry, model))
+    return out
+
+
+def choose_location(entry: CandidateSpec, model: CatalogModel, allowed: Sequence[str] | None) -> str | None:
+    """The endpoint location: the entry's first available allowed preference, else global, else the
+    first allowed region of the model (in catalog order)."""
+    prefs = list(entry.location) if entry.location else ["global", *model.regions]
+    for loc in prefs:
+        if loc in model.regions and region_matches(loc, allowed):
+            return loc
+    return None
+
+
+def static_reason(entry: CandidateSpec, model: CatalogModel, c: Constraints) -> str | None:
+    """Why a candidate can never be chosen by a profile, whatever the request (None: it can)."""
+    if model.id in c.exclude_models:
+        return "excluded by the profile (exclude_models)"
+    if model.lifecycle in c.exclude_lifecycles:
+        return f"lifecycle {model.lifecycle} is excluded"
+    if c.min_quality is not None:
+        if model.quality is None:
+            return f"no quality score (profile needs >= {c.min_quality})"
+        if model.quality.score < c.min_quality:
+            return f"quality {fmt_q(model.quality.score)} < {c.min_quality}"
+    missing = [cap for cap in c.capabilities if cap not in model.capabilities]
+    if missing:
+        return f"lacks capability {', '.join(missing)}"
+    if choose_location(entry, model, c.regions) is None:
+        where = ", ".join(entry.location) if entry.location else ", ".join(model.regions)
+        if c.regions is not None:
+            return f"no endpoint in the allowed regions ({', '.join(c.regions)}); available: {where}"
+        return f"not available in {where}"
+    return None
+
+
+def fmt_q(value: Decimal) -> str:
+    text = format(value.quantize(Decimal("0.1")).normalize(), "f")
+    return text
+
+
+def _fmt_usd(value: Decimal) -> str:
+    from router.cost import fmt
+
+    return fmt(value)
+
+
+# --------------------------------------------------------------------------- compiled pieces
+class Cand:
+    """A candidate of a profile, with everything the per-request loop needs precomputed."""
+
+    __slots__ = (
+        "index", "model", "model_id", "family", "location", "batch_allowed", "priority_family", "priority_priced", "static_reason",
+        "ctx", "max_out", "caps", "quality", "qf", "grounding", "listed",
+    )
+
+    def __init__(self, index: int, entry: CandidateSpec, model: CatalogModel, profile: Profile, policy: Policy) -> None:
+        self.index = index
+        self.listed = index
+        self.model = model
+        self.model_id = model.id
+        self.family = model.family
+        c = profile.constraints
+        self.location = choose_location(entry, model, c.regions)
+        self.batch_allowed = entry.batch and "batch" in model.capabilities
+        self.priority_family = model.priority_ramp_family if (entry.priority and policy.priority.enabled) else None
+        # Priority PayGo is only sent when the catalog can bill it: the seeds give no such rate, so it
+        # takes a catalog overlay with its public source (see router.catalog.loader._apply_overlay).
+        self.priority_priced = any("priority_input" in b.rates and "priority_output" in b.rates for b in model.prices)
+        self.static_reason = static_reason(entry, model, c)
+        self.ctx = model.context_window
+        self.max_out = model.max_output_tokens
+        self.caps = frozenset(model.capabilities)
+        self.quality = model.quality.score if model.quality else None
+        self.qf = float(self.quality) if self.quality is not None else 0.0
+        self.grounding = {kind: (opt.unit, opt.pool) for kind, opt in model.grounding.items()}
+
+
+class RateRow:
+    """Integer rates of one model on one date (standard and batch), ``None`` parts when not priced."""
+
+    __slots__ = ("std", "batch", "grounding", "long_threshold", "long_inclusive", "out_mtok", "batch_out_mtok", "missing")
+
+    def __init__(self, model: CatalogModel, day: dt.date) -> None:
+        chars = model.billing_unit == "character"
+        factor = RATE_SCALE * (4000 if chars else 1)  # 4 chars a token; char rates are per 1K chars
+        base_in, base_out = ("input_chars", "output_chars") if chars else ("input", "output")
+
+        def pair(prefix: str) -> tuple[int, int, int, int] | None:
+            i, o = model.rate(prefix + base_in, day), model.rate(prefix + base_out, day)
+            if i is None or o is None:
+                return None
+            il, ol = model.rate(prefix + base_in + "_long", day), model.rate(prefix + base_out + "_long", day)
+            return (
+                _scaled(i[0], factor),
+                _scaled(o[0], factor),
+                _scaled(il[0], factor) if il else _scaled(i[0], factor),
+                _scaled(ol[0], factor) if ol else _scaled(o[0], factor),
+            )
+
+        self.std = pair("")
+        self.batch = pair("batch_")
+        self.missing = None if self.std else f"no price for {base_in}/{base_out} on {day.isoformat()}"
+        out = model.rate(base_out, day)
+        self.out_mtok = (out[0] * (4000 if chars else 1)) if out else None
+        bout = model.rate("batch_" + base_out, day)
+        self.batch_out_mtok = (bout[0] * (4000 if chars else 1)) if bout else None
+        self.grounding: dict[str, int | None] = {}
+        for kind in model.grounding:
+            r = model.rate(GROUNDING_DIMENSION_OF[kind], day)
+            self.grounding[kind] = _scaled(r[0], GROUNDING_SCALE) if r else None
+        lc = model.long_context
+        self.long_threshold = lc.threshold_tokens if lc else None
+        self.long_inclusive = lc.inclusive if lc else False
+
+
+@dataclass(frozen=True)
+class CompiledProfile:
+    name: str
+    profile: Profile
+    cands: tuple[Cand, ...]
+    objective: str
+    bound_units: int | None  # best_quality cost bound / constraints.max_cost_usd (min of both)
+    max_out_mtok: Decimal | None
+    fit: bool
+    batch: bool
+    fallbacks: int
+    quality_weight: float
+    cost_weight: float
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    name: str
+    profile: str
+    tenants: frozenset[str] | None
+    apps: frozenset[str] | None
+    tasks: frozenset[str] | None
+    tags: tuple[tuple[str, frozenset[str]], ...] | None
+    pmin: int | None
+    pmax: int | None
+    grounding: bool | str | None
+    latency: bool | None
+
+    def matches(self, f: RequestFeatures) -> bool:
+        if self.tenants is not None and f.tenant not in self.tenants:
+            return False
+        if self.apps is not None and f.app not in self.apps:
+            return False
+        if self.tasks is not None and f.task not in self.tasks:
+            return False
+        if self.tags is not None:
+            tags = f.tags or {}
+            for key, values in self.tags:
+                if tags.get(key) not in values:
+                    return False
+        if self.pmin is not None and f.prompt_tokens < self.pmin:
+            return False
+        if self.pmax is not None and f.prompt_tokens > self.pmax:
+            return False
+        g = self.grounding
+        if g is not None:
+            if g is True:
+                if f.grounding is None:
+                    return False
+            elif g is False:
+                if f.grounding is not None:
+                    return False
+            elif f.grounding != g:
+                return False
+        if self.latency is not None and f.latency_sensitive != self.latency:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class CompiledAction:
+    at_percent: Decimal
+    switch_profile: str | None
+    max_output_usd_per_mtok: Decimal | None
+    max_cost_usd: Decimal | None
+    refuse: bool
+
+    def describe(self) -> str:
+        parts = []
+        if self.refuse:
+            parts.append("refuse")
+        if self.switch_profile:
+            parts.append(f"profile {self.switch_profile}")
+        if self.max_output_usd_per_mtok is not None:
+            parts.append(f"only models <= ${_fmt_usd(self.max_output_usd_per_mtok)} per 1M output tokens")
+        if self.max_cost_usd is not None:
+            parts.append(f"max ${_fmt_usd(self.max_cost_usd)} per request")
+        return ", ".join(parts)
+
+
+class CompiledBudget:
+    __slots__ = ("name", "kind", "key", "value", "window", "limit", "actions", "_cache")
+
+    def __init__(self, name: str, scope: str, window: str, limit: Decimal, actions: Sequence[CompiledAction]) -> None:
+        self.name = name
+        kind, _, rest = scope.partition(":")
+        self.kind = kind  # global | tenant | app | tag
+        self.key: str | None = None
+        self.value: str | None = None
+        if kind == "tag":
+            k, eq, v = rest.partition("=")
+            self.key, self.value = k, (v if eq else None)
+        elif rest:
+            self.value = rest
+        wk, span, tz = parse_window(window)
+        self.window = Window(wk, span, tz)  # type: ignore[arg-type]
+        self.limit = limit
+        self.actions = tuple(sorted(actions, key=lambda a: a.at_percent))
+        self._cache: dict[str, BudgetScope] = {}
+
+    def _scope(self, name: str) -> BudgetScope:
+        found = self._cache.get(name)
+        if found is None:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            found = BudgetScope(name, self.window, self.limit)
+            self._cache[name] = found
+        return found
+
+    def scope_for(self, f: RequestFeatures) -> BudgetScope | None:
+        kind = self.kind
+        if kind == "global":
+            return self._scope("global")
+        if kind == "tag":
+            assert self.key is not None
+            got = f.tags.get(self.key) if f.tags else None
+            if got is None or (self.value is not None and got != self.value):
+                return None
+            return self._scope(f"tag:{self.key}={_safe(got)}")
+        got = f.tenant if kind == "tenant" else f.app
+        if got is None or (self.value is not None and got != self.value):
+            return None
+        return self._scope(f"{kind}:{_safe(got)}")
+
+
+def _safe(name: str) -> str:
+    """A scope-safe name: unchanged when already safe, else sanitised with a short hash suffix."""
+    if len(name) <= 128 and not _SCOPE_SAFE.search(name) and name:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{_SCOPE_SAFE.sub('_', name)[:110]}.{digest}"
+
+
+# --------------------------------------------------------------------------- the compiled policy
+class CompiledPolicy:
+    """A policy ready to decide: call :meth:`decide` per request (pure, no I/O)."""
+
+    def __init__(self, policy: Policy, catalog: Catalog) -> None:
+        self.policy = policy
+        self.catalog = catalog
+        text = policy.source_text
+        self.version: str | None = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12] if text is not None else None
+        self.default_max_tokens: int = policy.settings.default_max_tokens
+        self.quota_timezone: str = policy.settings.quota_timezone
+        self.expected_ratio = policy.settings.expected_output_ratio
+        ratio = policy.settings.expected_output_ratio.as_integer_ratio()
+        self._ratio_num, self._ratio_den = ratio
+        self.when_pool_empty = policy.grounding.when_pool_empty
+        self.prefer_free_pool = policy.grounding.prefer_free_pool
+        self.expected_queries = policy.grounding.expected_queries
+        self.priority_cap = policy.priority.max_tokens_per_minute
+        self.fallback_order = policy.fallbacks.order
+        self.retry_on = tuple(policy.fallbacks.retry_on)
+        self.profiles: dict[str, CompiledProfile] = {name: self._profile(name, prof) for name, prof in policy.profiles.items()}
+        self.default_profile = policy.default_profile
+        self.rules: tuple[CompiledRule, ...] = tuple(self._rule(r) for r in policy.rules)
+        self.budgets: tuple[CompiledBudget, ...] = tuple(
+            CompiledBudget(
+                b.name or f"budgets[{i}]",
+                b.scope,
+                b.window,
+                b.limit_usd,
+                [CompiledAction(a.at_percent, a.switch_profile, a.max_output_usd_per_mtok, a.max_cost_usd, a.refuse) for a in b.actions],
+            )
+            for i, b in enumerate(policy.budgets)
+        )
+        families = set()
+        self._models: dict[str, CatalogModel] = {}
+        for prof in self.profiles.values():
+            for cand in prof.cands:
+                self._models[cand.model_id] = cand.model
+                if cand.priority_family and cand.static_reason is None:
+                    families.add(cand.priority_family)
+        self.ramp_families: list[str] = sorted(families)
+        self._rates: dict[dt.date, dict[str, RateRow]] = {}
+        self._pools_by_kind: dict[str, list[str]] = {}
+        for model in self._models.values():
+            for kind, opt in model.grounding.items():
+                if opt.pool and opt.pool not in self._pools_by_kind.setdefault(kind, []):
+                    self._pools_by_kind[kind].append(opt.pool)
+        self._quota_pools: dict[str, QuotaPool] = {}
+
+    # ------------------------------------------------------------------ building
+    def _profile(self, name: str, prof: Profile) -> CompiledProfile:
+        entries = prof.candidates if prof.candidates is not None else self.policy.candidates
+        cands = tuple(Cand(i, entry, model, prof, self.policy) for i, (_, entry, model) in enumerate(resolve_entries(entries, self.catalog)))
+        obj = prof.objective
+        bounds = [b for b in (prof.constraints.max_cost_usd, obj.max_cost_usd if obj.type == "best_quality" else None) if b is not None]
+        return CompiledProfile(
+            name=name,
+            profile=prof,
+            cands=cands,
+            objective=obj.type,
+            bound_units=to_units(min(bounds)) if bounds else None,
+            max_out_mtok=prof.constraints.max_output_usd_per_mtok,
+            fit=prof.constraints.context_fit,
+            batch=prof.batch,
+            fallbacks=prof.fallbacks if prof.fallbacks is not None else self.policy.fallbacks.max,
+            quality_weight=float(obj.quality_weight),
+            cost_weight=float(obj.cost_weight),
+        )
+
+    @staticmethod
+    def _rule(rule: Any) -> CompiledRule:
+        w = rule.when
+
+        def s(values: list[str] | None) -> frozenset[str] | None:
+            return frozenset(values) if values is not None else None
+
+        tags = tuple((k, frozenset(v)) for k, v in w.tags.items()) if w.tags is not None else None
+        return CompiledRule(
+            rule.name,
+            rule.profile,
+            s(w.tenant),
+            s(w.app),
+            s(w.task),
+            tags,
+            w.prompt_tokens.min if w.prompt_tokens else None,
+            w.prompt_tokens.max if w.prompt_tokens else None,
+            w.grounding,
+            w.latency_sensitive,
+        )
+
+    def rates_on(self, day: dt.date) -> dict[str, RateRow]:
+        table = self._rates.get(day)
+        if table is None:
+            if len(self._rates) > 32:
+                self._rates.clear()
+            table = {mid: RateRow(model, day) for mid, model in self._models.items()}
+            self._rates[day] = table
+        return table
+
+    # ------------------------------------------------------------------ Router-facing API
+    def match_rule(self, features: RequestFeatures) -> tuple[str | None, str]:
+        for rule in self.rules:
+            if rule.matches(features):
+                return rule.name, rule.profile
+        return None, self.default_profile
+
+    def budgets_for(self, features: RequestFeatures) -> list[BudgetScope]:
+        """The budget scopes this request spends against (a tenant budget resolves to ``tenant:<name>``)."""
+        out = []
+        for budget in self.budgets:
+            scope = budget.scope_for(features)
+            if scope is not None:
+                out.append(scope)
+        return out
+
+    def quota_pool(self, pool_id: str) -> QuotaPool:
+        """The :class:`QuotaPool` of a catalog grounding pool, resetting in the policy's quota time zone."""
+        found = self._quota_pools.get(pool_id)
+        if found is None:
+            spec = self.catalog.pool(pool_id)
+            found = QuotaPool(spec.id, spec.free_units, spec.period, self.quota_timezone)
+            self._quota_pools[pool_id] = found
+        return found
+
+    def pools_for(self, features: RequestFeatures) -> list[QuotaPool]:
+        """Grounding pools the candidates could use for this request (none when it wants no grounding)."""
+        if not features.grounding:
+            return []
+        out = []
+        for pool_id in self._pools_by_kind.get(features.grounding, ()):
+            spec = self.catalog.pools[pool_id]
+            if spec.effective_from is None or features.at >= spec.effective_from:
+                out.append(self.quota_pool(pool_id))
+        return out
+
+    def decide(self, features: RequestFeatures, state: StateSnapshot | None = None) -> Any:
+        """The :class:`~router.policy.decide.Decision` for one request (raises ``RequestRefusedError``
+        when a budget action refuses, ``NoEligibleModelError`` when no candidate qualifies)."""
+        from router.policy.decide import decide
+
+        if state is None:
+            state = _EMPTY
+        elif not isinstance(state, StateSnapshot):  # a LedgerSnapshot straight from the store
+            state = StateSnapshot.from_ledger(state, self.budgets_for(features))
+        return decide(self, features, state)
+
+    def explain(self, features: RequestFeatures, state: StateSnapshot | None = None) -> dict[str, Any]:
+        from router.policy.explain import explain
+
+        return explain(self, features, state if state is not None else _EMPTY)
+
+
+_EMPTY = StateSnapshot()
+
+
+def compile_policy(policy: Any, catalog: Catalog) -> CompiledPolicy:
+    """Compile a :class:`Policy` (or anything :func:`load_policy` accepts) for ``catalog``."""
+    if not isinstance(policy, Policy):
+        from router.policy.validate import load_policy
+
+        policy = load_policy(policy, catalog)
+    try:
+        return CompiledPolicy(policy, catalog)
+    except Exception as exc:  # e.g. compiled against another catalog than it was validated for
+        from router.errors import PolicyError, RouterError
+
+        if isinstance(exc, RouterError) and not isinstance(exc, PolicyError):
+            raise PolicyError([(policy.filename, 1, 1, str(exc))]) from exc
+        raise
+
+
+__all__ = ["CompiledPolicy", "compile_policy", "from_units", "to_units"]

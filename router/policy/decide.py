@@ -1,0 +1,365 @@
+"""The decision engine: features + state -> :class:`Decision`. Pure and allocation-light.
+
+Order of evaluation (the same order ``router explain`` prints):
+
+1. the first matching rule selects a profile (else ``default_profile``);
+2. every budget this request spends against is measured: each action whose ``at_percent`` is reached
+   applies (``refuse`` raises :class:`RequestRefusedError`; the highest reached ``switch_profile`` wins;
+   price / cost caps take the tightest);
+3. each candidate of the profile is checked: static reasons (lifecycle, quality, regions, profile
+   capabilities), a price on the request date, context window >= prompt + max_tokens, max_tokens <= the
+   model's max output, the request's capabilities, grounding support and the free pool, the output price
+   cap, the per-request cost bound; failures go to ``rejected`` with the reason;
+4. the eligible are ranked by the objective (grounded requests: candidates whose free pool has room
+   first, when ``grounding.prefer_free_pool``); the first is the primary, the next ones the fallbacks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from router.errors import NoEligibleModelError, RequestRefusedError
+from router.ledger.types import BudgetScope
+from router.policy.compile import RESERVED_SEARCH_QUERIES, Cand, CompiledPolicy, from_units, to_units
+from router.policy.features import RequestFeatures, StateSnapshot
+
+_PCT = Decimal("0.1")
+_HUNDRED = Decimal(100)
+
+
+def _fmt(value: Decimal) -> str:
+    from router.cost import fmt
+
+    return fmt(value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One way to send the request: model, endpoint location, batch / priority, grounding, cost estimates."""
+
+    model: str
+    location: str
+    batch: bool = False
+    priority: bool = False
+    grounding: str | None = None
+    estimated_cost: Decimal = Decimal(0)
+    upper_bound_cost: Decimal = Decimal(0)
+    quality: Decimal | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "location": self.location,
+            "batch": self.batch,
+            "priority": self.priority,
+            "grounding": self.grounding,
+            "estimated_cost_usd": _fmt(self.estimated_cost),
+            "upper_bound_cost_usd": _fmt(self.upper_bound_cost),
+            "quality": _fmt(self.quality.quantize(_PCT)) if self.quality is not None else None,
+        }
+
+
+@dataclass
+class Decision:
+    """The engine's answer for one request."""
+
+    primary: Choice
+    fallbacks: list[Choice]
+    budgets: list[BudgetScope]
+    rule: str | None
+    profile: str
+    rejected: list[tuple[str, str]]
+    actions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    policy_version: str | None = None
+    retry_on: tuple[str, ...] = ()
+    ranked: list[dict[str, Any]] | None = None  # every eligible candidate, best first (explain only)
+    rule_profile: str | None = None  # the profile the rule (or default) selected, before budget actions
+
+    @property
+    def model(self) -> str:
+        return self.primary.model
+
+    @property
+    def estimated_cost(self) -> Decimal:
+        return self.primary.estimated_cost
+
+    @property
+    def upper_bound_cost(self) -> Decimal:
+        return self.primary.upper_bound_cost
+
+    @property
+    def choices(self) -> list[Choice]:
+        return [self.primary, *self.fallbacks]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (Decimals as exact strings)."""
+        p = self.primary
+        return {
+            "model": p.model,
+            "location": p.location,
+            "batch": p.batch,
+            "priority": p.priority,
+            "grounding": p.grounding,
+            "estimated_cost_usd": _fmt(p.estimated_cost),
+            "upper_bound_cost_usd": _fmt(p.upper_bound_cost),
+            "quality": _fmt(p.quality.quantize(_PCT)) if p.quality is not None else None,
+            "fallbacks": [c.model for c in self.fallbacks],
+            "choices": [c.to_dict() for c in self.choices],
+            "rule": self.rule,
+            "profile": self.profile,
+            "rule_profile": self.rule_profile or self.profile,
+            "budgets": [b.id for b in self.budgets],
+            "actions": list(self.actions),
+            "rejected": [{"model": m, "reason": r} for m, r in self.rejected],
+            "notes": list(self.notes),
+            "retry_on": list(self.retry_on),
+            "policy_version": self.policy_version,
+        }
+
+
+def _pct(spend: Decimal, limit: Decimal) -> str:
+    return _fmt((spend * _HUNDRED / limit).quantize(_PCT))
+
+
+def apply_budgets(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, status: list | None = None):
+    """Measure every applicable budget: (scopes, actions text, refuse message, switch profile, output cap, cost cap)."""
+    scopes: list[BudgetScope] = []
+    actions: list[str] = []
+    refuse: str | None = None
+    switch: str | None = None
+    switch_at = Decimal(-1)
+    cap_out: Decimal | None = None
+    cap_cost: Decimal | None = None
+    for budget in cp.budgets:
+        scope = budget.scope_for(f)
+        if scope is None:
+            continue
+        scopes.append(scope)
+        if not budget.actions and status is None:
+            continue
+        spend = state.spend_for(scope.id, scope.scope)
+        s100 = spend * _HUNDRED
+        limit = budget.limit
+        if status is not None:
+            status.append({"scope": scope.id, "budget": budget.name, "spend_usd": _fmt(spend), "limit_usd": _fmt(limit), "utilisation_percent": _pct(spend, limit)})
+        for action in budget.actions:
+            if s100 < action.at_percent * limit:
+                break
+            actions.append(f"{scope.id} at {_pct(spend, limit)}% >= {_fmt(action.at_percent)}%: {action.describe()}")
+            if action.refuse and refuse is None:
+                refuse = f"refused by budget {scope.id}: ${_fmt(spend)} of ${_fmt(limit)} spent ({_pct(spend, limit)}% >= {_fmt(action.at_percent)}%)"
+            if action.switch_profile and action.at_percent > switch_at:
+                switch, switch_at = action.switch_profile, action.at_percent
+            if action.max_output_usd_per_mtok is not None and (cap_out is None or action.max_output_usd_per_mtok < cap_out):
+                cap_out = action.max_output_usd_per_mtok
+            if action.max_cost_usd is not None and (cap_cost is None or action.max_cost_usd < cap_cost):
+                cap_cost = action.max_cost_usd
+    return scopes, actions, refuse, switch, cap_out, cap_cost
+
+
+def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: bool = False, status: list | None = None) -> Decision:
+    rule, profile_name = cp.match_rule(f)
+    scopes, actions, refuse, switch, cap_out, cap_cost = apply_budgets(cp, f, state, status)
+    if refuse is not None:
+        exc = RequestRefusedError(refuse)
+        exc.rule, exc.profile, exc.actions, exc.budgets = rule, profile_name, actions, scopes  # type: ignore[attr-defined]
+        raise exc
+    rule_profile = profile_name
+    if switch is not None:
+        profile_name = switch
+    prof = cp.profiles[profile_name]
+    rates = cp.rates_on(f.at)
+    prompt = f.prompt_tokens
+    max_tokens = f.max_tokens
+    need = prompt + max_tokens
+    exp_out = -(-max_tokens * cp._ratio_num // cp._ratio_den)
+    kind = f.grounding
+    req_caps = f.required_capabilities
+    use_batch = prof.batch and not f.latency_sensitive
+    fit = prof.fit
+    bound = prof.bound_units
+    if cap_cost is not None:
+        cap_units = to_units(cap_cost)
+        bound = cap_units if bound is None else min(bound, cap_units)
+    out_cap = prof.max_out_mtok
+    if cap_out is not None and (out_cap is None or cap_out < out_cap):
+        out_cap = cap_out
+    pools_used = state.pools
+    pools = cp.catalog.pools
+    day = f.at
+    prefer = cp.prefer_free_pool and kind is not None
+    empty_mode = cp.when_pool_empty
+    notes: list[str] = []
+    rejected: list[tuple[str, str]] = []
+    # eligible rows: (tier, cand, expected units, upper units, batch, grounding kind or None)
+    elig: list[tuple[int, Cand, int, int, bool, str | None]] = []
+    for c in prof.cands:
+        if c.static_reason is not None:
+            rejected.append((c.model_id, c.static_reason))
+            continue
+        row = rates[c.model_id]
+        r = row.std
+        if r is None:
+            rejected.append((c.model_id, row.missing or "no price"))
+            continue
+        if fit and need > c.ctx:
+            rejected.append((c.model_id, f"context window {c.ctx:,} < prompt {prompt:,} + max_tokens {max_tokens:,} tokens"))
+            continue
+        if max_tokens > c.max_out:
+            rejected.append((c.model_id, f"max_tokens {max_tokens:,} > the model's max output {c.max_out:,}"))
+            continue
+        if req_caps and not req_caps <= c.caps:
+            rejected.append((c.model_id, f"lacks capability {', '.join(sorted(req_caps - c.caps))}"))
+            continue
+        batch = False
+        out_mtok = row.out_mtok
+        if use_batch and c.batch_allowed and row.batch is not None:
+            batch, r, out_mtok = True, row.batch, row.batch_out_mtok
+        if out_cap is not None and out_mtok is not None and out_mtok > out_cap:
+            rejected.append((c.model_id, f"output price ${_fmt(out_mtok)} per 1M tokens > ${_fmt(out_cap)} cap"))
+            continue
+        thr = row.long_threshold
+        if thr is not None and (prompt >= thr if row.long_inclusive else prompt > thr):
+            base = prompt * r[2]
+            exp = base + exp_out * r[3]
+            ub = base + max_tokens * r[3]
+        else:
+            base = prompt * r[0]
+            exp = base + exp_out * r[1]
+            ub = base + max_tokens * r[1]
+        tier = 0
+        gk = None
+        if kind is not None:
+            opt = c.grounding.get(kind)
+            if opt is None:
+                rejected.append((c.model_id, f"no {kind} grounding"))
+                continue
+            grate = row.grounding.get(kind)
+            if grate is None:
+                rejected.append((c.model_id, f"no price for {kind} grounding on {day.isoformat()}"))
+                continue
+            unit, pool_id = opt
+            per_query = unit == "search_query"
+            units = cp.expected_queries if per_query else 1
+            gk = kind
+            spec = pools.get(pool_id) if pool_id else None
+            if spec is not None and (spec.effective_from is None or day >= spec.effective_from):
+                remaining = spec.free_units - pools_used.get(pool_id, 0)
+                if remaining >= units:
+                    g_exp = 0
+                elif remaining > 0:
+                    g_exp = (units - remaining) * grate
+                    tier = 1
+                else:
+                    tier = 1
+                    if empty_mode == "switch_family":
+                        rejected.append((c.model_id, f"free grounding pool {pool_id} is exhausted (when_pool_empty: switch_family)"))
+                        continue
+                    if empty_mode == "drop":
+                        gk = None
+                        g_exp = 0
+                    else:
+                        g_exp = units * grate
+            else:
+                g_exp = units * grate
+                tier = 0 if grate == 0 else 1
+            if gk is not None:
+                exp += g_exp
+                ub += (RESERVED_SEARCH_QUERIES if per_query else 1) * grate
+        if bound is not None and exp > bound:
+            rejected.append((c.model_id, f"estimated ${_fmt(from_units(exp))} > max ${_fmt(from_units(bound))} per request"))
+            continue
+        elig.append((tier if prefer else 0, c, exp, ub, batch, gk))
+    if not elig:
+        exc = NoEligibleModelError(f"no eligible model in profile {profile_name!r}: all {len(rejected)} candidates rejected", rejected)
+        exc.rule, exc.profile, exc.actions, exc.budgets = rule, profile_name, actions, scopes  # type: ignore[attr-defined]
+        raise exc
+    ranked = _rank(prof.objective, elig, prof.quality_weight, prof.cost_weight)
+    n_fallbacks = prof.fallbacks
+    if cp.fallback_order == "listed" and n_fallbacks:
+        head = ranked[0]
+        rest = sorted((row for row in ranked[1:]), key=lambda row: row[1].listed)
+        chosen = [head, *rest[:n_fallbacks]]
+    else:
+        chosen = ranked[: n_fallbacks + 1]
+    choices = [_choice(cp, f, state, row, notes) for row in chosen]
+    if kind is not None:
+        for row, choice in zip(chosen, choices):
+            if choice.grounding is None:
+                notes.append(f"{choice.model}: grounding dropped (free pool exhausted; when_pool_empty: drop)")
+    decision = Decision(
+        primary=choices[0],
+        fallbacks=choices[1:],
+        budgets=scopes,
+        rule=rule,
+        profile=profile_name,
+        rejected=rejected,
+        actions=actions,
+        notes=notes,
+        policy_version=cp.version,
+        retry_on=cp.retry_on,
+        rule_profile=rule_profile,
+    )
+    if trace:
+        decision.ranked = [
+            {
+                "model": row[1].model_id,
+                "location": row[1].location,
+                "estimated_cost_usd": _fmt(from_units(row[2])),
+                "upper_bound_cost_usd": _fmt(from_units(row[3])),
+                "quality": _fmt(row[1].quality.quantize(_PCT)) if row[1].quality is not None else None,
+                "batch": row[4],
+                "grounding": row[5],
+                "free_pool_room": (row[0] == 0) if kind is not None else None,
+            }
+            for row in ranked
+        ]
+    return decision
+
+
+def _rank(objective: str, elig: list, wq: float, wc: float) -> list:
+    if objective == "cheapest":
+        return sorted(elig, key=lambda r: (r[0], r[2], -r[1].qf, r[1].index))
+    if objective == "best_quality":
+        return sorted(elig, key=lambda r: (r[0], -r[1].qf, r[2], r[1].index))
+    if objective == "quality_per_dollar":
+        return sorted(elig, key=lambda r: (r[0], -(r[1].qf / r[2]) if r[2] else (-math.inf if r[1].qf else 0.0), r[2], r[1].index))
+    lo = min(r[2] for r in elig)
+    span = (max(r[2] for r in elig) - lo) or 1
+    return sorted(elig, key=lambda r: (r[0], -(wq * r[1].qf / 100.0 - wc * (r[2] - lo) / span), r[2], r[1].index))
+
+
+def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: tuple, notes: list[str]) -> Choice:
+    _, c, exp, ub, batch, gk = row
+    priority = False
+    fam = c.priority_family
+    if f.latency_sensitive and fam is not None and not batch:
+        if not c.priority_priced:
+            notes.append(
+                f"{c.model_id}: sent as standard, not Priority PayGo: the catalog has no Priority PayGo price for it "
+                "(the seeds give none; add one in a catalog overlay with its source)"
+            )
+        elif c.location != "global":
+            notes.append(f"{c.model_id}: no Priority PayGo on {c.location} (global endpoint only)")
+        else:
+            ramp = state.ramp_for(fam)
+            limit = ramp.limit_tpm
+            cap = cp.priority_cap
+            ceiling, what = (cap, "policy cap") if cap is not None and cap < limit else (limit, "ramp limit")
+            need = f.prompt_tokens + f.max_tokens
+            if ramp.tokens_last_minute + need <= ceiling:
+                priority = True
+                notes.append(f"{c.model_id}: Priority PayGo on the global endpoint ({ramp.tokens_last_minute:,} + {need:,} <= {ceiling:,} tokens/min, {what})")
+            else:
+                notes.append(
+                    f"{c.model_id}: no Priority PayGo: {ramp.tokens_last_minute:,} + {need:,} tokens in the last minute > {ceiling:,}/min {what} ({fam})"
+                )
+    assert c.location is not None
+    return Choice(c.model_id, c.location, batch, priority, gk, from_units(exp), from_units(ub), c.quality)
+
+
+__all__ = ["Choice", "Decision", "decide"]

@@ -1,0 +1,204 @@
+"""What the decision engine reads: the request's features and a snapshot of ledger state.
+
+Prompt tokens are estimated locally, without a network call: about **4 characters a token** (the Count
+Tokens reference: "for all Gemini models, one token is about four characters"), rounded up per message,
+plus a small per-message overhead (:data:`MESSAGE_OVERHEAD_TOKENS` for the role and turn markers) and
+:data:`REPLY_OVERHEAD_TOKENS` once. A non-text part (image, audio, file) counts
+:data:`MEDIA_PART_TOKENS`; pass an exact count (``prompt_tokens=``) when you have one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
+REPLY_OVERHEAD_TOKENS = 3
+MEDIA_PART_TOKENS = 258
+#: Priority PayGo ramp start limits from the Priority PayGo guide (tokens per minute), used when the
+#: ledger reports nothing for a family yet.
+RAMP_START_TPM: dict[str, int] = {"flash": 4_000_000, "flash-lite": 4_000_000, "pro": 1_000_000}
+
+
+def _utc_today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def _text_chars(value: Any) -> tuple[int, int]:
+    """(characters of text, number of media parts) in a message's content."""
+    if value is None:
+        return 0, 0
+    if isinstance(value, str):
+        return len(value), 0
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind in (None, "text") and isinstance(value.get("text"), str):
+            return len(value["text"]), 0
+        if kind in ("image_url", "image", "input_audio", "audio", "file", "video", "document", "input_image"):
+            return 0, 1
+        return len(json.dumps(value, default=str)), 0
+    if isinstance(value, Sequence):
+        chars = media = 0
+        for part in value:
+            c, m = _text_chars(part)
+            chars += c
+            media += m
+        return chars, media
+    return len(str(value)), 0
+
+
+def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Estimated prompt tokens of chat ``messages``: ceil(chars / 4) per message + 4 per message + 3.
+
+    Tool calls and tool results count as their JSON text; each image / audio / file part counts 258 tokens.
+    """
+    total = REPLY_OVERHEAD_TOKENS if messages else 0
+    for message in messages:
+        chars, media = _text_chars(message.get("content"))
+        for key in ("tool_calls", "function_call"):
+            if message.get(key):
+                chars += len(json.dumps(message[key], default=str))
+        name = message.get("name")
+        if isinstance(name, str):
+            chars += len(name)
+        total += MESSAGE_OVERHEAD_TOKENS + (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN + media * MEDIA_PART_TOKENS
+    return total
+
+
+def _parts(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, Sequence) and not isinstance(content, str):
+            out.extend(p for p in content if isinstance(p, Mapping))
+    return out
+
+
+@dataclass(frozen=True)
+class RequestFeatures:
+    """The attributes of one request that a policy can look at."""
+
+    tenant: str | None = None
+    app: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    task: str | None = None
+    prompt_tokens: int = 0
+    max_tokens: int = 1024
+    grounding: str | None = None
+    latency_sensitive: bool = False
+    required_capabilities: frozenset[str] = frozenset()
+    at: dt.date = field(default_factory=_utc_today)
+
+    def __post_init__(self) -> None:
+        if self.grounding is True:  # type: ignore[comparison-overlap]
+            object.__setattr__(self, "grounding", "google_search")
+        if self.prompt_tokens < 0 or self.max_tokens < 0:
+            raise ValueError("prompt_tokens and max_tokens must not be negative")
+        if not isinstance(self.required_capabilities, frozenset):
+            object.__setattr__(self, "required_capabilities", frozenset(self.required_capabilities))
+
+    @staticmethod
+    def capabilities_from(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> frozenset[str]:
+        """Capabilities a request needs: image parts -> vision, input_audio -> audio, tools -> tools,
+        a JSON ``response_format`` -> json_output, a PDF file part -> pdf."""
+        caps: set[str] = set()
+        for part in _parts(messages):
+            kind = part.get("type")
+            if kind in ("image_url", "image", "input_image"):
+                caps.add("vision")
+            elif kind in ("input_audio", "audio"):
+                caps.add("audio")
+            elif kind in ("video",):
+                caps.add("video")
+            elif kind in ("file", "document"):
+                blob = json.dumps(part, default=str)
+                caps.add("pdf" if "pdf" in blob.lower() else "vision")
+        if params.get("tools") or params.get("functions"):
+            caps.add("tools")
+        fmt = params.get("response_format")
+        if fmt:
+            kind = fmt.get("type") if isinstance(fmt, Mapping) else getattr(fmt, "type", None) or fmt
+            if kind in ("json_object", "json_schema", "json") or isinstance(fmt, type):
+                caps.add("json_output")
+        return frozenset(caps)
+
+
+@dataclass(frozen=True)
+class RampState:
+    """Priority PayGo tokens used in the last minute by a family, and the family's current ramp limit."""
+
+    tokens_last_minute: int
+    limit_tpm: int
+
+
+class StateSnapshot:
+    """Ledger state the engine decides on: spend per budget, grounding pool use, priority ramp use.
+
+    ``spend`` keys are ``BudgetScope.id`` (``tenant:acme|calendar:month@UTC``) or a bare scope
+    (``tenant:acme``, applying to every window of that scope); ``pools`` maps pool id to units used this
+    period; ``ramp`` maps a ramp family to ``(tokens_last_minute, limit_tpm)`` (or a :class:`RampState`).
+    """
+
+    __slots__ = ("spend", "pools", "ramp")
+
+    def __init__(
+        self,
+        spend: Mapping[str, Decimal | int | str] | None = None,
+        pools: Mapping[str, int] | None = None,
+        ramp: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.spend: dict[str, Decimal] = {k: v if isinstance(v, Decimal) else Decimal(str(v)) for k, v in (spend or {}).items()}
+        self.pools: dict[str, int] = {k: int(v) for k, v in (pools or {}).items()}
+        ramps: dict[str, RampState] = {}
+        for family, value in (ramp or {}).items():
+            if isinstance(value, RampState):
+                ramps[family] = value
+            elif hasattr(value, "tokens_last_minute"):
+                ramps[family] = RampState(int(value.tokens_last_minute), int(value.limit_tpm))
+            else:
+                used, limit = value
+                ramps[family] = RampState(int(used), int(limit))
+        self.ramp = ramps
+
+    @classmethod
+    def empty(cls) -> "StateSnapshot":
+        return cls()
+
+    @classmethod
+    def from_ledger(cls, snapshot: Any, budgets: Sequence[Any] = ()) -> "StateSnapshot":
+        """From a :class:`router.ledger.types.LedgerSnapshot` (spend by scope id, pools, ramp)."""
+        spend = dict(getattr(snapshot, "spend", {}) or {})
+        for budget in budgets:
+            spend.setdefault(budget.id, Decimal(0))
+        pools = {pid: usage.used for pid, usage in (getattr(snapshot, "pools", {}) or {}).items()}
+        return cls(spend, pools, dict(getattr(snapshot, "ramp", {}) or {}))
+
+    def spend_for(self, scope_id: str, scope: str) -> Decimal:
+        found = self.spend.get(scope_id)
+        if found is None:
+            found = self.spend.get(scope)
+        return found if found is not None else Decimal(0)
+
+    def ramp_for(self, family: str) -> RampState:
+        found = self.ramp.get(family)
+        if found is None:
+            return RampState(0, RAMP_START_TPM.get(family, 1_000_000))
+        return found
+
+    def __repr__(self) -> str:
+        return f"StateSnapshot(spend={self.spend!r}, pools={self.pools!r}, ramp={self.ramp!r})"
+
+
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "RAMP_START_TPM",
+    "RampState",
+    "RequestFeatures",
+    "StateSnapshot",
+    "estimate_prompt_tokens",
+]

@@ -1,0 +1,338 @@
+"""Load and validate a policy: YAML syntax, schema (unknown keys, bad numbers) and semantics (unknown
+model ids, unknown profiles, rules that can never match, profiles no catalog model can satisfy), every
+problem reported as ``(file, line, column, message)`` in a :class:`~router.errors.PolicyError`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Union
+
+from pydantic import BaseModel, ValidationError
+
+from router._yaml import YamlSyntaxError, load_with_positions, locate
+from router.catalog import Catalog
+from router.errors import PolicyError, UnknownModelError
+from router.policy.compile import resolve_entries, static_reason
+from router.policy.model import REGION_GROUPS, CandidateSpec, Policy, Rule
+
+Problem = tuple[str, int, int, str]
+
+
+def _read_source(source: Any, filename: str | None) -> tuple[str | None, Any, str]:
+    """(text or None, data-if-already-parsed, filename)."""
+    if isinstance(source, dict):
+        return None, source, filename or "<dict>"
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _looks_like_path(source)):
+        path = Path(source)
+        name = filename or str(source)
+        try:
+            return path.read_text(encoding="utf-8"), None, name
+        except FileNotFoundError:
+            raise PolicyError([(name, 1, 1, "policy file not found")]) from None
+        except OSError as exc:
+            raise PolicyError([(name, 1, 1, f"cannot read policy file: {exc.strerror}")]) from None
+        except UnicodeDecodeError as exc:
+            raise PolicyError([(name, 1, 1, f"policy file is not UTF-8: {exc.reason}")]) from None
+    if isinstance(source, bytes):
+        source = source.decode("utf-8")
+    if isinstance(source, str):
+        return source, None, filename or "<string>"
+    raise TypeError(f"a policy is a path, YAML text or a dict, not {type(source).__name__}")
+
+
+def _looks_like_path(text: str) -> bool:
+    if "\n" in text:
+        return False
+    if text.strip().endswith((".yaml", ".yml", ".json")):
+        return True
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def load_policy(source: Any, catalog: Catalog, filename: str | None = None) -> Policy:
+    """Load a policy from a path, YAML text or a dict and validate it against ``catalog``.
+
+    Raises :class:`PolicyError` listing every problem as ``file:line:column: message``.
+    """
+    if isinstance(source, Policy):
+        return source
+    text, data, name = _read_source(source, filename)
+    positions: dict = {(): (1, 1)}
+    if text is not None:
+        try:
+            data, positions = load_with_positions(text, name)
+        except YamlSyntaxError as exc:
+            raise PolicyError([(name, exc.line, exc.column, exc.message)]) from None
+    if data is None:
+        raise PolicyError([(name, 1, 1, "empty policy: expected a mapping with 'version: 1'")])
+    if not isinstance(data, dict):
+        raise PolicyError([(name, 1, 1, f"a policy is a mapping with 'version: 1', not a {type(data).__name__}")])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(_schema_problems(exc, name, positions)) from None
+    policy._source_text = text
+    policy._filename = name
+    policy._positions = positions
+    problems = check_semantics(policy, catalog, name, positions)
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+# --------------------------------------------------------------------------- schema errors
+def _strip(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            containers = [a for a in args if typing.get_origin(a) in (list, dict)]
+            tp = (models or containers or args)[0]
+            continue
+        return tp
+
+
+def _fields_at(loc: Sequence[Any]) -> list[str] | None:
+    tp: Any = Policy
+    for part in loc:
+        tp = _strip(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return None
+            tp = field.annotation
+        elif typing.get_origin(tp) in (list, dict):
+            tp = typing.get_args(tp)[-1]
+        else:
+            return None
+    tp = _strip(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return None
+
+
+def _schema_problems(exc: ValidationError, name: str, positions: dict) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple] = set()
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        line, col = locate(positions, loc)
+        where = ".".join(str(p) for p in loc)
+        if kind == "extra_forbidden":
+            key = loc[-1]
+            allowed = _fields_at(loc[:-1]) or []
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else (f" (allowed: {', '.join(allowed)})" if allowed else "")
+            message = f"unknown key {key!r}{hint}"
+        elif kind == "missing":
+            message = f"missing required key {loc[-1]!r}" + (f" in {'.'.join(str(p) for p in loc[:-1])}" if len(loc) > 1 else "")
+        elif loc == ("version",):
+            message = f"version: unsupported policy version {err.get('input')!r} (this router reads version: 1)"
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            message = f"{where}: {msg}" if where else msg
+        key = (line, col, message)
+        if key not in seen:
+            seen.add(key)
+            problems.append((name, line, col, message))
+    problems.sort(key=lambda p: (p[1], p[2]))
+    return problems
+
+
+# --------------------------------------------------------------------------- semantic checks
+def _rule_subsumes(a: Rule, b: Rule) -> bool:
+    """True if every request that ``b`` matches is also matched by ``a``."""
+    wa, wb = a.when, b.when
+    for attr in ("tenant", "app", "task"):
+        va, vb = getattr(wa, attr), getattr(wb, attr)
+        if va is not None and (vb is None or not set(vb) <= set(va)):
+            return False
+    if wa.tags is not None:
+        if wb.tags is None:
+            return False
+        for key, values in wa.tags.items():
+            if key not in wb.tags or not set(wb.tags[key]) <= set(values):
+                return False
+    pa, pb = wa.prompt_tokens, wb.prompt_tokens
+    if pa is not None:
+        if pa.min is not None and (pb is None or pb.min is None or pb.min < pa.min):
+            return False
+        if pa.max is not None and (pb is None or pb.max is None or pb.max > pa.max):
+            return False
+    if wa.grounding is not None:
+        gb = wb.grounding
+        if not (gb == wa.grounding or (wa.grounding is True and isinstance(gb, str))):
+            return False
+    if wa.latency_sensitive is not None and wb.latency_sensitive != wa.latency_sensitive:
+        return False
+    return True
+
+
+def _rule_impossible(rule: Rule) -> str | None:
+    w = rule.when
+    for attr in ("tenant", "app", "task"):
+        if getattr(w, attr) == []:
+            return f"its {attr} list is empty"
+    if w.tags is not None:
+        for key, values in w.tags.items():
+            if values == []:
+                return f"tag {key!r} has no allowed value"
+    p = w.prompt_tokens
+    if p is not None and p.min is not None and p.max is not None and p.min > p.max:
+        return f"prompt_tokens min {p.min:,} > max {p.max:,}"
+    return None
+
+
+def check_semantics(policy: Policy, catalog: Catalog, name: str, positions: dict) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(path: tuple, message: str) -> None:
+        line, col = locate(positions, path)
+        problems.append((name, line, col, message))
+
+    profiles = policy.profiles
+    known = ", ".join(profiles)
+
+    def check_profile_ref(path: tuple, ref: str) -> None:
+        if ref not in profiles:
+            close = difflib.get_close_matches(ref, list(profiles), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (profiles: {known})"
+            add(path, f"unknown profile {ref!r}{hint}")
+
+    check_profile_ref(("default_profile",), policy.default_profile)
+
+    all_regions = sorted({r for m in catalog for r in m.regions})
+
+    def check_regions(path: tuple, values: Sequence[str]) -> None:
+        for i, value in enumerate(values):
+            if value.lower() in REGION_GROUPS or value in all_regions:
+                continue
+            close = difflib.get_close_matches(value, all_regions + list(REGION_GROUPS), n=3, cutoff=0.6)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            add((*path, i), f"unknown region {value!r}{hint}")
+
+    def check_entries(path: tuple, entries: Sequence[CandidateSpec]) -> None:
+        for i, entry in enumerate(entries):
+            epath = (*path, i)
+            if entry.model is not None:
+                try:
+                    model = catalog.get(entry.model)
+                except UnknownModelError as exc:
+                    hint = f"; closest ids: {', '.join(exc.suggestions)}" if exc.suggestions else ""
+                    add((*epath, "model"), f"unknown model {entry.model!r}{hint}")
+                    continue
+                if entry.location:
+                    for j, loc in enumerate(entry.location):
+                        if loc not in model.regions:
+                            add((*epath, "location", j), f"{model.id} is not served in {loc!r} (locations: {', '.join(model.regions)})")
+                if entry.priority and model.priority_ramp_family is None:
+                    add((*epath, "priority"), f"{model.id} does not support Priority PayGo (Gemini models on the global endpoint only)")
+                if entry.batch and "batch" not in model.capabilities:
+                    add((*epath, "batch"), f"{model.id} has no Batch API")
+            else:
+                assert entry.select is not None
+                if entry.select.region is not None:
+                    check_regions((*epath, "select", "region"), entry.select.region)
+                if not any(True for _ in _selected(entry, catalog)):
+                    add((*epath, "select"), "selector matches no catalog model")
+
+    check_entries(("candidates",), policy.candidates)
+    top_level_bad = bool(problems)
+    flawed: set[str] = set()
+    for pname, prof in profiles.items():
+        ppath = ("profiles", pname)
+        before = len(problems)
+        if prof.candidates is not None:
+            check_entries((*ppath, "candidates"), prof.candidates)
+            if not prof.candidates:
+                add((*ppath, "candidates"), f"profile {pname!r} has an empty candidate list")
+        c = prof.constraints
+        for i, mid in enumerate(c.exclude_models):
+            if mid not in catalog:
+                close = catalog.closest(mid)
+                add((*ppath, "constraints", "exclude_models", i), f"unknown model {mid!r}" + (f"; closest ids: {', '.join(close)}" if close else ""))
+        if c.regions is not None:
+            check_regions((*ppath, "constraints", "regions"), c.regions)
+        if len(problems) > before or (prof.candidates is None and top_level_bad):
+            flawed.add(pname)
+    # profiles no catalog model can satisfy (skipped for a profile with unknown model ids: reported above)
+    for pname, prof in profiles.items():
+        if pname in flawed:
+            continue
+        entries = prof.candidates if prof.candidates is not None else policy.candidates
+        try:
+            resolved = resolve_entries(entries, catalog)
+        except UnknownModelError:
+            continue
+        if not resolved:
+            continue
+        reasons = []
+        ok = False
+        for _, entry, model in resolved:
+            reason = static_reason(entry, model, prof.constraints)
+            if reason is None:
+                ok = True
+                break
+            reasons.append(f"{model.id}: {reason}")
+        if not ok:
+            shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+            add(("profiles", pname), f"profile {pname!r}: no catalog model can satisfy it ({shown})")
+
+    # rules
+    names: dict[str, int] = {}
+    for i, rule in enumerate(policy.rules):
+        rpath = ("rules", i)
+        check_profile_ref((*rpath, "profile"), rule.profile)
+        if rule.name in names:
+            add((*rpath, "name"), f"duplicate rule name {rule.name!r} (first at rule {names[rule.name] + 1})")
+        else:
+            names[rule.name] = i
+        impossible = _rule_impossible(rule)
+        if impossible:
+            add((*rpath, "when"), f"rule {rule.name!r} can never match: {impossible}")
+            continue
+        for j in range(i):
+            earlier = policy.rules[j]
+            if _rule_impossible(earlier) is None and _rule_subsumes(earlier, rule):
+                line, _ = locate(positions, ("rules", j))
+                add(rpath, f"rule {rule.name!r} can never match: the earlier rule {earlier.name!r} (line {line}) matches every request it would")
+                break
+
+    # budgets
+    for i, budget in enumerate(policy.budgets):
+        for j, action in enumerate(budget.actions):
+            if action.switch_profile is not None:
+                check_profile_ref(("budgets", i, "actions", j, "switch_profile"), action.switch_profile)
+    problems.sort(key=lambda p: (p[1], p[2]))
+    return problems
+
+
+def _selected(entry: CandidateSpec, catalog: Catalog):
+    from router.policy.compile import selector_matches
+
+    assert entry.select is not None
+    return (m for m in catalog if selector_matches(entry.select, m))
+
+
+def validate_file(path: str | os.PathLike[str], catalog: Catalog) -> list[Problem]:
+    """Problems of one policy file (empty when valid)."""
+    try:
+        load_policy(Path(path), catalog, filename=str(path))
+    except PolicyError as exc:
+        return exc.problems
+    return []
+
+
+__all__ = ["check_semantics", "load_policy", "validate_file"]

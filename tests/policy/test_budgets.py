@@ -1,0 +1,162 @@
+"""Budgets: scopes, windows, graded actions at exact thresholds, refusal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from router.errors import RequestRefusedError
+from router.ledger.types import Window
+from router.policy import StateSnapshot, compile_policy, explain, load_policy
+from tests.policy.conftest import POLICIES, compile_text, feats
+
+TIERS = """
+version: 1
+candidates: [{select: {lifecycle: ga, min_quality: 30}}]
+profiles:
+  standard: {objective: best_quality}
+  cost-first: {objective: cheapest, constraints: {min_quality: 40}}
+default_profile: standard
+budgets:
+  - name: tenant-monthly
+    scope: tenant
+    window: calendar:month@UTC
+    limit_usd: "100"
+    actions:
+      - {at_percent: 80, switch_profile: cost-first}
+      - {at_percent: 100, max_output_usd_per_mtok: "1.00"}
+      - {at_percent: 120, refuse: true}
+"""
+SCOPE = "tenant:acme|calendar:month@UTC"
+
+
+def at_spend(cp, amount):
+    return cp.decide(feats(tenant="acme"), StateSnapshot(spend={SCOPE: Decimal(amount)}))
+
+
+def test_budgets_for_resolves_tenant_scope():
+    cp = compile_text(TIERS)
+    (scope,) = cp.budgets_for(feats(tenant="acme"))
+    assert scope.scope == "tenant:acme" and scope.window == Window("calendar", "month", "UTC")
+    assert scope.limit_usd == Decimal(100) and scope.id == SCOPE
+    assert cp.budgets_for(feats(tenant="globex"))[0].scope == "tenant:globex"
+    assert cp.budgets_for(feats()) == []  # no tenant: a tenant budget does not apply
+    d = cp.decide(feats(tenant="acme"))
+    assert d.budgets == [scope]
+
+
+def test_below_threshold_no_action():
+    d = at_spend(compile_text(TIERS), "79.9")
+    assert d.profile == "standard" and d.actions == []
+
+
+def test_at_80_percent_switches_profile():
+    d = at_spend(compile_text(TIERS), "80")
+    assert d.profile == "cost-first"
+    assert d.actions == [f"{SCOPE} at 80% >= 80%: profile cost-first"]
+
+
+def test_at_100_percent_restricts_output_price(catalog):
+    d = at_spend(compile_text(TIERS), "100")
+    assert d.profile == "cost-first"
+    assert len(d.actions) == 2 and d.actions[1] == f"{SCOPE} at 100% >= 100%: only models <= $1 per 1M output tokens"
+    for choice in d.choices:
+        assert catalog.get(choice.model).rate("output", feats().at)[0] <= Decimal("1.00")
+    assert any("output price" in r for _, r in d.rejected)
+
+
+def test_just_below_100_percent():
+    d = at_spend(compile_text(TIERS), "99.99")
+    assert d.profile == "cost-first" and len(d.actions) == 1
+
+
+def test_refuse_at_120_percent():
+    cp = compile_text(TIERS)
+    with pytest.raises(RequestRefusedError) as info:
+        at_spend(cp, "120")
+    assert "tenant:acme|calendar:month@UTC" in str(info.value)
+    other = cp.decide(feats(tenant="globex"), StateSnapshot(spend={SCOPE: Decimal(500)}))
+    assert other.profile == "standard"  # another tenant's counter
+
+
+def test_bare_scope_spend_key():
+    cp = compile_text(TIERS)
+    d = cp.decide(feats(tenant="acme"), StateSnapshot(spend={"tenant:acme": "85"}))
+    assert d.profile == "cost-first"
+    assert d.actions[0].startswith(f"{SCOPE} at 85% >= 80%")
+
+
+def test_scopes_app_tag_fixed_global_rolling():
+    cp = compile_text(
+        """
+        version: 1
+        profiles: {p: {}, q: {objective: best_quality}}
+        default_profile: p
+        budgets:
+          - {scope: global, window: rolling:24h, limit_usd: 1000}
+          - {scope: app, window: 7d, limit_usd: 10}
+          - {scope: "tag:team", window: calendar:day@Europe/Paris, limit_usd: 5}
+          - {scope: "tenant:acme", window: 1h, limit_usd: 2, actions: [{at_percent: 50, switch_profile: q}]}
+          - {scope: "tag:env=prod", window: 30d, limit_usd: 3}
+        """
+    )
+    scopes = cp.budgets_for(feats(tenant="acme", app="search", tags={"team": "ml", "env": "prod"}))
+    assert [s.id for s in scopes] == [
+        "global|rolling:24h",
+        "app:search|rolling:7d",
+        "tag:team=ml|calendar:day@Europe/Paris",
+        "tenant:acme|rolling:1h",
+        "tag:env=prod|rolling:30d",
+    ]
+    assert [s.id for s in cp.budgets_for(feats(tenant="globex", tags={"env": "dev"}))] == ["global|rolling:24h"]
+    d = cp.decide(feats(tenant="acme"), StateSnapshot(spend={"tenant:acme|rolling:1h": 1}))
+    assert d.profile == "q"
+
+
+def test_unsafe_names_are_sanitised():
+    cp = compile_text(TIERS)
+    (scope,) = cp.budgets_for(feats(tenant="acme corp/../x"))
+    assert scope.scope.startswith("tenant:acme_corp_.._x.")
+
+
+def test_highest_switch_wins_and_tightest_caps():
+    cp = compile_text(
+        """
+        version: 1
+        profiles: {a: {}, b: {}, c: {}}
+        default_profile: a
+        budgets:
+          - scope: global
+            window: month
+            limit_usd: 10
+            actions:
+              - {at_percent: 50, switch_profile: b, max_cost_usd: "0.01"}
+              - {at_percent: 90, switch_profile: c}
+          - scope: tenant
+            window: month
+            limit_usd: 10
+            actions:
+              - {at_percent: 60, switch_profile: b, max_cost_usd: "0.001"}
+        """
+    )
+    d = cp.decide(feats(tenant="t"), StateSnapshot(spend={"global": 9, "tenant:t": 6}))
+    assert d.profile == "c"
+    assert len(d.actions) == 3
+    assert all(c.estimated_cost <= Decimal("0.001") for c in d.choices)
+
+
+def test_budget_tiers_example_policy(catalog):
+    cp = compile_policy(load_policy(POLICIES / "budget-tiers.yaml", catalog), catalog)
+    tenant = "tenant:acme|calendar:month@UTC"
+    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "79.99"})).profile == "standard"
+    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "80"})).profile == "cost-first"
+    d = cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "100"}))
+    assert all(catalog.get(c.model).rate("output", feats().at)[0] <= 1 for c in d.choices)
+    with pytest.raises(RequestRefusedError):
+        cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "120"}))
+    with pytest.raises(RequestRefusedError):
+        cp.decide(feats(tenant="acme"), StateSnapshot(spend={"global|calendar:day@America/New_York": "2000"}))
+    e = explain(cp, feats(tenant="acme"), StateSnapshot(spend={tenant: "130"}))
+    assert e["model"] is None and "refused by budget" in e["refused"]
+    assert e["budget_status"][0]["utilisation_percent"] == "130"

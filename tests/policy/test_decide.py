@@ -1,0 +1,324 @@
+"""Decision semantics: rules, constraints, objectives, cost estimates, fallbacks."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from router.cost import Usage, compute_cost
+from router.errors import NoEligibleModelError
+from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
+from tests.policy.conftest import DAY, compile_text, feats
+
+ALL_CHEAPEST = """
+version: 1
+profiles:
+  cheap: {objective: cheapest}
+default_profile: cheap
+"""
+
+
+def cheapest_by_hand(catalog, model_ids, prompt, max_tokens, ratio=Decimal("0.5")):
+    costs = {}
+    for mid in model_ids:
+        m = catalog.get(mid)
+        exp_out = int((Decimal(max_tokens) * ratio).to_integral_value(rounding="ROUND_CEILING"))
+        if m.billing_unit == "character":
+            u = Usage.build(input_chars=prompt * 4, output_chars=exp_out * 4, at=DAY)
+        else:
+            u = Usage.build(input_tokens=prompt, output_tokens=exp_out, at=DAY)
+        costs[mid] = compute_cost(m, u).total
+    return costs
+
+
+def test_rule_order_first_match_wins():
+    cp = compile_text(
+        """
+        version: 1
+        profiles:
+          a: {objective: cheapest}
+          b: {objective: best_quality}
+          c: {objective: quality_per_dollar}
+        rules:
+          - name: acme-search
+            when: {tenant: acme, app: search}
+            profile: b
+          - name: acme
+            when: {tenant: acme}
+            profile: c
+        default_profile: a
+        """
+    )
+    assert (cp.decide(feats(tenant="acme", app="search")).rule, cp.decide(feats(tenant="acme", app="search")).profile) == ("acme-search", "b")
+    assert cp.decide(feats(tenant="acme", app="chat")).profile == "c"
+    d = cp.decide(feats(tenant="globex"))
+    assert (d.rule, d.profile) == (None, "a")
+
+
+@pytest.mark.parametrize(
+    ("when", "match", "miss"),
+    [
+        ("{tags: {team: [ml, ai]}}", dict(tags={"team": "ml"}), dict(tags={"team": "web"})),
+        ("{task: summarise}", dict(task="summarise"), dict(task="chat")),
+        ("{prompt_tokens: {min: 1000, max: 2000}}", dict(prompt_tokens=2000), dict(prompt_tokens=2001)),
+        ("{prompt_tokens: {min: 1000}}", dict(prompt_tokens=1000), dict(prompt_tokens=999)),
+        ("{grounding: true}", dict(grounding="google_search"), dict()),
+        ("{grounding: false}", dict(), dict(grounding="google_search")),
+        ("{grounding: google_maps}", dict(grounding="google_maps"), dict(grounding="google_search")),
+        ("{latency_sensitive: true}", dict(latency_sensitive=True), dict()),
+        ("{app: [a, b]}", dict(app="b"), dict(app="c")),
+    ],
+)
+def test_rule_attributes(when, match, miss):
+    cp = compile_text(
+        f"""
+        version: 1
+        profiles:
+          base: {{objective: cheapest}}
+          special: {{objective: best_quality}}
+        rules:
+          - name: r
+            when: {when}
+            profile: special
+        default_profile: base
+        """
+    )
+    assert cp.decide(feats(**match)).profile == "special"
+    assert cp.decide(feats(**miss)).profile == "base"
+
+
+def test_cheapest_matches_the_cost_engine(catalog):
+    cp = compile_text(ALL_CHEAPEST)
+    d = cp.decide(feats(prompt_tokens=3000, max_tokens=1000))
+    eligible = [m.id for m in catalog if m.id not in {r for r, _ in d.rejected}]
+    costs = cheapest_by_hand(catalog, eligible, 3000, 1000)
+    assert d.primary.estimated_cost == min(costs.values())
+    assert costs[d.primary.model] == min(costs.values())
+
+
+@pytest.mark.parametrize("model", ["gemini-2.5-pro", "gemini-1.5-pro", "claude-sonnet-4-5", "deepseek-v3.2", "gemini-3-flash-preview"])
+@pytest.mark.parametrize("prompt", [10, 150_000, 250_000])
+def test_upper_bound_equals_cost_engine(catalog, model, prompt):
+    cp = compile_text(f"version: 1\ncandidates: [{{model: {model}}}]\nprofiles: {{p: {{}}}}\ndefault_profile: p\n")
+    m = catalog.get(model)
+    if prompt + 2000 > m.context_window:
+        with pytest.raises(NoEligibleModelError):
+            cp.decide(feats(prompt_tokens=prompt, max_tokens=2000))
+        return
+    d = cp.decide(feats(prompt_tokens=prompt, max_tokens=2000))
+    if m.billing_unit == "character":
+        usage = Usage.build(input_chars=prompt * 4, output_chars=2000 * 4, at=DAY)
+    else:
+        usage = Usage.build(input_tokens=prompt, output_tokens=2000, at=DAY)
+    assert d.primary.upper_bound_cost == compute_cost(m, usage).total
+    assert d.primary.estimated_cost <= d.primary.upper_bound_cost
+
+
+def test_context_window_fit(catalog):
+    cp = compile_text(ALL_CHEAPEST)
+    d = cp.decide(feats(prompt_tokens=300_000, max_tokens=1000))
+    reasons = dict(d.rejected)
+    assert reasons["claude-haiku-4-5"] == "context window 200,000 < prompt 300,000 + max_tokens 1,000 tokens"
+    for choice in d.choices:
+        assert catalog.get(choice.model).context_window >= 301_000
+    # exactly fitting is fine
+    d = cp.decide(feats(prompt_tokens=199_000, max_tokens=1000))
+    assert "claude-haiku-4-5" not in dict(d.rejected)
+
+
+def test_context_fit_can_be_disabled():
+    cp = compile_text(
+        "version: 1\ncandidates: [{model: claude-haiku-4-5}]\nprofiles: {p: {constraints: {context_fit: false}}}\ndefault_profile: p\n"
+    )
+    assert cp.decide(feats(prompt_tokens=300_000)).primary.model == "claude-haiku-4-5"
+
+
+def test_max_tokens_above_model_output_limit():
+    cp = compile_text(ALL_CHEAPEST)
+    d = cp.decide(feats(max_tokens=20_000))
+    assert "max output 8,192" in dict(d.rejected)["gemini-2.0-flash-lite"]
+
+
+def test_capability_filter(catalog):
+    cp = compile_text(ALL_CHEAPEST)
+    d = cp.decide(feats(required_capabilities=frozenset({"vision", "tools"})))
+    for choice in d.choices:
+        assert {"vision", "tools"} <= set(catalog.get(choice.model).capabilities)
+    assert dict(d.rejected)["deepseek-v3.2"] == "lacks capability vision"
+
+
+def test_profile_capabilities_and_lifecycle_and_quality(catalog):
+    cp = compile_text(
+        """
+        version: 1
+        profiles:
+          p:
+            constraints:
+              capabilities: [thinking]
+              exclude_lifecycles: [preview, deprecated]
+              min_quality: 60
+        default_profile: p
+        """
+    )
+    d = cp.decide(feats())
+    reasons = dict(d.rejected)
+    assert reasons["gemini-3-pro-preview"] == "lifecycle preview is excluded"
+    assert reasons["mistral-ocr-2505"].startswith("lacks capability thinking") or "no quality" in reasons["mistral-ocr-2505"]
+    assert reasons["llama-3.1-405b"].startswith(("no quality score", "lacks capability"))
+    for choice in d.choices:
+        m = catalog.get(choice.model)
+        assert m.lifecycle == "ga" and "thinking" in m.capabilities and m.quality.score >= 60
+
+
+def test_max_cost_constraint():
+    cp = compile_text(
+        "version: 1\nprofiles: {p: {objective: best_quality, constraints: {max_cost_usd: '0.001'}}}\ndefault_profile: p\n"
+    )
+    d = cp.decide(feats(prompt_tokens=1000, max_tokens=500))
+    assert all(c.estimated_cost <= Decimal("0.001") for c in d.choices)
+    assert any("> max $0.001 per request" in r for _, r in d.rejected)
+
+
+def test_objectives():
+    base = "version: 1\ncandidates:\n  - model: gemini-2.5-pro\n  - model: gemini-2.5-flash\n  - model: gemini-2.5-flash-lite\n  - model: claude-opus-4-5\nprofiles: {p: {objective: %s}}\ndefault_profile: p\n"
+    assert compile_text(base % "cheapest").decide(feats()).primary.model == "gemini-2.5-flash-lite"
+    assert compile_text(base % "best_quality").decide(feats()).primary.model == "claude-opus-4-5"
+    qpd = compile_text(base % "quality_per_dollar").decide(feats())
+    assert qpd.primary.model == "gemini-2.5-flash-lite"
+    bounded = compile_text(base % "{type: best_quality, max_cost_usd: '0.004'}").decide(feats())
+    assert bounded.primary.model == "gemini-2.5-pro"
+    assert compile_text(base % "{type: weighted, quality_weight: 1, cost_weight: 0}").decide(feats()).primary.model == "claude-opus-4-5"
+    assert compile_text(base % "{type: weighted, quality_weight: 0, cost_weight: 1}").decide(feats()).primary.model == "gemini-2.5-flash-lite"
+    mid = compile_text(base % "{type: weighted, quality_weight: 1, cost_weight: 0.2}").decide(feats())
+    assert mid.primary.model == "gemini-2.5-pro"
+
+
+def test_fallbacks_distinct_ranked_and_listed():
+    text = """
+    version: 1
+    candidates:
+      - model: claude-opus-4-5
+      - model: gemini-2.5-pro
+      - model: gemini-2.5-flash
+      - model: gemini-2.5-flash-lite
+    profiles: {p: {objective: cheapest}}
+    default_profile: p
+    fallbacks: {max: 2, order: %s}
+    """
+    ranked = compile_text(text % "ranked").decide(feats())
+    assert [c.model for c in ranked.choices] == ["gemini-2.5-flash-lite", "gemini-2.5-flash", "gemini-2.5-pro"]
+    listed = compile_text(text % "listed").decide(feats())
+    assert [c.model for c in listed.choices] == ["gemini-2.5-flash-lite", "claude-opus-4-5", "gemini-2.5-pro"]
+    zero = compile_text((text % "ranked").replace("max: 2", "max: 0")).decide(feats())
+    assert zero.fallbacks == []
+
+
+def test_no_eligible_model_lists_every_rejection():
+    cp = compile_text("version: 1\ncandidates: [{model: claude-haiku-4-5}, {model: gpt-oss-20b}]\nprofiles: {p: {}}\ndefault_profile: p\n")
+    with pytest.raises(NoEligibleModelError) as info:
+        cp.decide(feats(prompt_tokens=500_000))
+    assert [m for m, _ in info.value.rejected] == ["claude-haiku-4-5", "gpt-oss-20b"]
+
+
+def test_batch_profile_uses_batch_rates(catalog):
+    text = """
+    version: 1
+    candidates:
+      - {model: gemini-2.5-flash, batch: true}
+    profiles:
+      offline: {batch: true}
+    default_profile: offline
+    """
+    cp = compile_text(text)
+    d = cp.decide(feats())
+    assert d.primary.batch is True
+    u = Usage.build(input_tokens=1000, output_tokens=500, batch=True, at=DAY)
+    assert d.primary.upper_bound_cost == compute_cost(catalog.get("gemini-2.5-flash"), u).total
+    assert cp.decide(feats(latency_sensitive=True)).primary.batch is False
+
+
+def test_long_context_pricing(catalog):
+    cp = compile_text("version: 1\ncandidates: [{model: gemini-2.5-pro}]\nprofiles: {p: {}}\ndefault_profile: p\n")
+    short = cp.decide(feats(prompt_tokens=200_000, max_tokens=1000)).primary.upper_bound_cost
+    long = cp.decide(feats(prompt_tokens=200_001, max_tokens=1000)).primary.upper_bound_cost
+    assert long > short * 2 - 1  # every token at the long rate
+
+
+def test_decision_to_dict_is_json_ready():
+    cp = compile_text(ALL_CHEAPEST)
+    d = cp.decide(feats(tenant="acme", max_tokens=20_000))
+    data = json.loads(json.dumps(d.to_dict()))
+    assert data["model"] == d.primary.model
+    assert data["estimated_cost_usd"] == str(d.primary.estimated_cost.normalize()) or Decimal(data["estimated_cost_usd"]) == d.primary.estimated_cost
+    assert data["fallbacks"] == [c.model for c in d.fallbacks]
+    assert {"model", "reason"} == set(data["rejected"][0])
+    assert data["policy_version"] == cp.version and len(cp.version) == 12
+
+
+def test_policy_version_none_for_dict(catalog):
+    import yaml
+
+    from router.policy import compile_policy
+
+    cp = compile_policy(yaml.safe_load(ALL_CHEAPEST), catalog)
+    assert cp.version is None
+    assert cp.decide(feats()).policy_version is None
+
+
+def test_missing_price_on_date_is_a_rejection():
+    import datetime as dt
+
+    cp = compile_text("version: 1\ncandidates: [{model: gemini-3-flash-preview}, {model: gemini-2.5-flash}]\nprofiles: {p: {}}\ndefault_profile: p\n")
+    d = cp.decide(feats(at=dt.date(2020, 1, 1)))
+    assert d.primary.model == "gemini-2.5-flash" or d.rejected
+
+
+def test_estimate_prompt_tokens():
+    assert estimate_prompt_tokens([]) == 0
+    assert estimate_prompt_tokens([{"role": "user", "content": "x" * 400}]) == 3 + 4 + 100
+    assert estimate_prompt_tokens([{"role": "user", "content": "abcde"}]) == 3 + 4 + 2
+    parts = [{"type": "text", "text": "y" * 40}, {"type": "image_url", "image_url": {"url": "data:..."}}]
+    assert estimate_prompt_tokens([{"role": "user", "content": parts}]) == 3 + 4 + 10 + 258
+
+
+def test_capabilities_from():
+    msgs = [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "x"}}]},
+        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]},
+    ]
+    caps = RequestFeatures.capabilities_from(msgs, {"tools": [{"type": "function"}], "response_format": {"type": "json_object"}})
+    assert caps == frozenset({"vision", "audio", "tools", "json_output"})
+    assert RequestFeatures.capabilities_from([{"role": "user", "content": "hi"}], {}) == frozenset()
+
+
+def test_state_snapshot_from_ledger():
+    import datetime as dt
+
+    from router.ledger.types import BudgetScope, LedgerSnapshot, PoolUsage, RampUsage, Window
+
+    b = BudgetScope("tenant:acme", Window("calendar", "month", "UTC"), Decimal(10))
+    snap = LedgerSnapshot(
+        spend={b.id: Decimal("8")},
+        pools={"gemini-2x-flash-search-daily": PoolUsage("gemini-2x-flash-search-daily", 1500, 1500, dt.datetime(2026, 1, 1))},
+        ramp={"flash": RampUsage("flash", 100, 6_000_000)},
+    )
+    s = StateSnapshot.from_ledger(snap, [b])
+    assert s.spend_for(b.id, b.scope) == Decimal(8)
+    assert s.pools == {"gemini-2x-flash-search-daily": 1500}
+    assert s.ramp_for("flash").limit_tpm == 6_000_000
+    assert s.ramp_for("pro").limit_tpm == 1_000_000
+    assert StateSnapshot.empty().spend == {}
+
+
+def test_decide_accepts_a_ledger_snapshot_and_none_tags():
+    from router.ledger.types import LedgerSnapshot
+
+    cp = compile_text(
+        "version: 1\nprofiles: {p: {}, q: {}}\nrules: [{name: t, when: {tags: {a: b}}, profile: q}]\ndefault_profile: p\n"
+        "budgets: [{scope: tenant, window: month, limit_usd: 1, actions: [{at_percent: 50, switch_profile: q}]}]\n"
+    )
+    d = cp.decide(feats(tenant="x"), LedgerSnapshot(spend={"tenant:x|calendar:month@UTC": Decimal("0.6")}))
+    assert d.profile == "q" and d.actions
+    assert cp.decide(feats(tags=None)).profile == "p"
