@@ -1,0 +1,39 @@
+"""Test helpers for applications using the router: a loopback Vertex AI stub that litellm's real
+Vertex code talks to, generated service-account credentials, an in-process mock transport, and pytest
+fixtures (``pytest_plugins = ["router.testing.pytest_plugin"]``).
+
+Nothing here imports litellm; names are loaded on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "VertexStub": "router.testing.vertex_stub",
+    "ModelScript": "router.testing.vertex_stub",
+    "StubRequest": "router.testing.vertex_stub",
+    "vertex_settings_for": "router.testing.vertex_stub",
+    "make_service_account": "router.testing.credentials",
+    "write_service_account": "router.testing.credentials",
+    "MockTransport": "router._transport",
+    "ProviderUsage": "router._transport",
+    "AttemptFailed": "router._transport",
+    "VertexSettings": "router._transport",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'router.testing' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
