@@ -40,6 +40,18 @@ RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overf
 MAX_SEARCH_QUERIES_RESERVED = 4
 
 
+def _is_policy_file(policy: Any) -> bool:
+    """True for a path to an existing file (YAML text, even long or multi-line, is not a path)."""
+    if isinstance(policy, Path):
+        return policy.is_file()
+    if isinstance(policy, str) and "\n" not in policy and len(policy) < 4096:
+        try:
+            return Path(policy).is_file()
+        except OSError:
+            return False
+    return False
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -80,7 +92,7 @@ class Router:
             self.catalog = load_catalog(catalog)
         self.metrics = metrics
         self._watcher: PolicyWatcher | None = None
-        if isinstance(policy, (str, Path)) and Path(policy).is_file() and watch_policy:
+        if _is_policy_file(policy) and watch_policy:
             self._watcher = PolicyWatcher(
                 policy,
                 lambda text, name: compile_policy(load_policy(text, self.catalog, filename=name), self.catalog),
@@ -91,7 +103,7 @@ class Router:
             if metrics is not None:
                 metrics.record_policy_reload(True, self._watcher.version)
         else:
-            loaded = load_policy(policy, self.catalog) if isinstance(policy, (str, Path)) else policy
+            loaded = load_policy(policy, self.catalog) if isinstance(policy, (str, bytes, dict, Path)) else policy
             self._static = compile_policy(loaded, self.catalog)
         self._store_spec = store
         self._store_options = {"prefix": key_prefix, "failure_mode": failure_mode, "journal_path": journal_path}
@@ -242,6 +254,7 @@ class Router:
     async def _decide(self, request: dict[str, Any]) -> Any:
         compiled, features = request["compiled"], request["features"]
         state = await self._snapshot(compiled, features)
+        request["state"] = state
         started = time.perf_counter()
         try:
             return compiled.decide(features, state)
@@ -263,8 +276,12 @@ class Router:
     def _candidates(self, decision: Any) -> list[Any]:
         return [decision.primary, *decision.fallbacks]
 
-    def _upper_bound(self, choice: Any, features: Any) -> Decimal:
-        """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, grounding billable."""
+    def _upper_bound(self, choice: Any, features: Any, state: Any = None) -> Decimal:
+        """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, and the grounding
+        units the free pool (as of the decision's snapshot) would not cover.
+
+        A grounded request racing others for the last free units of a pool can bill up to its grounding
+        units beyond this bound; the settlement records the exact amount either way."""
         model = self.catalog.get(choice.model)
         fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
         if model.billing_unit == "character":
@@ -285,6 +302,9 @@ class Router:
                 fields["web_searches"] = MAX_SEARCH_QUERIES_RESERVED
             else:
                 fields["grounding_requests"] = 1
+            if option.pool and state is not None:
+                fields["grounding_quota_used"] = state.pools.get(option.pool, 0)
+                return compute_cost(model, Usage.build(**fields), self.catalog.pools).total
         return compute_cost(model, Usage.build(**fields)).total
 
     def _call_spec(self, choice: Any, request: dict[str, Any], params: dict[str, Any], stream: bool) -> Any:
@@ -354,7 +374,7 @@ class Router:
         except PriceNotAvailableError as exc:
             # Never lose spend: bill what was reserved and say why.
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
-            return self._upper_bound(choice, features)
+            return self._upper_bound(choice, features, request.get("state"))
         record.cost_lines = [line.to_dict() for line in breakdown.lines]
         record.grounding_free_units = breakdown.grounding_free_units
         record.grounding_billable_units = breakdown.grounding_billable_units
@@ -408,7 +428,7 @@ class Router:
         store = self.store()
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['id']}:{index}"
-            upper = self._upper_bound(choice, features)
+            upper = self._upper_bound(choice, features, request.get("state"))
             reservation = await self._reserve(attempt_id, decision, upper)
             if not reservation.granted:
                 record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
@@ -455,7 +475,7 @@ class Router:
         store = self.store()
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['id']}:{index}"
-            upper = self._upper_bound(choice, features)
+            upper = self._upper_bound(choice, features, request.get("state"))
             reservation = await self._reserve(attempt_id, decision, upper)
             if not reservation.granted:
                 record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))

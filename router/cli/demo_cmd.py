@@ -8,6 +8,7 @@ metadata, trafficType, a 429 now and then) so the table shows the decisions an o
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -85,22 +86,40 @@ def _fmt_usd(value: Decimal) -> str:
     return f"${value:.6f}"
 
 
+_OUTCOME_MARK = {"rate_limited": "429", "server_error": "5xx", "timeout": "timeout", "context_overflow": "too long", "denied": "budget"}
+
+
+def _why(decision: dict[str, Any], scenario: Scenario) -> str:
+    """The decision in a few words: rule, budget actions, and notes an operator would care about."""
+    parts: list[str] = []
+    for action in decision.get("actions") or []:
+        parts.append(re.sub(r"\|\S+", "", action).replace(": profile ", " → "))  # "tenant:acme at 84% >= 80% → cost-first"
+    notes = decision.get("notes") or []
+    if scenario.latency_sensitive and any("no Priority PayGo price" in n for n in notes):
+        parts.append("priority asked: no priority price in the catalog → standard")
+    elif scenario.latency_sensitive and decision.get("priority"):
+        parts.append("Priority PayGo (global endpoint)")
+    return "; ".join(parts)
+
+
 def _row(index: int, scenario: Scenario, response: Any, error: str | None) -> dict[str, Any]:
     record = getattr(response, "routing", None)
     if record is None:
         return {"#": index, "tenant": scenario.tenant, "request": scenario.label, "model": "-", "outcome": error or "?", "cost_usd": Decimal(0)}
     decision = record.decision
-    attempts = " → ".join(f"{a.model}:{a.outcome}" for a in record.attempts)
+    served = next((a for a in record.attempts if a.outcome in ("ok", "interrupted")), None)
+    path = [f"{a.model} ✗{_OUTCOME_MARK.get(a.outcome, a.outcome)}" for a in record.attempts if a is not served]
     return {
         "#": index,
         "tenant": scenario.tenant,
         "request": scenario.label,
-        "rule": decision.get("rule"),
+        "rule": decision.get("rule") or "default",
         "profile": decision.get("profile"),
         "model": record.model,
-        "location": next((a.location for a in record.attempts if a.outcome in ("ok", "interrupted")), "-"),
-        "attempts": attempts,
-        "why": "; ".join(decision.get("actions") or []) or decision.get("reason") or "",
+        "location": served.location if served else "-",
+        "route": " → ".join([*path, f"{record.model} @ {served.location if served else '-'}"]),
+        "attempts": [{"model": a.model, "outcome": a.outcome} for a in record.attempts],
+        "why": _why(decision, scenario),
         "traffic": record.traffic_type or "-",
         "grounding": f"{record.grounding_free_units} free / {record.grounding_billable_units} billed" if scenario.grounding else "",
         "cost_usd": record.cost_usd,
@@ -160,7 +179,7 @@ async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], setting
 async def _counters(router: Any) -> dict[str, Any]:
     """Spend per budget and grounding pool usage, read back from the ledger."""
     store = router.store()
-    budgets = list(await store.list_budgets())
+    budgets = [info.budget for info in await store.list_scopes()]
     pools = [router.compiled.quota_pool(pool_id) for pool_id in router.catalog.pools]
     snap = await store.snapshot(budgets, pools, ["flash", "flash-lite", "pro"])
     return {
@@ -176,26 +195,24 @@ def _print(rows: list[dict[str, Any]], counters: dict[str, Any], policy: Path, s
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(160, Console().width))
+    console = Console(width=max(150, Console().width))
     table = Table(title=f"router demo — policy {policy.name}, store {store_url}, Vertex stub on loopback", show_lines=False)
-    for col in ("#", "tenant", "request", "rule → profile", "model @ location", "attempts", "traffic", "grounding", "cost", "why"):
+    for col in ("#", "tenant", "request", "rule → profile", "routed to", "cost", "grounding", "why"):
         table.add_column(col, overflow="fold")
     total = Decimal(0)
     for row in rows:
         total += row["cost_usd"]
         if row.get("outcome") != "ok":
-            table.add_row(str(row["#"]), row["tenant"], row["request"], "", "", f"[red]{row['outcome']}[/red]", "", "", "", "")
+            table.add_row(str(row["#"]), row["tenant"], row["request"], "", f"[red]{row['outcome']}[/red]", "", "", "")
             continue
         table.add_row(
             str(row["#"]),
             row["tenant"],
             row["request"],
             f"{row['rule']} → {row['profile']}",
-            f"{row['model']} @ {row['location']}",
-            row["attempts"],
-            row["traffic"],
-            row["grounding"],
+            row["route"],
             _fmt_usd(row["cost_usd"]),
+            row["grounding"],
             row["why"],
         )
     console.print(table)

@@ -87,7 +87,7 @@ async def _ledger_state(store_url: str, timezone: str) -> dict[str, Any]:
 
     store = store_from_url(store_url)
     try:
-        budgets = list(await store.list_budgets())
+        budgets = [info.budget for info in await store.list_scopes()]
         pools = _pools(timezone)
         families = ["flash", "flash-lite", "pro"]
         snap = await store.snapshot(budgets, pools, families)
@@ -105,9 +105,18 @@ def burn_projection(spend: Decimal, window_start: dt.datetime, window_end: dt.da
     return per_hour, per_hour * total_h
 
 
-def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
-    from router.ledger.windows import window_bounds
+def window_bounds(window: Any, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end of the window containing ``now`` (a rolling window ends ``now``)."""
+    from router.ledger.types import ROLLING_SPANS
+    from router.ledger.windows import to_datetime, window_period
 
+    if window.kind == "rolling":
+        return now - dt.timedelta(seconds=ROLLING_SPANS[window.span]), now
+    period = window_period(window, int(now.timestamp() * 1000))
+    return to_datetime(period.start_ms), to_datetime(period.end_ms)
+
+
+def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     now = state["at"]
     for budget in state["budgets"]:
