@@ -53,20 +53,22 @@ async def timed(make_call, calls: int, concurrency: int) -> tuple[list[float], f
 def bench_policy(path: Path) -> Path:
     path.write_text(
         """version: 1
+candidates:
+  - {model: gemini-2.5-flash}
+  - {model: gemini-2.5-flash-lite}
+  - {model: gemini-2.0-flash}
 profiles:
-  default:
-    candidates: [gemini-2.5-flash, gemini-2.5-flash-lite, gemini-2.0-flash]
-    objective: cheapest
+  default: {objective: cheapest}
+default_profile: default
 budgets:
   - name: global-daily
     scope: global
-    window: "calendar:day"
+    window: calendar:day@UTC
     limit_usd: "100000"
   - name: per-tenant
     scope: tenant
-    window: "rolling:24h"
+    window: rolling:24h
     limit_usd: "100000"
-default_profile: default
 """,
         encoding="utf-8",
     )

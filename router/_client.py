@@ -64,6 +64,8 @@ class Router:
     ``store``: a ledger URL (``memory://``, ``fakeredis://``, ``redis://``, ``rediss://``,
     ``redis+cluster://``) or a store object. ``transport``: the call seam (default: litellm).
     ``**vertex_settings``: ``vertex_project``, ``vertex_location``, ``vertex_credentials``, ``api_base``.
+    ``snapshot_max_age_s``: how old the ledger view a decision uses may be on a shared store (reservations
+    are always atomic against live counters). ``failure_mode``: ``fail_closed`` or ``fail_open``.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Router:
         failure_mode: str = "fail_closed",
         journal_path: str | None = None,
         reservation_ttl_s: float = 600.0,
+        snapshot_max_age_s: float = 0.1,
         key_prefix: str = "router",
         watch_policy: bool = True,
         watch_interval_s: float = 0.5,
@@ -112,6 +115,8 @@ class Router:
         self._vertex_settings_kwargs = vertex_settings
         self._vertex_settings: Any = None
         self.reservation_ttl_s = reservation_ttl_s
+        self.snapshot_max_age_s = snapshot_max_age_s
+        self._snapshots: dict[tuple[Any, ...], tuple[float, "asyncio.Future[Any]"]] = {}
         self._sync = LoopThread()
 
     # ------------------------------------------------------------------ plumbing
@@ -237,19 +242,43 @@ class Router:
         return request, params
 
     async def _snapshot(self, compiled: Any, features: Any) -> Any:
+        """The ledger state the decision sees. On a shared (Redis) store it is cached for at most
+        ``snapshot_max_age_s`` per set of budgets / pools / families, saving a round trip per request;
+        the reservation that follows is always checked atomically against the live counters, so a
+        slightly older view can change *which* model is preferred, never let a budget overflow."""
+        from router.ledger import MemoryStore
         from router.policy import StateSnapshot
 
         store = self.store()
         budgets = compiled.budgets_for(features)
         pools = compiled.pools_for(features)
         families = compiled.ramp_families
+        if self.snapshot_max_age_s <= 0 or isinstance(store, MemoryStore):
+            return StateSnapshot.from_ledger(await self._read_snapshot(store, budgets, pools, families), budgets)
+        cache_key = (id(store), tuple(b.id for b in budgets), tuple(p.id for p in pools), tuple(families))
+        cached = self._snapshots.get(cache_key)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > self.snapshot_max_age_s:
+            # Single flight: concurrent requests share one read instead of all missing at once.
+            if len(self._snapshots) > 4096:  # bounded: many tenants only ever cost a fresh read
+                self._snapshots.clear()
+            future = asyncio.ensure_future(self._read_snapshot(store, budgets, pools, families))
+            cached = (now, future)
+            self._snapshots[cache_key] = cached
         try:
-            snap = await store.snapshot(budgets, pools, families)
+            snap = await asyncio.shield(cached[1])
+        except Exception:
+            self._snapshots.pop(cache_key, None)
+            raise
+        return StateSnapshot.from_ledger(snap, budgets)
+
+    async def _read_snapshot(self, store: Any, budgets: Any, pools: Any, families: Any) -> Any:
+        try:
+            return await store.snapshot(budgets, pools, families)
         except Exception:
             if self.metrics is not None:
                 self.metrics.record_store_error("snapshot")
             raise
-        return StateSnapshot.from_ledger(snap, budgets)
 
     async def _decide(self, request: dict[str, Any]) -> Any:
         compiled, features = request["compiled"], request["features"]
@@ -282,6 +311,10 @@ class Router:
 
         A grounded request racing others for the last free units of a pool can bill up to its grounding
         units beyond this bound; the settlement records the exact amount either way."""
+        precomputed = getattr(choice, "upper_bound_cost", None)
+        if precomputed is not None and not (choice.priority or choice.grounding or choice.batch):
+            # The engine's bound is our cost engine's, from rates precompiled per model (tested equal).
+            return precomputed
         model = self.catalog.get(choice.model)
         fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
         if model.billing_unit == "character":
@@ -397,11 +430,11 @@ class Router:
     def _finish(self, record: RoutingRecord, features: Any, outcome: str) -> None:
         if self.metrics is None:
             return
-        rule = record.decision.get("rule") if isinstance(record.decision, dict) else None
+        rule = record.rule
         self.metrics.record_request(record.model, features.tenant, rule, outcome, record.cost_usd)
 
     def _new_record(self, request: dict[str, Any], decision: Any) -> RoutingRecord:
-        record = RoutingRecord(request_id=request["id"], decision=decision.to_dict())
+        record = RoutingRecord(request_id=request["id"], decision=decision)
         record.policy_version = getattr(request["compiled"], "version", None) or self.policy_version
         return record
 

@@ -19,22 +19,42 @@ class Attempt:
     detail: str = ""
 
 
-@dataclass
 class RoutingRecord:
-    """Everything a caller (or an auditor) needs about one routed request."""
+    """Everything a caller (or an auditor) needs about one routed request.
 
-    request_id: str
-    decision: dict[str, Any]
-    attempts: list[Attempt] = field(default_factory=list)
-    model: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    cost_lines: list[dict[str, str]] = field(default_factory=list)
-    cost_usd: Decimal = Decimal(0)
-    grounding_free_units: int = 0
-    grounding_billable_units: int = 0
-    traffic_type: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    policy_version: str | None = None
+    ``decision`` is the decision as ``router explain --json`` prints it (a dict; built on first access,
+    so that requests nobody inspects do not pay for it); ``attempts`` what each try did; ``usage`` the
+    provider's usage; ``cost_lines`` / ``cost_usd`` the exact bill; grounding units counted free / billable;
+    ``traffic_type`` as the provider reported it; ``policy_version`` the policy that decided.
+    """
+
+    def __init__(self, request_id: str, decision: Any) -> None:
+        self.request_id = request_id
+        self._decision_source = decision
+        self._decision: dict[str, Any] | None = decision if isinstance(decision, dict) else None
+        self.attempts: list[Attempt] = []
+        self.model: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.cost_lines: list[dict[str, str]] = []
+        self.cost_usd: Decimal = Decimal(0)
+        self.grounding_free_units = 0
+        self.grounding_billable_units = 0
+        self.traffic_type: str | None = None
+        self.warnings: list[str] = []
+        self.policy_version: str | None = None
+
+    @property
+    def decision(self) -> dict[str, Any]:
+        if self._decision is None:
+            self._decision = self._decision_source.to_dict()
+        return self._decision
+
+    @property
+    def rule(self) -> str | None:
+        """The policy rule that matched (None: the default profile)."""
+        if self._decision is None:
+            return getattr(self._decision_source, "rule", None)
+        return self._decision.get("rule")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (Decimals as exact strings)."""
@@ -49,4 +69,22 @@ class RoutingRecord:
                 return [convert(v) for v in value]
             return value
 
-        return convert(asdict(self))
+        return convert(
+            {
+                "request_id": self.request_id,
+                "policy_version": self.policy_version,
+                "decision": self.decision,
+                "attempts": [asdict(a) for a in self.attempts],
+                "model": self.model,
+                "usage": self.usage,
+                "cost_lines": self.cost_lines,
+                "cost_usd": self.cost_usd,
+                "grounding_free_units": self.grounding_free_units,
+                "grounding_billable_units": self.grounding_billable_units,
+                "traffic_type": self.traffic_type,
+                "warnings": self.warnings,
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"RoutingRecord(request_id={self.request_id!r}, model={self.model!r}, cost_usd={self.cost_usd}, attempts={len(self.attempts)})"

@@ -17,6 +17,7 @@ policy_app = typer.Typer(help="Policy versions: list what served, roll back to a
 
 PolicyFile = Annotated[Path, typer.Argument(help="The policy YAML file a Router watches.")]
 StoreUrl = Annotated[str, typer.Option("--store", help="Ledger URL: memory://, redis://host:port/db, rediss://, redis+cluster://")]
+Prefix = Annotated[str, typer.Option("--prefix", help="Ledger key prefix (the Router's key_prefix).")]
 
 
 def _validator(path: Path):
@@ -81,11 +82,11 @@ def _pools(timezone: str) -> list[Any]:
     return [quota_pool_from_spec(spec, timezone=timezone) for spec in default_catalog().pools.values()]
 
 
-async def _ledger_state(store_url: str, timezone: str) -> dict[str, Any]:
+async def _ledger_state(store_url: str, timezone: str, prefix: str = "router") -> dict[str, Any]:
     """Budgets known to the ledger with their spend, grounding pools and priority ramp, in one dict."""
     from router.ledger import store_from_url
 
-    store = store_from_url(store_url)
+    store = store_from_url(store_url, prefix=prefix)
     try:
         budgets = [info.budget for info in await store.list_scopes()]
         pools = _pools(timezone)
@@ -174,6 +175,7 @@ def monitor(
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     timezone: Annotated[str, typer.Option("--pool-timezone", help="Time zone the grounding pools reset in.")] = "America/Los_Angeles",
     as_json: Annotated[bool, typer.Option("--json", help="Print one snapshot as JSON and exit.")] = False,
+    prefix: Prefix = "router",
 ) -> None:
     """Live view: budgets filling, burn rate per hour and projected spend at window end, grounding pools, priority ramp."""
     from rich.console import Console
@@ -181,7 +183,7 @@ def monitor(
 
     def read() -> dict[str, Any]:
         with cli_errors():
-            return asyncio.run(_ledger_state(store, timezone))
+            return asyncio.run(_ledger_state(store, timezone, prefix))
 
     if as_json:
         state = read()
@@ -217,6 +219,7 @@ def metrics(
     policy: Annotated[Optional[Path], typer.Option("--policy", help="Watch this policy file and export its version and reload status.")] = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between ledger refreshes.")] = 5.0,
     timezone: Annotated[str, typer.Option("--pool-timezone")] = "America/Los_Angeles",
+    prefix: Prefix = "router",
 ) -> None:
     """Serve Prometheus /metrics with the ledger's budgets, grounding pools and priority ramp (standalone exporter)."""
     from router.metrics import RouterMetrics, serve_metrics
@@ -237,7 +240,7 @@ def metrics(
             if watcher is not None:
                 watcher.check()
             try:
-                state = asyncio.run(_ledger_state(store, timezone))
+                state = asyncio.run(_ledger_state(store, timezone, prefix))
             except Exception as exc:  # noqa: BLE001 - an exporter keeps serving and counts the failure
                 registry.record_store_error("snapshot")
                 typer.echo(f"warning: ledger read failed: {exc}", err=True)

@@ -17,7 +17,9 @@ from router.errors import CatalogError, UnknownModelError
 REPO = Path(__file__).resolve().parents[2]
 CATALOG_DIR = REPO / "price_catalog"
 SEEDS = {"000_8191c03ed1050dc1.txt", "001_d051b4ad03054c83.txt", "002_fc2fbf5f1659a49d.txt", "003_da2c08c521b0db0e.txt"}
-QUALITY_REFERENCE = REPO.parent / "shared" / "quality-reference.md"
+#: A verbatim copy of ../shared/quality-reference.md kept with the catalog (checked against the shared one when present).
+QUALITY_REFERENCE = CATALOG_DIR / "quality-reference.md"
+SHARED_QUALITY_REFERENCE = REPO.parent / "shared" / "quality-reference.md"
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +115,12 @@ def test_no_priority_paygo_rate_without_a_source(catalog):
                 assert block.provenance.source, f"{model.id}: a priority rate needs a public source"
 
 
+def test_the_bundled_quality_reference_is_the_shared_one():
+    if SHARED_QUALITY_REFERENCE.exists():
+        assert QUALITY_REFERENCE.read_text() == SHARED_QUALITY_REFERENCE.read_text()
+
+
 def test_quality_scores_match_the_quality_reference(catalog):
-    if not QUALITY_REFERENCE.exists():
-        pytest.skip("the shared quality reference is not next to this checkout")
     text = QUALITY_REFERENCE.read_text()
     scored = [m for m in catalog.models.values() if m.quality is not None]
     assert len(scored) >= 20
