@@ -427,6 +427,17 @@ class Router:
             self.metrics.record_denial(str(reservation.denied_scope))
         return reservation
 
+    def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal) -> None:
+        """Say so when the bill passed its reservation: a budget can then overshoot by the difference.
+        It happens when the prompt estimate (about 4 characters a token) was low: pass ``prompt_tokens``."""
+        if cost > upper:
+            record.warnings.append(
+                f"billed ${cost} > reserved ${upper}: the prompt estimate was low (pass prompt_tokens from "
+                "the Count Tokens API for an exact bound); the ledger recorded the full amount"
+            )
+            if self.metrics is not None:
+                self.metrics.overruns.inc()
+
     def _finish(self, record: RoutingRecord, features: Any, outcome: str) -> None:
         if self.metrics is None:
             return
@@ -486,6 +497,7 @@ class Router:
                 await store.settle(attempt_id, upper)  # never lose spend on a billing error
                 raise
             await store.settle(attempt_id, cost)
+            self._check_bound(record, cost, upper)
             attempt.settled_usd = cost
             record.model, record.cost_usd = choice.model, cost
             self._finish(record, features, "ok")
@@ -557,6 +569,7 @@ class Router:
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
             cost = upper
         await store.settle(attempt_id, cost)
+        self._check_bound(record, cost, upper)
         attempt.settled_usd = cost
         record.model, record.cost_usd = choice.model, cost
         self._finish(record, request["features"], attempt.outcome)

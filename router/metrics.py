@@ -27,6 +27,7 @@ class RouterMetrics:
         self.decision_seconds = Histogram("router_decision_seconds", "Time to decide (policy evaluation)", buckets=DECISION_BUCKETS, registry=r)
         self.denials = Counter("router_reservation_denials", "Reservations denied, by scope", ["scope"], registry=r)
         self.fallbacks = Counter("router_fallbacks", "Attempts that fell through to the next model", ["model", "reason"], registry=r)
+        self.overruns = Counter("router_reservation_overruns", "Bills that passed their reservation (prompt estimate too low)", registry=r)
         self.store_errors = Counter("router_store_errors", "Ledger store errors", ["operation"], registry=r)
         self.policy_reloads = Counter("router_policy_reloads", "Policy reloads by result", ["result"], registry=r)
         self.policy_reload_failing = Gauge("router_policy_reload_failing", "1 while the policy file on disk is invalid (old policy still serving)", registry=r)

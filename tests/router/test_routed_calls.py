@@ -282,3 +282,13 @@ def test_module_level_complete_reads_the_environment(vertex_router_kwargs, verte
 
         default_router().close()
         reset_default_router()
+
+
+async def test_a_bill_above_its_reservation_is_recorded_in_full_and_flagged(stub_router, vertex_stub, tmp_path):
+    """The prompt estimate (4 characters a token) can be low; the ledger still books the whole bill."""
+    r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
+    vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 50_000, "output_tokens": 10})
+    record = (await r.acomplete(HELLO, max_tokens=10)).routing
+    assert record.cost_usd > record.attempts[-1].reserved_usd
+    assert any("prompt estimate was low" in w for w in record.warnings)
+    assert await spend_of(r) == {"global|calendar:month@UTC": record.cost_usd}
