@@ -194,6 +194,27 @@ class Router:
         """The decision this Router would make now for such a request (nothing is sent or reserved)."""
         return self._sync.run(self._explain(list(messages), kwargs))
 
+    async def refresh_metrics(self) -> None:
+        """Set the ledger gauges of ``metrics`` (budgets, grounding pools, priority ramp, journal backlog)
+        from this Router's store; call it before a scrape, or periodically."""
+        if self.metrics is None:
+            return
+        from router.cli.ops_cmds import refresh_ledger_gauges
+
+        from router.errors import StoreError
+
+        store = self.store()
+        journal = getattr(store, "journal", None)
+        self.metrics.journal_backlog.set(journal.backlog() if journal is not None else 0)
+        try:
+            budgets = [info.budget for info in await store.list_scopes()]
+            pools = [self.compiled.quota_pool(pool_id) for pool_id in self.catalog.pools]
+            snap = await store.snapshot(budgets, pools, ["flash", "flash-lite", "pro"])
+        except StoreError:
+            self.metrics.record_store_error("refresh_metrics")
+            return
+        refresh_ledger_gauges(self.metrics, {"at": _utcnow(), "budgets": budgets, "snapshot": snap})
+
     async def aclose(self) -> None:
         for store in self._stores.values():
             close = getattr(store, "close", None)

@@ -2,7 +2,7 @@
 Routers (or tests) never collide; ``serve_metrics`` exposes one on ``/metrics``.
 
 Request-path metrics are updated by the Router as calls happen; ledger gauges (budget utilisation,
-grounding pools, priority ramp, journal backlog) are refreshed from the store by :meth:`refresh_from_store`
+grounding pools, priority ramp, journal backlog) are refreshed from the store by :meth:`router.Router.refresh_metrics` (or the standalone ``router metrics`` exporter)
 at scrape time.
 """
 

@@ -81,6 +81,17 @@ class Journal:
                 self.set_aside({"op": "corrupt", "line": line})
         return events
 
+    def backlog(self) -> int:
+        """How many events wait for replay (journaled while Redis was unreachable)."""
+        count = 0
+        for path in (self.path, self.replaying):
+            try:
+                with open(path, "rb") as handle:
+                    count += sum(1 for line in handle if line.strip())
+            except FileNotFoundError:
+                continue
+        return count
+
     def done(self) -> None:
         """All taken events were applied: truncate (delete) the replayed file."""
         with self._locked():

@@ -5,7 +5,7 @@
     decision = compiled.decide(RequestFeatures(tenant="acme", prompt_tokens=1200), StateSnapshot.empty())
     decision.primary.model, decision.primary.estimated_cost, decision.fallbacks, decision.rejected
 
-See ``docs/policy-reference.md`` for the language.
+See the "Policy reference" section of the README for the language.
 """
 
 from router.policy.compile import CompiledPolicy, compile_policy

@@ -76,3 +76,40 @@ async def test_router_records_requests_cost_and_fallbacks(stub_router, vertex_st
     assert f'router_cost_usd_total{{model="gemini-2.5-flash",rule="-",tenant="acme"}} {float(record.cost_usd)}' in text
     assert 'router_fallbacks_total{model="gemini-2.5-flash-lite",reason="rate_limited"} 1.0' in text
     assert "router_decision_seconds_count 1.0" in text
+
+
+async def test_fail_open_serves_journals_and_reports_the_backlog(stub_router, vertex_stub, tmp_path: Path):
+    """Redis unreachable in fail_open: the call is served, its spend journaled; the backlog metric shows it."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy("gemini-2.5-flash"))
+    metrics = RouterMetrics()
+    r = stub_router(str(path), store=f"redis://127.0.0.1:{dead}/0", failure_mode="fail_open", journal_path=str(tmp_path / "journal.jsonl"), metrics=metrics)
+    record = (await r.acomplete(HELLO, max_tokens=50)).routing
+    assert record.model == "gemini-2.5-flash" and record.cost_usd > 0
+    await r.refresh_metrics()
+    text = metrics.render().decode()
+    backlog = [line for line in text.splitlines() if line.startswith("router_journal_backlog ")]
+    assert backlog and float(backlog[0].split()[1]) >= 1
+    assert (tmp_path / "journal.jsonl").read_text().count(record.request_id) >= 1
+
+
+async def test_fail_closed_refuses_clearly_when_redis_is_down(stub_router, vertex_stub, tmp_path: Path):
+    import socket
+
+    from router.errors import StoreUnavailableError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy("gemini-2.5-flash"))
+    r = stub_router(str(path), store=f"redis://127.0.0.1:{dead}/0")
+    with pytest.raises(StoreUnavailableError) as info:
+        await r.acomplete(HELLO, max_tokens=50)
+    assert f"127.0.0.1:{dead}" in str(info.value)
+    assert vertex_stub.model_requests() == []
