@@ -13,8 +13,7 @@ Names are imported lazily so that ``import router`` (and the ``router cost`` / `
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from router._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -50,14 +49,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'router' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('router', globals(), _EXPORTS)

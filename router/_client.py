@@ -448,6 +448,16 @@ class Router:
             self.metrics.record_denial(str(reservation.denied_scope))
         return reservation
 
+    @staticmethod
+    def _begin_attempt(record: RoutingRecord, choice: Any, reservation: Any, upper: Decimal) -> Attempt | None:
+        """Record the attempt; None when its reservation was denied (the next candidate is tried)."""
+        if not reservation.granted:
+            record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
+            return None
+        attempt = Attempt(choice.model, choice.location, "ok", upper)
+        record.attempts.append(attempt)
+        return attempt
+
     def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal) -> None:
         """Say so when the bill passed its reservation: a budget can then overshoot by the difference.
         It happens when the prompt estimate (about 4 characters a token) was low: pass ``prompt_tokens``."""
@@ -494,12 +504,9 @@ class Router:
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
-            reservation = await self._reserve(attempt_id, decision, upper)
-            if not reservation.granted:
-                record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
+            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper), upper)
+            if attempt is None:
                 continue
-            attempt = Attempt(choice.model, choice.location, "ok", upper)
-            record.attempts.append(attempt)
             try:
                 result = await self.transport.send(self._call_spec(choice, request, params, stream=False), self.vertex_settings)
             except AttemptFailed as exc:
@@ -542,12 +549,9 @@ class Router:
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
-            reservation = await self._reserve(attempt_id, decision, upper)
-            if not reservation.granted:
-                record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
+            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper), upper)
+            if attempt is None:
                 continue
-            attempt = Attempt(choice.model, choice.location, "ok", upper)
-            record.attempts.append(attempt)
             stream = self.transport.stream(self._call_spec(choice, request, params, stream=True), self.vertex_settings)
             produced = 0
             try:

@@ -15,7 +15,7 @@ settle still books; ``fail_open`` journals and replays); windows and periods are
 :mod:`router.ledger.windows`, money in :mod:`router.ledger.money`, keys in :mod:`router.ledger.keys`.
 """
 
-from typing import Any
+from router._lazy import lazy_exports
 
 from router.ledger.base import Store
 from router.ledger.memory import MemoryStore
@@ -60,12 +60,4 @@ __all__ = [
 _LAZY = {"RedisStore": "router.ledger.redis_store", "store_from_url": "router.ledger.factory"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'router.ledger' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, _ = lazy_exports('router.ledger', globals(), _LAZY)

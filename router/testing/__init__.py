@@ -7,8 +7,7 @@ Nothing here imports litellm; names are loaded on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from router._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "VertexStub": "router.testing.vertex_stub",
@@ -26,14 +25,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'router.testing' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports('router.testing', globals(), _EXPORTS)

@@ -11,28 +11,7 @@ from router._client import Router
 from router.integrations.litellm_proxy import ATTEMPT_KEY, ProxyRouting, RoutingRejected
 from router.ledger import BudgetScope, Window
 
-POLICY = """\
-version: 1
-profiles:
-  cheap:
-    candidates:
-      - model: gemini-2.5-flash-lite
-    objective: cheapest
-  main:
-    candidates:
-      - model: gemini-2.5-flash
-    objective: cheapest
-rules:
-  - name: acme
-    when: {tenant: acme}
-    profile: cheap
-default_profile: main
-budgets:
-  - name: tenant-monthly
-    scope: tenant
-    window: calendar:month@UTC
-    limit_usd: "LIMIT"
-"""
+from tests.proxy.policy import POLICY
 
 
 def _routing(tmp_path, limit: str = "10") -> ProxyRouting:

@@ -19,28 +19,9 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.litellm, pytest.mark.redis_server]
 
-POLICY = """\
-version: 1
-profiles:
-  cheap:
-    candidates:
-      - model: gemini-2.5-flash-lite
-    objective: cheapest
-  main:
-    candidates:
-      - model: gemini-2.5-flash
-    objective: cheapest
-rules:
-  - name: acme
-    when: {tenant: acme}
-    profile: cheap
-default_profile: main
-budgets:
-  - name: tenant-monthly
-    scope: tenant
-    window: calendar:month@UTC
-    limit_usd: "10"
-"""
+from tests.proxy.policy import POLICY as _POLICY
+
+POLICY = _POLICY.replace("LIMIT", "10")
 
 CONFIG = """\
 litellm_settings:

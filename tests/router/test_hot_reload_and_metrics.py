@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from router.metrics import RouterMetrics
 
 pytestmark = pytest.mark.litellm
 HELLO = [{"role": "user", "content": "hello"}]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (a Redis that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _policy(model: str) -> str:
@@ -80,11 +88,7 @@ async def test_router_records_requests_cost_and_fallbacks(stub_router, vertex_st
 
 async def test_fail_open_serves_journals_and_reports_the_backlog(stub_router, vertex_stub, tmp_path: Path):
     """Redis unreachable in fail_open: the call is served, its spend journaled; the backlog metric shows it."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = _closed_port()
     path = tmp_path / "policy.yaml"
     path.write_text(_policy("gemini-2.5-flash"))
     metrics = RouterMetrics()
@@ -99,13 +103,9 @@ async def test_fail_open_serves_journals_and_reports_the_backlog(stub_router, ve
 
 
 async def test_fail_closed_refuses_clearly_when_redis_is_down(stub_router, vertex_stub, tmp_path: Path):
-    import socket
-
     from router.errors import StoreUnavailableError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = _closed_port()
     path = tmp_path / "policy.yaml"
     path.write_text(_policy("gemini-2.5-flash"))
     r = stub_router(str(path), store=f"redis://127.0.0.1:{dead}/0")
