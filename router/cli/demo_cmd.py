@@ -19,6 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from router.cli._output import cli_errors, fail, print_json
+from router.cost import fmt
 
 _WORDS = "the quarterly report shows revenue growth in cloud services while costs for storage and compute remain flat ".split()
 
@@ -222,7 +223,7 @@ def _print(rows: list[dict[str, Any]], counters: dict[str, Any], policy: Path, s
         budgets.add_column(col)
     for b in counters["budgets"]:
         used = (b["spend_usd"] / b["limit_usd"] * 100) if b["limit_usd"] else Decimal(0)
-        budgets.add_row(b["budget"], _fmt_usd(b["spend_usd"]), f"${b['limit_usd']}", f"{used:.1f} %")
+        budgets.add_row(b["budget"], _fmt_usd(b["spend_usd"]), f"${fmt(b['limit_usd'])}", f"{used:.1f} %")
     console.print(budgets)
     pools = Table(title="Grounding free pools (from the ledger)")
     for col in ("pool", "used", "free", "remaining"):
