@@ -337,7 +337,9 @@ class Router:
             # The engine's bound is our cost engine's, from rates precompiled per model (tested equal).
             return precomputed
         model = self.catalog.get(choice.model)
-        fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
+        # The router sends every request online (it does not submit Batch API jobs), so it reserves and
+        # bills online rates even when the policy allowed batch; the request carries a batch-eligible label.
+        fields: dict[str, Any] = {"at": features.at, "batch": False, "location": choice.location}
         if model.billing_unit == "character":
             fields.update(input_chars=features.prompt_tokens * 4, output_chars=features.max_tokens * 4)
         else:
@@ -376,6 +378,8 @@ class Router:
             priority=choice.priority,
             stream=stream,
             timeout_s=request["timeout_s"],
+            batch=choice.batch,
+            labels={"router-tenant": request["features"].tenant or "", "router-app": request["features"].app or ""},
         )
 
     async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord) -> Decimal:
@@ -383,7 +387,9 @@ class Router:
         features = request["features"]
         model = self.catalog.get(choice.model)
         store = self.store()
-        fields: dict[str, Any] = {"at": features.at, "batch": choice.batch, "location": choice.location}
+        # The router sends every request online (it does not submit Batch API jobs), so it reserves and
+        # bills online rates even when the policy allowed batch; the request carries a batch-eligible label.
+        fields: dict[str, Any] = {"at": features.at, "batch": False, "location": choice.location}
         if model.billing_unit == "character":
             fields.update(input_chars=usage.input_tokens * 4, output_chars=(usage.output_tokens + usage.thinking_tokens) * 4)
         else:
@@ -400,6 +406,10 @@ class Router:
         if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY":
             fields["traffic"] = "on_demand_priority"
         record.traffic_type = usage.traffic_type
+        if choice.batch:
+            record.warnings.append(
+                f"{choice.model}: batch-eligible, sent online (the router does not submit Batch API jobs): billed at online rates"
+            )
         kind = choice.grounding
         if kind:
             option = model.grounding[kind]

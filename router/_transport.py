@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -136,6 +137,19 @@ class CallSpec:
     priority: bool = False
     stream: bool = False
     timeout_s: float | None = None
+    #: The decision allowed the Batch API for this request: it is marked with the Vertex request label
+    #: ``router-batch-eligible`` (Gemini) so batch-able traffic can be found in billing reports.
+    batch: bool = False
+    #: Vertex request labels (Gemini), e.g. tenant and rule, so the cloud bill breaks down like the ledger.
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+_LABEL_RE = re.compile(r"[^a-z0-9_-]")
+
+
+def vertex_label(value: str) -> str:
+    """A value Vertex accepts as a request label: lowercase letters, digits, ``_`` and ``-``, <= 63 chars."""
+    return _LABEL_RE.sub("_", value.lower())[:63]
 
 
 @dataclass
@@ -286,6 +300,11 @@ def build_call_kwargs(spec: CallSpec, settings: VertexSettings) -> dict[str, Any
     else:
         params.pop("stream_options", None)
     params.pop("stream", None)
+    labels = {vertex_label(k): vertex_label(v) for k, v in spec.labels.items() if v}
+    if spec.batch:
+        labels["router-batch-eligible"] = "true"
+    if labels and spec.api == "gemini":  # request labels are a Gemini (generateContent) feature
+        params["labels"] = {**labels, **(params.get("labels") or {})}
     kwargs.update(params)
     return kwargs
 

@@ -292,3 +292,30 @@ async def test_a_bill_above_its_reservation_is_recorded_in_full_and_flagged(stub
     assert record.cost_usd > record.attempts[-1].reserved_usd
     assert any("prompt estimate was low" in w for w in record.warnings)
     assert await spend_of(r) == {"global|calendar:month@UTC": record.cost_usd}
+
+
+def test_explain_shows_the_decision_the_call_makes(stub_router, vertex_stub, tmp_path):
+    r = stub_router(str(REPO / "policies" / "demo.yaml"), watch_policy=False)
+    attrs = dict(tenant="acme", app="analytics", task="analysis", max_tokens=4_000, prompt_tokens=60_000)
+    explained = r.explain(HELLO, **attrs)
+    decided = r.complete(HELLO, **attrs).routing.decision
+    for key in ("model", "location", "rule", "profile", "fallbacks", "choices", "budgets", "actions"):
+        assert explained[key] == decided[key], key
+
+
+async def test_requests_carry_vertex_labels_and_batch_eligible_ones_bill_online(stub_router, vertex_stub, tmp_path):
+    text = """\
+version: 1
+candidates: [{model: gemini-2.5-flash, batch: true}]
+profiles: {p: {objective: cheapest, batch: true}}
+default_profile: p
+"""
+    r = stub_router(write(tmp_path, text))
+    vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "output_tokens": 1_000})
+    record = (await r.acomplete(HELLO, max_tokens=1_000, tenant="Acme Corp", app="search")).routing
+    assert record.decision["batch"] is True
+    labels = vertex_stub.model_requests()[-1].body["labels"]
+    assert labels == {"router-tenant": "acme_corp", "router-app": "search", "router-batch-eligible": "true"}
+    # Sent online, so billed at the online rates ($0.30 / $2.50), not the batch ones.
+    assert record.cost_usd == Decimal("0.0055")
+    assert any("batch-eligible" in w for w in record.warnings)
