@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "RequestRefusedError": "router.errors",
     "Router": "router._client",
     "RouterError": "router.errors",
+    "RouterMetrics": "router.metrics",
     "RoutingRecord": "router._routing",
     "StoreError": "router.errors",
     "StoreUnavailableError": "router.errors",
