@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -111,6 +112,7 @@ class Router:
         self._store_spec = store
         self._store_options = {"prefix": key_prefix, "failure_mode": failure_mode, "journal_path": journal_path}
         self._stores: dict[int, Any] = {}
+        self._loop_stores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
         self._transport = transport
         self._vertex_settings_kwargs = vertex_settings
         self._vertex_settings: Any = None
@@ -159,13 +161,15 @@ class Router:
         if not isinstance(self._store_spec, str):
             return self._store_spec
         if self._store_spec.startswith("memory://"):
-            key = 0
-        else:
-            key = id(asyncio.get_running_loop())
-        found = self._stores.get(key)
+            found = self._stores.get(0)
+            if found is None:
+                found = self._stores[0] = store_from_url(self._store_spec, **self._store_options)
+            return found
+        # A network client belongs to the event loop it was made on: one per loop, dropped with the loop.
+        loop = asyncio.get_running_loop()
+        found = self._loop_stores.get(loop)
         if found is None:
-            found = store_from_url(self._store_spec, **self._store_options)
-            self._stores[key] = found
+            found = self._loop_stores[loop] = store_from_url(self._store_spec, **self._store_options)
         return found
 
     # ------------------------------------------------------------------ public API
@@ -216,11 +220,14 @@ class Router:
         refresh_ledger_gauges(self.metrics, {"at": _utcnow(), "budgets": budgets, "snapshot": snap})
 
     async def aclose(self) -> None:
-        for store in self._stores.values():
+        current = asyncio.get_running_loop()
+        stores = [*self._stores.values(), *(s for loop, s in list(self._loop_stores.items()) if loop is current)]
+        for store in stores:
             close = getattr(store, "close", None)
             if close is not None:
                 await close()
         self._stores.clear()
+        self._loop_stores.pop(current, None)
 
     def close(self) -> None:
         self._sync.run(self.aclose())
@@ -259,6 +266,9 @@ class Router:
             "timeout_s": params.pop("timeout", None),
             "compiled": compiled,
         }
+        # Ledger ids are unique per call even when a caller reuses request_id: a reused id must never make
+        # the ledger treat a second call as a retry of the first (and skip booking it).
+        request["call_id"] = f"{request['id']}:{uuid.uuid4().hex[:12]}"
         params["max_tokens"] = features.max_tokens
         return request, params
 
@@ -459,6 +469,12 @@ class Router:
         return reservation
 
     @staticmethod
+    def _retry_on(decision: Any) -> frozenset[str]:
+        """The failure kinds the policy falls back on (its ``fallbacks.retry_on``; default: all retryable)."""
+        kinds = getattr(decision, "retry_on", None)
+        return frozenset(kinds) & RETRYABLE if kinds is not None else RETRYABLE
+
+    @staticmethod
     def _begin_attempt(record: RoutingRecord, choice: Any, reservation: Any, upper: Decimal) -> Attempt | None:
         """Record the attempt; None when its reservation was denied (the next candidate is tried)."""
         if not reservation.granted:
@@ -512,7 +528,7 @@ class Router:
         record = self._new_record(request, decision)
         store = self.store()
         for index, choice in enumerate(self._candidates(decision)):
-            attempt_id = f"{request['id']}:{index}"
+            attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
             attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper), upper)
             if attempt is None:
@@ -522,7 +538,7 @@ class Router:
             except AttemptFailed as exc:
                 await store.release(attempt_id)  # a failed (non-200) attempt is never billed
                 self._failed_attempt(record, attempt, exc)
-                if exc.kind in RETRYABLE:
+                if exc.kind in self._retry_on(decision):
                     continue
                 self._finish(record, features, "failed")
                 raise TransportError(f"{choice.model}: {exc}", record.attempts) from exc
@@ -557,12 +573,16 @@ class Router:
         record = self._new_record(request, decision)
         store = self.store()
         for index, choice in enumerate(self._candidates(decision)):
-            attempt_id = f"{request['id']}:{index}"
+            attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
             attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper), upper)
             if attempt is None:
                 continue
-            stream = self.transport.stream(self._call_spec(choice, request, params, stream=True), self.vertex_settings)
+            try:
+                stream = self.transport.stream(self._call_spec(choice, request, params, stream=True), self.vertex_settings)
+            except BaseException:
+                await store.release(attempt_id)
+                raise
             produced = 0
             try:
                 async for chunk in stream:
@@ -574,7 +594,7 @@ class Router:
                 if produced == 0:
                     await store.release(attempt_id)
                     self._failed_attempt(record, attempt, exc)
-                    if exc.kind in RETRYABLE:
+                    if exc.kind in self._retry_on(decision):
                         continue
                     self._finish(record, features, "failed")
                     raise TransportError(f"{choice.model}: {exc}", record.attempts) from exc
@@ -582,9 +602,18 @@ class Router:
             except BaseException:
                 # The consumer closed the stream, or the task was cancelled: settle what was produced.
                 if produced == 0:
+                    await _close(stream)
                     await store.release(attempt_id)
                     raise
                 attempt.outcome = "interrupted"
+                answer_complete = getattr(stream, "answer_complete", False)
+                if answer_complete:
+                    # The answer was whole: read the usage chunk that follows so the bill is exact.
+                    drain = getattr(stream, "drain", None)
+                    if drain is not None:
+                        await drain()
+                    attempt.outcome = "ok"
+                await _close(stream)  # stop the provider generating output nobody reads
                 await self._settle_stream(stream, choice, request, attempt_id, record, attempt, upper)
                 raise
             await self._settle_stream(stream, choice, request, attempt_id, record, attempt, upper)
@@ -603,11 +632,20 @@ class Router:
         except RouterError as exc:
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
             cost = upper
+        except BaseException:
+            await store.settle(attempt_id, upper)  # never lose spend, even when cancelled while billing
+            raise
         await store.settle(attempt_id, cost)
         self._check_bound(record, cost, upper)
         attempt.settled_usd = cost
         record.model, record.cost_usd = choice.model, cost
         self._finish(record, request["features"], attempt.outcome)
+
+
+async def _close(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 class _RecordChunk:

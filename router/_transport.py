@@ -508,6 +508,7 @@ class LiteLLMStream:
         self._traffic: str | None = None
         self._grounding: list[Any] = []
         self._finished = False
+        self._finish_seen = False
         self._error: AttemptFailed | None = None
 
     def __aiter__(self) -> "LiteLLMStream":
@@ -545,6 +546,8 @@ class LiteLLMStream:
     def _observe(self, chunk: Any) -> None:
         self._chunks += 1
         for choice in _get(chunk, "choices") or []:
+            if _get(choice, "finish_reason"):
+                self._finish_seen = True
             delta = _get(choice, "delta")
             for name in ("content", "reasoning_content"):
                 text = _get(delta, name)
@@ -559,6 +562,26 @@ class LiteLLMStream:
         metadata = _grounding_metadata(chunk)
         if metadata:
             self._grounding.append(metadata)
+
+    @property
+    def answer_complete(self) -> bool:
+        """The model finished its answer (a ``finish_reason`` arrived), whether or not the usage chunk did."""
+        return self._finish_seen
+
+    async def drain(self, max_chunks: int = 16, timeout_s: float = 2.0) -> None:
+        """Read what is left after the answer finished (the usage chunk comes last) so the bill is the
+        provider's own count; bounded, so a consumer that stopped early is never held up for long."""
+        if self._iter is None or self._finished or self._error is not None:
+            return
+
+        async def _read() -> None:
+            for _ in range(max_chunks):
+                await self.__anext__()
+
+        try:
+            await asyncio.wait_for(_read(), timeout_s)
+        except (StopAsyncIteration, AttemptFailed, asyncio.TimeoutError):
+            pass
 
     async def aclose(self) -> None:
         wrapper, self._wrapper = self._wrapper, None
@@ -580,8 +603,12 @@ class LiteLLMStream:
         for item in self._grounding:
             metadata.extend(item if isinstance(item, (list, tuple)) else [item])
         urls, queries = _grounding_counts(metadata)
-        if self._usage is not None and self._finished:
+        if self._usage is not None:
+            # The provider's own count (the usage chunk comes last): exact, even when the consumer stopped
+            # reading right after it. Mid-stream usage never undercounts what was received as text.
             numbers = _usage_numbers(self._usage)
+            if not self._finished:
+                numbers["output_tokens"] = max(numbers["output_tokens"], estimate_tokens(self._chars) - numbers["thinking_tokens"])
             return ProviderUsage(**numbers, traffic_type=self._traffic, grounding_web_urls=urls, search_queries=queries, complete=True)
         # Cut, failed mid-way, closed early or no usage chunk: bill what was produced, never zero.
         output = estimate_tokens(self._chars)

@@ -218,7 +218,9 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
         batch = False
         out_mtok = row.out_mtok
         if use_batch and c.batch_allowed and row.batch is not None:
-            batch, r, out_mtok = True, row.batch, row.batch_out_mtok
+            # Marked batch-eligible only: the Router sends requests online (it submits no Batch API jobs),
+            # so estimates, caps and ranking use the online rates it will be billed at.
+            batch = True
         if out_cap is not None and out_mtok is not None and out_mtok > out_cap:
             rejected.append((c.model_id, f"output price ${_fmt(out_mtok)} per 1M tokens > ${_fmt(out_cap)} cap"))
             continue

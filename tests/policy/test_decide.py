@@ -222,7 +222,9 @@ def test_no_eligible_model_lists_every_rejection():
     assert [m for m, _ in info.value.rejected] == ["claude-haiku-4-5", "gpt-oss-20b"]
 
 
-def test_batch_profile_uses_batch_rates(catalog):
+def test_batch_profile_marks_batch_eligible_but_prices_online(catalog):
+    """The router sends every request online (no Batch API jobs), so a batch-eligible choice is estimated,
+    capped and ranked at the online rates it will be billed at."""
     text = """
     version: 1
     candidates:
@@ -234,7 +236,7 @@ def test_batch_profile_uses_batch_rates(catalog):
     cp = compile_text(text)
     d = cp.decide(feats())
     assert d.primary.batch is True
-    u = Usage.build(input_tokens=1000, output_tokens=500, batch=True, at=DAY)
+    u = Usage.build(input_tokens=1000, output_tokens=500, at=DAY)
     assert d.primary.upper_bound_cost == compute_cost(catalog.get("gemini-2.5-flash"), u).total
     assert cp.decide(feats(latency_sensitive=True)).primary.batch is False
 

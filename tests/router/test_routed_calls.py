@@ -319,3 +319,46 @@ default_profile: p
     # Sent online, so billed at the online rates ($0.30 / $2.50), not the batch ones.
     assert record.cost_usd == Decimal("0.0055")
     assert any("batch-eligible" in w for w in record.warnings)
+
+
+async def test_a_reused_request_id_still_books_every_call(stub_router, vertex_stub, tmp_path):
+    r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
+    vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100})
+    first = (await r.acomplete(HELLO, max_tokens=100, request_id="dup")).routing
+    second = (await r.acomplete(HELLO, max_tokens=100, request_id="dup")).routing
+    assert await spend_of(r) == {"global|calendar:month@UTC": first.cost_usd + second.cost_usd}
+
+
+async def test_a_consumer_stopping_at_finish_reason_is_billed_the_provider_usage(stub_router, vertex_stub, tmp_path):
+    """A very common pattern: break on the chunk with finish_reason. The usage chunk after it is still read."""
+    r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
+    vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "cached_tokens": 8_000, "output_tokens": 300, "thinking_tokens": 5_000})
+    stream = await r.acomplete(HELLO, max_tokens=6_000, stream=True)
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].finish_reason:
+            break
+    await stream.aclose()
+    cost = expected("gemini-2.5-flash", input_tokens=10_000, cached_input_tokens=8_000, output_tokens=300, thinking_tokens=5_000)
+    assert stream.routing.cost_usd == cost
+    assert stream.routing.attempts[-1].outcome == "ok"
+    assert await spend_of(r) == {"global|calendar:month@UTC": cost}
+
+
+async def test_fallbacks_follow_the_policy_retry_on(stub_router, vertex_stub, tmp_path):
+    text = policy("gemini-2.5-flash-lite, gemini-2.5-flash", extra="fallbacks: {retry_on: [rate_limited]}\n")
+    r = stub_router(write(tmp_path, text))
+    vertex_stub.script("gemini-2.5-flash-lite", error="server_error")
+    with pytest.raises(TransportError) as info:
+        await r.acomplete(HELLO, max_tokens=100)
+    assert [a.outcome for a in info.value.attempts] == ["server_error"]
+    assert [req.path.rsplit("/", 1)[-1] for req in vertex_stub.model_requests()] == ["gemini-2.5-flash-lite:generateContent"]
+
+
+async def test_a_stream_that_cannot_be_built_releases_its_reservation(stub_router, vertex_stub, tmp_path):
+    """Grounding on your own data is priced but litellm cannot send it: the error leaves nothing held."""
+    r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
+    with pytest.raises(ValueError):
+        stream = await r.acomplete(HELLO, max_tokens=100, stream=True, grounding="your_data")
+        async for _ in stream:
+            pass
+    assert set((await spend_of(r)).values()) == {Decimal(0)}
