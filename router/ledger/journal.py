@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,8 @@ class Journal:
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         #: A cheap hint that there may be something to replay (checked on every operation).
-        self.pending = self.path.exists() or self.replaying.exists()
+        self.pending = self.path.exists() or any(self.path.parent.glob(f"{self.path.name}.replaying*"))
+        self._taken: list[Path] = []
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -62,29 +64,34 @@ class Journal:
         self._write(self.unattributed, event)
 
     def take(self) -> list[dict[str, Any]]:
-        """Hand the journal over for replay: the events of ``PATH.replaying`` (made from ``PATH`` if absent)."""
+        """Hand the journal over for replay: this process renames ``PATH`` to its own
+        ``PATH.replaying.<unique>`` and reads every ``.replaying`` file (its own and any left by a process
+        that died mid-replay). Replay is idempotent, so two processes reading the same orphan is safe;
+        each one deletes only the files it took (:meth:`done`), so no process deletes events it never read."""
         with self._locked():
-            if not self.replaying.exists():
-                if not self.path.exists():
-                    self.pending = False
-                    return []
-                os.replace(self.path, self.replaying)
-            text = self.replaying.read_text()
+            if self.path.exists():
+                os.replace(self.path, self.path.with_name(f"{self.path.name}.replaying.{os.getpid()}-{uuid.uuid4().hex[:8]}"))
+            taken = sorted(self.path.parent.glob(f"{self.path.name}.replaying*"))
+            texts = [p.read_text() for p in taken]
+        self._taken = taken
+        if not taken:
+            self.pending = False
         events = []
-        for line in text.splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line from a crash mid-write
-                self.set_aside({"op": "corrupt", "line": line})
+        for text in texts:
+            for line in text.splitlines():
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:  # a torn last line from a crash mid-write
+                    self.set_aside({"op": "corrupt", "line": line})
         return events
 
     def backlog(self) -> int:
         """How many events wait for replay (journaled while Redis was unreachable)."""
         count = 0
-        for path in (self.path, self.replaying):
+        for path in (self.path, *self.path.parent.glob(f"{self.path.name}.replaying*")):
             try:
                 with open(path, "rb") as handle:
                     count += sum(1 for line in handle if line.strip())
@@ -93,7 +100,9 @@ class Journal:
         return count
 
     def done(self) -> None:
-        """All taken events were applied: truncate (delete) the replayed file."""
+        """All taken events were applied: delete the files this process took (and only those)."""
         with self._locked():
-            self.replaying.unlink(missing_ok=True)
-            self.pending = self.path.exists()
+            for path in getattr(self, "_taken", []):
+                path.unlink(missing_ok=True)
+            self._taken = []
+            self.pending = self.path.exists() or any(self.path.parent.glob(f"{self.path.name}.replaying*"))

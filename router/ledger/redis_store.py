@@ -94,6 +94,22 @@ def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_TRANSIENT_PREFIXES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "BUSY")
+
+
+def _transient(exc: BaseException) -> bool:
+    """A server-state error that passes (memory pressure, failover, loading), not a bad request."""
+    if isinstance(exc, (rexc.ReadOnlyError, rexc.BusyLoadingError, rexc.TryAgainError, rexc.ClusterDownError)):
+        return True
+    return str(exc).upper().startswith(_TRANSIENT_PREFIXES)
+
+
+def _pool_exhausted(exc: BaseException) -> bool:
+    """redis-py's BlockingConnectionPool raises a plain ConnectionError("No connection available.") when
+    its wait times out: the server is fine, the client is saturated (fail_open must not bypass caps for it)."""
+    return "No connection available" in str(exc)
+
+
 class RedisStore(Store):
     """The ledger on Redis. ``client``: a ``redis.asyncio.Redis`` / ``RedisCluster`` (or fakeredis) client.
 
@@ -140,11 +156,20 @@ class RedisStore(Store):
             return await self._scripts[name](keys=keys, args=args)
         except rexc.MaxConnectionsError as exc:  # saturated, not unreachable: never switch to fail_open for it
             raise StoreError(f"ledger store {self.url}: connection pool exhausted ({exc})") from exc
+        except rexc.ConnectionError as exc:
+            if _pool_exhausted(exc):  # BlockingConnectionPool timed out waiting: saturated, not down
+                raise StoreError(f"ledger store {self.url}: connection pool exhausted ({exc})") from exc
+            if self.failure_mode == "fail_open":
+                self._down_until = time.monotonic() + self.retry_interval_s
+            raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
         except _UNREACHABLE as exc:
             if self.failure_mode == "fail_open":
                 self._down_until = time.monotonic() + self.retry_interval_s
             raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
         except rexc.RedisError as exc:
+            if self.failure_mode == "fail_open" and _transient(exc):
+                # OOM, READONLY / MASTERDOWN during a failover, LOADING: journal rather than lose spend.
+                raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
             raise StoreError(f"ledger store {self.url}: {name} script failed: {exc}") from exc
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
@@ -288,7 +313,7 @@ class RedisStore(Store):
         for family in families:
             keys.append(self.keys.ramp(family))
             args.append(now // ramp_mod.BUCKET_MS - ramp_mod.BUCKETS + 1)
-        await self._before()
+        # No journal replay here: a read stays one round trip on the decision path; the next mutation replays.
         return [_int(v) for v in await self._run("snapshot", keys, args)]
 
     async def spend(self, budget: BudgetScope) -> Decimal:

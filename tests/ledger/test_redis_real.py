@@ -231,12 +231,13 @@ async def test_fail_open_replays_on_next_operation_and_idempotently(tmp_path, un
         await store.record_priority_tokens("flash", 77)
         snap = await store.snapshot([b], [pool], ["flash"])
         assert snap.spend[b.id] == 0  # serves, reads as zero
-        replaying = journal.with_name(journal.name + ".replaying")  # a replay attempt while down hands over
-        saved = "".join(p.read_text() for p in (replaying, journal) if p.exists())
+        # a replay attempt while down hands the journal over to a per-process .replaying.<id> file
+        replaying = lambda: sorted(tmp_path.glob(journal.name + ".replaying*"))  # noqa: E731
+        saved = "".join(p.read_text() for p in (*replaying(), journal) if p.exists())
         assert len(saved.splitlines()) == 5, saved
         server.start()
         assert (await store.reserve("after", [b], D("1"), 60)).granted  # triggers the replay first
-        assert not journal.exists() and not replaying.exists()
+        assert not journal.exists() and not replaying()
         assert await store.spend(b) == D("0.75")
         assert (await store.snapshot([b], [pool], ["flash"])).spend[b.id] == D("1.75")  # + the "after" hold
         assert (await store.pool_usage(pool)).used == 3

@@ -55,5 +55,6 @@ if mode == 'S' then
 else
   redis.call('HSET', KEYS[1], 'st', 'released')
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+-- GT: never shorten a long hold's record (a late settle must still find it).
+redis.call('PEXPIRE', KEYS[1], ARGV[5], 'GT')
 return {1}
