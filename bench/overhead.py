@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -130,7 +129,7 @@ async def main() -> None:
                 lat, rate = await timed(make, args.calls, concurrency)
                 rows.append((name, concurrency, (pct(lat, 0.5) - base_p50) * 1000, (pct(lat, 0.99) - base_p99) * 1000, rate))
             rows.append(("plain litellm.acompletion (baseline)", concurrency, base_p50 * 1000, base_p99 * 1000, None))
-        print(f"| layer | concurrency | p50 added overhead (ms) | p99 added overhead (ms) | calls/s |")
+        print("| layer | concurrency | p50 added overhead (ms) | p99 added overhead (ms) | calls/s |")
         print("|---|---|---|---|---|")
         for name, conc, p50, p99, rate in rows:
             if rate is None:

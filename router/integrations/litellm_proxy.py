@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ProxyRouting", "RoutingRejected", "handler", "make_handler"]
+__all__ = ["ProxyRouting", "RoutingRejected", "handler", "make_handler"]  # noqa: F822 - `handler` is built on first access (module __getattr__)
 
 log = logging.getLogger("router.integrations.litellm_proxy")
 
