@@ -51,7 +51,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp")
+SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -358,16 +358,15 @@ class RedisStore(Store):
 
     async def list_scopes(self) -> list[ScopeInfo]:
         """See :meth:`Store.list_scopes`."""
-        try:
-            raw = await self.client.hgetall(self.keys.meta)
-        except _UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
         now = self.now_ms()
+        try:
+            flat = await self._run("scopes", [self.keys.meta], [now - META_TTL_MS])
+        except _Unavailable as exc:
+            raise self._unavailable(exc) from None
+        pairs = sorted((_str(flat[i]), _str(flat[i + 1])) for i in range(0, len(flat), 2))
         found = []
-        for bid, value in sorted((_str(k), _str(v)) for k, v in raw.items()):
+        for bid, value in pairs:
             limit, _, last = value.partition("|")
-            if int(last) + META_TTL_MS < now:
-                continue
             found.append(ScopeInfo(parse_budget_id(bid, from_nano(limit)), to_datetime(int(last))))
         return found
 

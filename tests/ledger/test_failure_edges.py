@@ -85,3 +85,21 @@ async def test_releasing_a_long_hold_keeps_its_record_as_long_as_the_hold(redis_
     assert await store.settle("long", D("0.05"))  # a late settle still finds the record and books
     assert await store.spend(_budget()) == D("0.05")
     await store.close()
+
+
+async def test_budgets_nobody_reserves_against_are_pruned_from_the_registry(redis_server):
+    """High-cardinality scopes (a tag per request, say) must not grow the ledger's budget registry forever."""
+    from router.ledger.memory import META_TTL_MS
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    clock = [1_800_000_000.0]
+    store = store_from_url(redis_server.url, prefix=prefix, clock=lambda: clock[0])
+    old = BudgetScope("tag:req=1", Window.parse("rolling:1h"), D("1"))
+    assert (await store.reserve("a", [old], D("0.1"), 60)).granted
+    clock[0] += META_TTL_MS / 1000 + 60
+    fresh = BudgetScope("tag:req=2", Window.parse("rolling:1h"), D("1"))
+    assert (await store.reserve("b", [fresh], D("0.1"), 60)).granted
+    assert [info.budget.id for info in await store.list_scopes()] == [fresh.id]
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.hkeys("{" + prefix + "}:meta") == [fresh.id.encode()]
+    await store.close()
