@@ -67,6 +67,7 @@ class Router:
     ``**vertex_settings``: ``vertex_project``, ``vertex_location``, ``vertex_credentials``, ``api_base``.
     ``snapshot_max_age_s``: how old the ledger view a decision uses may be on a shared store (reservations
     are always atomic against live counters). ``failure_mode``: ``fail_closed`` or ``fail_open``.
+    ``request_log``: a JSON-lines file receiving one line per served request, for ``router replay``.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class Router:
         journal_path: str | None = None,
         reservation_ttl_s: float = 600.0,
         snapshot_max_age_s: float = 0.1,
+        request_log: str | os.PathLike[str] | None = None,
         key_prefix: str = "router",
         watch_policy: bool = True,
         watch_interval_s: float = 0.5,
@@ -118,6 +120,11 @@ class Router:
         self._vertex_settings: Any = None
         self.reservation_ttl_s = reservation_ttl_s
         self.snapshot_max_age_s = snapshot_max_age_s
+        self._request_log: Any = None
+        if request_log is not None:
+            from router.replay import RequestLog
+
+            self._request_log = RequestLog(request_log)
         self._snapshots: dict[tuple[Any, ...], tuple[float, "asyncio.Future[Any]"]] = {}
         self._sync = LoopThread()
 
@@ -496,6 +503,13 @@ class Router:
                 self.metrics.overruns.inc()
 
     def _finish(self, record: RoutingRecord, features: Any, outcome: str) -> None:
+        if self._request_log is not None and record.model is not None and outcome in ("ok", "interrupted"):
+            from router.replay import log_entry
+
+            try:
+                self._request_log.append(log_entry(record, features, _utcnow()))
+            except OSError as exc:  # the log is for analysis: never fail a served request over it
+                record.warnings.append(f"request log not written: {exc.strerror}")
         if self.metrics is None:
             return
         rule = record.rule

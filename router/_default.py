@@ -1,7 +1,8 @@
 """The module-level ``router.complete()`` / ``acomplete()``: a default Router configured from the environment.
 
 ``ROUTER_POLICY`` (required: a policy YAML path), ``ROUTER_STORE`` (default ``memory://``),
-``ROUTER_CATALOG`` (default: the bundled catalog), plus the usual ``VERTEXAI_*`` settings.
+``ROUTER_CATALOG`` (default: the bundled catalog), ``ROUTER_REQUEST_LOG`` (optional: a request log for
+``router replay``), plus the usual ``VERTEXAI_*`` settings.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def default_router() -> Any:
                 policy=policy,
                 catalog=os.environ.get("ROUTER_CATALOG") or None,
                 store=os.environ.get("ROUTER_STORE", "memory://"),
+                request_log=os.environ.get("ROUTER_REQUEST_LOG") or None,
             )
         return _default
 

@@ -26,7 +26,7 @@ def _register() -> None:
     _registered = True
     from router.cli import catalog_cmds  # noqa: F401  (commands register themselves on `app`)
 
-    for name in ("policy_cmds", "ledger_cmds", "ops_cmds", "demo_cmd"):
+    for name in ("policy_cmds", "ledger_cmds", "ops_cmds", "demo_cmd", "replay_cmd"):
         try:
             module = import_module(f"router.cli.{name}")
         except ModuleNotFoundError as exc:  # a command module not present in this build

@@ -136,7 +136,7 @@ def _script_stub(stub: Any) -> None:
     stub.script("gemini-2.5-flash", traffic_type="ON_DEMAND")  # priority asked, downgraded: billed standard
 
 
-async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], settings: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], settings: Any, request_log: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from router._client import Router
     from router.errors import RouterError
 
@@ -147,6 +147,7 @@ async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], setting
         vertex_location=settings.vertex_location,
         vertex_credentials=settings.vertex_credentials,
         api_base=settings.api_base,
+        request_log=request_log,
     )
     rows: list[dict[str, Any]] = []
     try:
@@ -239,6 +240,7 @@ def demo(
     loop: Annotated[bool, typer.Option("--loop", help="Repeat the mix forever (for the compose stack / metrics).")] = False,
     pause: Annotated[float, typer.Option("--pause", min=0, help="Seconds between rounds with --loop.")] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows and counters as JSON.")] = False,
+    request_log: Annotated[Optional[Path], typer.Option("--request-log", help="Also write a request log, for `router replay`.")] = None,
 ) -> None:
     """Route a realistic request mix through a policy, offline (embedded store + loopback Vertex stub), and show where each went, why, and what it cost."""
     import asyncio
@@ -252,7 +254,7 @@ def demo(
         settings = vertex_settings_for(stub, tmp)
         while True:
             with cli_errors():
-                rows, counters = asyncio.run(_run(policy_path, store, scenarios(), settings))
+                rows, counters = asyncio.run(_run(policy_path, store, scenarios(), settings, request_log))
             if as_json:
                 print_json({"rows": rows, "counters": counters})
             else:

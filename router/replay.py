@@ -1,0 +1,224 @@
+"""Policy replay: what a request log would have cost, and where it would have gone, under another policy.
+
+A Router started with ``request_log="requests.jsonl"`` appends one line per served request: when, who
+(tenant, app, tags, task), its shape (prompt tokens, max_tokens, grounding, latency-sensitive, required
+capabilities), the model it went to, the provider's usage and the exact bill. :func:`replay` re-decides
+every logged request, in log order, with a candidate policy, against a simulated ledger (a
+:class:`~router.ledger.MemoryStore` whose clock follows the log, so rolling and calendar windows, budget
+actions and grounding pools behave as they would have), and bills each new choice with the cost engine.
+
+Assumption (stated in every report): a request produces the same number of output and thinking tokens on
+whichever model serves it; the prompt is re-billed at the new model's rates, grounding units are re-counted
+through the pools. The logged bill of the original model is exact; the replayed one is an estimate.
+Provider failures are not re-enacted: a logged request that a fallback served (after a 429, say) is
+replayed on the policy's first choice; ``served_by_fallback`` counts them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from router.errors import RouterError, UsageError
+
+ASSUMPTION = "output and thinking tokens are assumed model-independent; prompts and grounding are re-billed at the new model's rates"
+
+
+class RequestLog:
+    """Append-only JSON-lines log of served requests (one ``write`` per line, safe across threads)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        line = (json.dumps(entry, separators=(",", ":"), sort_keys=True, default=str) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+
+def log_entry(record: Any, features: Any, at: dt.datetime) -> dict[str, Any]:
+    """The log line of one served request (see :class:`RequestLog`)."""
+    usage = record.usage or {}
+    return {
+        "at": at.isoformat(),
+        "request_id": record.request_id,
+        "policy_version": record.policy_version,
+        "tenant": features.tenant,
+        "app": features.app,
+        "tags": dict(features.tags or {}),
+        "task": features.task,
+        "prompt_tokens": features.prompt_tokens,
+        "max_tokens": features.max_tokens,
+        "grounding": features.grounding,
+        "latency_sensitive": features.latency_sensitive,
+        "capabilities": sorted(features.required_capabilities),
+        "model": record.model,
+        "decided_model": (record.decision or {}).get("model"),
+        "usage": {k: usage.get(k, 0) for k in ("input_tokens", "output_tokens", "thinking_tokens", "grounding_web_urls", "search_queries", "web_searches")},
+        "cost_usd": str(record.cost_usd),
+    }
+
+
+def read_log(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, entry) for every line of a request log; a malformed line is an error naming it."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                dt.datetime.fromisoformat(entry["at"])
+                int(entry["prompt_tokens"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RouterError(f"{path}:{number}: not a request-log line ({exc})") from None
+            yield number, entry
+
+
+@dataclass
+class ReplayReport:
+    """Totals of a replay: logged (exact) against replayed (estimated), by model and by tenant."""
+
+    requests: int = 0
+    logged_usd: Decimal = Decimal(0)
+    replayed_usd: Decimal = Decimal(0)
+    changed: int = 0
+    refused: int = 0
+    served_by_fallback: int = 0
+    by_model_logged: Counter = field(default_factory=Counter)
+    by_model_replayed: Counter = field(default_factory=Counter)
+    by_tenant: dict[str, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(lambda: {"logged_usd": Decimal(0), "replayed_usd": Decimal(0)}))
+    moves: Counter = field(default_factory=Counter)
+    refusals: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        from router.cost import fmt
+
+        return {
+            "requests": self.requests,
+            "logged_usd": fmt(self.logged_usd),
+            "replayed_usd": fmt(self.replayed_usd),
+            "difference_usd": fmt(self.replayed_usd - self.logged_usd),
+            "changed_model": self.changed,
+            "refused": self.refused,
+            "served_by_fallback": self.served_by_fallback,
+            "by_model": {
+                m: {"logged": self.by_model_logged.get(m, 0), "replayed": self.by_model_replayed.get(m, 0)}
+                for m in sorted(set(self.by_model_logged) | set(self.by_model_replayed))
+            },
+            "by_tenant": {t: {k: fmt(v) for k, v in sums.items()} for t, sums in sorted(self.by_tenant.items())},
+            "moves": [{"from": a, "to": b, "requests": n} for (a, b), n in self.moves.most_common()],
+            "refusals": self.refusals[:20],
+            "assumption": ASSUMPTION,
+        }
+
+
+async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, catalog: Any) -> ReplayReport:
+    """Re-decide logged requests with ``compiled`` (a compiled policy) on a simulated ledger; see the module doc."""
+    from router.ledger import MemoryStore
+    from router.policy import RequestFeatures, StateSnapshot
+
+    now = [0.0]
+    store = MemoryStore(clock=lambda: now[0])
+    report = ReplayReport()
+    for number, entry in entries:
+        at = dt.datetime.fromisoformat(entry["at"])
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.timezone.utc)
+        now[0] = at.timestamp()
+        features = RequestFeatures(
+            tenant=entry.get("tenant"),
+            app=entry.get("app"),
+            tags=entry.get("tags") or {},
+            task=entry.get("task"),
+            prompt_tokens=int(entry["prompt_tokens"]),
+            max_tokens=int(entry.get("max_tokens") or compiled.default_max_tokens),
+            grounding=entry.get("grounding"),
+            latency_sensitive=bool(entry.get("latency_sensitive")),
+            required_capabilities=frozenset(entry.get("capabilities") or ()),
+            at=at.date(),
+        )
+        logged = Decimal(str(entry.get("cost_usd") or "0"))
+        tenant = features.tenant or "-"
+        report.requests += 1
+        report.logged_usd += logged
+        report.by_model_logged[entry.get("model") or "-"] += 1
+        report.by_tenant[tenant]["logged_usd"] += logged
+        budgets = compiled.budgets_for(features)
+        pools = compiled.pools_for(features)
+        snap = await store.snapshot(budgets, pools, compiled.ramp_families)
+        try:
+            decision = compiled.decide(features, StateSnapshot.from_ledger(snap, budgets))
+        except RouterError as exc:
+            report.refused += 1
+            report.refusals.append(f"line {number}: {type(exc).__name__}: {exc}")
+            report.moves[(entry.get("model") or "-", "refused")] += 1
+            continue
+        served = None
+        for index, choice in enumerate([decision.primary, *decision.fallbacks]):
+            try:
+                cost = await _price(choice, entry, features, catalog, compiled, store, f"replay-{number}-{index}")
+            except (RouterError, UsageError) as exc:
+                report.refusals.append(f"line {number}: cannot price {choice.model}: {exc}")
+                continue
+            rid = f"replay-{number}-{index}"
+            if (await store.reserve(rid, decision.budgets, cost, 60)).granted:  # like the Router: each attempt reserves
+                await store.settle(rid, cost)
+                served = (choice.model, cost)
+                break
+        if served is None:
+            report.refused += 1
+            report.refusals.append(f"line {number}: every candidate's reservation was denied or unpriced")
+            report.moves[(entry.get("model") or "-", "refused")] += 1
+            continue
+        model_id, cost = served
+        report.replayed_usd += cost
+        report.by_model_replayed[model_id] += 1
+        report.by_tenant[tenant]["replayed_usd"] += cost
+        # A change is a different *decision*: a logged request served by a fallback (a 429 that day) whose
+        # primary is chosen again is not a change; replay does not re-enact provider failures.
+        decided = entry.get("decided_model") or entry.get("model")
+        if entry.get("model") != decided:
+            report.served_by_fallback += 1
+        if model_id != decided:
+            report.changed += 1
+            report.moves[(decided or "-", model_id)] += 1
+    return report
+
+
+async def _price(choice: Any, entry: dict[str, Any], features: Any, catalog: Any, compiled: Any, store: Any, consume_id: str) -> Decimal:
+    """The replayed bill of ``choice``: the logged usage re-billed at its rates, grounding through the pools."""
+    from router.cost import Usage, compute_cost
+
+    model = catalog.get(choice.model)
+    usage = entry.get("usage") or {}
+    prompt = int(usage.get("input_tokens") or features.prompt_tokens)
+    output, thinking = int(usage.get("output_tokens", 0)), int(usage.get("thinking_tokens", 0))
+    fields: dict[str, Any] = {"at": features.at, "location": choice.location}
+    if model.billing_unit == "character":
+        fields.update(input_chars=prompt * 4, output_chars=(output + thinking) * 4)
+    else:
+        fields.update(input_tokens=prompt, output_tokens=output, thinking_tokens=thinking)
+    if choice.grounding:
+        option = model.grounding[choice.grounding]
+        key = {"search_query": "search_queries", "grounded_prompt": "grounded_prompts", "web_search": "web_searches"}.get(option.unit, "grounding_requests")
+        units = max(1, int(usage.get(key, 0) or 0)) if key in ("search_queries", "web_searches") else 1
+        fields[key] = units
+        fields["grounding_kind"] = choice.grounding
+        if option.pool:
+            consumed = await store.consume(compiled.quota_pool(option.pool), units, consume_id)
+            fields["grounding_billable_units"] = consumed.billable_units
+    return compute_cost(model, Usage.build(**fields), catalog.pools).total
