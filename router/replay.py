@@ -161,7 +161,9 @@ async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, c
         pools = compiled.pools_for(features)
         snap = await store.snapshot(budgets, pools, compiled.ramp_families)
         try:
-            decision = compiled.decide(features, StateSnapshot.from_ledger(snap, budgets))
+            state = StateSnapshot.from_ledger(snap, budgets)
+            state.now = at  # pacing measures the window from the logged moment, not from today
+            decision = compiled.decide(features, state)
         except RouterError as exc:
             report.refused += 1
             report.refusals.append(f"line {number}: {type(exc).__name__}: {exc}")

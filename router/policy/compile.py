@@ -277,11 +277,12 @@ class CompiledRule:
 
 @dataclass(frozen=True)
 class CompiledAction:
-    at_percent: Decimal
+    at_percent: Decimal | None
     switch_profile: str | None
     max_output_usd_per_mtok: Decimal | None
     max_cost_usd: Decimal | None
     refuse: bool
+    at_pace_percent: Decimal | None = None
 
     def describe(self) -> str:
         parts = []
@@ -297,7 +298,7 @@ class CompiledAction:
 
 
 class CompiledBudget:
-    __slots__ = ("name", "kind", "key", "value", "window", "limit", "actions", "_cache")
+    __slots__ = ("name", "kind", "key", "value", "window", "limit", "actions", "pace_actions", "_cache")
 
     def __init__(self, name: str, scope: str, window: str, limit: Decimal, actions: Sequence[CompiledAction]) -> None:
         self.name = name
@@ -313,7 +314,8 @@ class CompiledBudget:
         wk, span, tz = parse_window(window)
         self.window = Window(wk, span, tz)  # type: ignore[arg-type]
         self.limit = limit
-        self.actions = tuple(sorted(actions, key=lambda a: a.at_percent))
+        self.actions = tuple(sorted((a for a in actions if a.at_percent is not None), key=lambda a: a.at_percent))
+        self.pace_actions = tuple(sorted((a for a in actions if a.at_pace_percent is not None), key=lambda a: a.at_pace_percent))
         self._cache: dict[str, BudgetScope] = {}
 
     def _scope(self, name: str) -> BudgetScope:
@@ -378,7 +380,7 @@ class CompiledPolicy:
                 b.scope,
                 b.window,
                 b.limit_usd,
-                [CompiledAction(a.at_percent, a.switch_profile, a.max_output_usd_per_mtok, a.max_cost_usd, a.refuse) for a in b.actions],
+                [CompiledAction(a.at_percent, a.switch_profile, a.max_output_usd_per_mtok, a.max_cost_usd, a.refuse, a.at_pace_percent) for a in b.actions],
             )
             for i, b in enumerate(policy.budgets)
         )

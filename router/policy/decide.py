@@ -16,6 +16,8 @@ Order of evaluation (the same order ``router explain`` prints):
 
 from __future__ import annotations
 
+import datetime as dt
+
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -125,6 +127,20 @@ def _pct(spend: Decimal, limit: Decimal) -> str:
     return _fmt((spend * _HUNDRED / limit).quantize(_PCT))
 
 
+_MIN_ELAPSED_S = 3600  # pacing needs at least an hour of the window behind it
+
+
+def _projected(spend: Decimal, window: Any, now: dt.datetime | None) -> Decimal:
+    """Spend at the end of the calendar ``window`` if it goes on at the pace since the window began."""
+    from router.ledger.windows import period
+
+    moment = now or dt.datetime.now(dt.timezone.utc)
+    ms = int(moment.timestamp() * 1000)
+    p = period(window.span, window.timezone, ms)
+    elapsed = max(ms - p.start_ms, _MIN_ELAPSED_S * 1000)
+    return spend * Decimal(p.end_ms - p.start_ms) / Decimal(elapsed)
+
+
 def apply_budgets(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, status: list | None = None):
     """Measure every applicable budget: (scopes, actions text, refuse message, switch profile, output cap, cost cap)."""
     scopes: list[BudgetScope] = []
@@ -139,21 +155,30 @@ def apply_budgets(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, 
         if scope is None:
             continue
         scopes.append(scope)
-        if not budget.actions and status is None:
+        if not budget.actions and not budget.pace_actions and status is None:
             continue
         spend = state.spend_for(scope.id, scope.scope)
         s100 = spend * _HUNDRED
         limit = budget.limit
         if status is not None:
             status.append({"scope": scope.id, "budget": budget.name, "spend_usd": _fmt(spend), "limit_usd": _fmt(limit), "utilisation_percent": _pct(spend, limit)})
+        reached: list[tuple[Any, Decimal, str]] = []  # (action, threshold, why)
         for action in budget.actions:
             if s100 < action.at_percent * limit:
                 break
-            actions.append(f"{scope.id} at {_pct(spend, limit)}% >= {_fmt(action.at_percent)}%: {action.describe()}")
+            reached.append((action, action.at_percent, f"{scope.id} at {_pct(spend, limit)}% >= {_fmt(action.at_percent)}%"))
+        if budget.pace_actions and spend > 0:
+            projected = _projected(spend, scope.window, state.now)
+            for action in budget.pace_actions:
+                if projected * _HUNDRED < action.at_pace_percent * limit:
+                    break
+                reached.append((action, action.at_pace_percent, f"{scope.id} on pace for {_pct(projected, limit)}% by window end >= {_fmt(action.at_pace_percent)}%"))
+        for action, threshold, why in reached:
+            actions.append(f"{why}: {action.describe()}")
             if action.refuse and refuse is None:
-                refuse = f"refused by budget {scope.id}: ${_fmt(spend)} of ${_fmt(limit)} spent ({_pct(spend, limit)}% >= {_fmt(action.at_percent)}%)"
-            if action.switch_profile and action.at_percent > switch_at:
-                switch, switch_at = action.switch_profile, action.at_percent
+                refuse = f"refused by budget {scope.id}: {why} (${_fmt(spend)} of ${_fmt(limit)} spent)"
+            if action.switch_profile and threshold > switch_at:
+                switch, switch_at = action.switch_profile, threshold
             if action.max_output_usd_per_mtok is not None and (cap_out is None or action.max_output_usd_per_mtok < cap_out):
                 cap_out = action.max_output_usd_per_mtok
             if action.max_cost_usd is not None and (cap_cost is None or action.max_cost_usd < cap_cost):

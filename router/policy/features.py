@@ -144,14 +144,17 @@ class StateSnapshot:
     period; ``ramp`` maps a ramp family to ``(tokens_last_minute, limit_tpm)`` (or a :class:`RampState`).
     """
 
-    __slots__ = ("spend", "pools", "ramp")
+    __slots__ = ("spend", "pools", "ramp", "now")
 
     def __init__(
         self,
         spend: Mapping[str, Decimal | int | str] | None = None,
         pools: Mapping[str, int] | None = None,
         ramp: Mapping[str, Any] | None = None,
+        now: dt.datetime | None = None,
     ) -> None:
+        #: When the state was read (spend pacing measures elapsed window time from it); None: now.
+        self.now = now
         self.spend: dict[str, Decimal] = {k: v if isinstance(v, Decimal) else Decimal(str(v)) for k, v in (spend or {}).items()}
         self.pools: dict[str, int] = {k: int(v) for k, v in (pools or {}).items()}
         ramps: dict[str, RampState] = {}
@@ -176,7 +179,7 @@ class StateSnapshot:
         for budget in budgets:
             spend.setdefault(budget.id, Decimal(0))
         pools = {pid: usage.used for pid, usage in (getattr(snapshot, "pools", {}) or {}).items()}
-        return cls(spend, pools, dict(getattr(snapshot, "ramp", {}) or {}))
+        return cls(spend, pools, dict(getattr(snapshot, "ramp", {}) or {}), now=dt.datetime.now(dt.timezone.utc))
 
     def spend_for(self, scope_id: str, scope: str) -> Decimal:
         found = self.spend.get(scope_id)

@@ -221,9 +221,14 @@ class Rule(_Base):
 
 
 class BudgetAction(_Base):
-    """What to do once spend reaches ``at_percent`` of the limit (all reached actions apply)."""
+    """What to do once spend reaches ``at_percent`` of the limit, or once the current pace would reach
+    ``at_pace_percent`` of it by the end of the (calendar) window (all reached actions apply)."""
 
-    at_percent: Percent
+    at_percent: Optional[Percent] = Field(None, description="Spend so far, in percent of the limit, from which the action applies")
+    at_pace_percent: Optional[Percent] = Field(
+        None,
+        description="Spend pacing (calendar windows): the action applies once spend so far, extrapolated at the current pace to the end of the window, reaches this percent of the limit",
+    )
     switch_profile: Optional[str] = None
     max_output_usd_per_mtok: Optional[Money] = None
     max_cost_usd: Optional[Money] = None
@@ -231,8 +236,11 @@ class BudgetAction(_Base):
 
     @model_validator(mode="after")
     def _check(self) -> "BudgetAction":
-        if self.at_percent <= 0:
-            raise ValueError("at_percent must be positive")
+        if (self.at_percent is None) == (self.at_pace_percent is None):
+            raise ValueError("an action needs exactly one of at_percent or at_pace_percent")
+        threshold = self.at_percent if self.at_percent is not None else self.at_pace_percent
+        if threshold is not None and threshold <= 0:
+            raise ValueError("at_percent / at_pace_percent must be positive")
         if not (self.switch_profile or self.max_output_usd_per_mtok is not None or self.max_cost_usd is not None or self.refuse):
             raise ValueError("an action needs one of switch_profile, max_output_usd_per_mtok, max_cost_usd or refuse")
         for name in ("max_output_usd_per_mtok", "max_cost_usd"):
@@ -300,6 +308,12 @@ class Budget(_Base):
         if v <= 0:
             raise ValueError("limit_usd must be a positive amount")
         return v
+
+    @model_validator(mode="after")
+    def _pace_needs_calendar(self) -> "Budget":
+        if any(a.at_pace_percent is not None for a in self.actions) and parse_window(self.window)[0] != "calendar":
+            raise ValueError("at_pace_percent needs a calendar window (a rolling window has no end to pace towards)")
+        return self
 
 
 class Grounding(_Base):

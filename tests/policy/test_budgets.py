@@ -147,10 +147,19 @@ def test_highest_switch_wins_and_tightest_caps():
 
 
 def test_budget_tiers_example_policy(catalog):
+    import datetime as dt
+
     cp = compile_policy(load_policy(POLICIES / "budget-tiers.yaml", catalog), catalog)
     tenant = "tenant:acme|calendar:month@UTC"
-    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "79.99"})).profile == "standard"
-    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "80"})).profile == "cost-first"
+    # Late on the last day of the month the pace is the spend itself: only the at_percent tiers act.
+    end = dt.datetime(2026, 11, 30, 23, tzinfo=dt.timezone.utc)
+    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "79.99"}, now=end)).profile == "standard"
+    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "80"}, now=end)).profile == "cost-first"
+    # On the 11th (a third of November gone), $37 is on pace for $111 of $100: the pacing tier downgrades early.
+    eleventh = dt.datetime(2026, 11, 11, tzinfo=dt.timezone.utc)
+    assert cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "36"}, now=eleventh)).profile == "standard"
+    early = cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "37"}, now=eleventh))
+    assert early.profile == "cost-first" and "on pace for 111% by window end >= 110%" in early.actions[0]
     d = cp.decide(feats(tenant="acme"), StateSnapshot(spend={tenant: "100"}))
     assert all(catalog.get(c.model).rate("output", feats().at)[0] <= 1 for c in d.choices)
     with pytest.raises(RequestRefusedError):
