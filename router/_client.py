@@ -98,7 +98,18 @@ class Router:
             self.catalog = load_catalog(catalog)
         self.metrics = metrics
         self._watcher: PolicyWatcher | None = None
-        if _is_policy_file(policy) and watch_policy:
+        self._watch_interval_s = watch_interval_s
+        #: ``policy="store:NAME"``: the policy lives in the ledger (``router policy publish``); every
+        #: Router sharing the ledger switches to a newly published version within ``watch_interval_s``.
+        self._shared_name: str | None = None
+        self._shared_version: str | None = None
+        self._shared_next_check = 0.0
+        if isinstance(policy, str) and policy.startswith("store:"):
+            from router.ledger.keys import check_policy
+
+            self._shared_name = check_policy(policy.removeprefix("store:"))
+            self._static = None
+        elif _is_policy_file(policy) and watch_policy:
             self._watcher = PolicyWatcher(
                 policy,
                 lambda text, name: compile_policy(load_policy(text, self.catalog, filename=name), self.catalog),
@@ -131,15 +142,54 @@ class Router:
     # ------------------------------------------------------------------ plumbing
     @property
     def compiled(self) -> Any:
-        """The serving compiled policy (hot-reloaded from its file when ``watch_policy``)."""
+        """The serving compiled policy (hot-reloaded from its file when ``watch_policy``, or from the
+        ledger for ``policy="store:NAME"``)."""
         if self._watcher is not None:
             return self._watcher.get()
+        if self._static is None and self._shared_name is not None:
+            self._sync.run(self._refresh_shared_policy(force=True))
         return self._static
 
     @property
     def policy_version(self) -> str | None:
-        """The version id of the serving policy file (None for a policy given as an object)."""
+        """The version id of the serving policy (file or shared); None for a policy given as an object."""
+        if self._shared_name is not None:
+            return self._shared_version
         return self._watcher.version if self._watcher is not None else None
+
+    async def _refresh_shared_policy(self, force: bool = False) -> None:
+        """For ``policy="store:NAME"``: adopt a newly published version (validated first; a version that
+        does not compile is refused and the serving one kept, with the alert metric set)."""
+        name = self._shared_name
+        if name is None:
+            return
+        now = time.monotonic()
+        if not force and self._static is not None and now < self._shared_next_check:
+            return
+        self._shared_next_check = now + self._watch_interval_s
+        from router.errors import PolicyError
+        from router.policy import compile_policy, load_policy
+
+        store = self.store()
+        version = await store.policy_version(name)
+        if version is None:
+            if self._static is None:
+                raise PolicyError([(f"store:{name}", 1, 1, "no policy published under this name: run `router policy publish FILE --store URL --name NAME`")])
+            return
+        if version == self._shared_version:
+            return
+        text = await store.policy_text(name, version)
+        try:
+            if text is None:
+                raise PolicyError([(f"store:{name}@{version}", 1, 1, "the published text is gone (expired from the ledger)")])
+            compiled = compile_policy(load_policy(text, self.catalog, filename=f"store:{name}@{version}"), self.catalog)
+        except PolicyError:
+            self._on_reload(False, None, None)
+            if self._static is None:
+                raise
+            return
+        self._static, self._shared_version = compiled, version
+        self._on_reload(True, version, None)
 
     def _on_reload(self, ok: bool, version: str | None, error: str | None) -> None:
         if self.metrics is not None:
@@ -198,6 +248,7 @@ class Router:
         """
         if kwargs.get("stream"):
             return _RoutedStream(self._stream(list(messages), kwargs))
+        await self._refresh_shared_policy()
         request, params = self._split(list(messages), kwargs)
         return await self._complete(request, params)
 
@@ -336,6 +387,7 @@ class Router:
     async def _explain(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> dict[str, Any]:
         from router.policy import explain
 
+        await self._refresh_shared_policy()
         request, _ = self._split(messages, kwargs)
         state = await self._snapshot(request["compiled"], request["features"])
         return explain(request["compiled"], request["features"], state)
@@ -434,7 +486,12 @@ class Router:
                 units = usage.search_queries
                 fields["search_queries"] = units
             elif option.unit == "grounded_prompt":
-                units = 1 if usage.grounding_web_urls > 0 else 0  # billed only with >= 1 web grounding URL
+                if kind == "google_maps":
+                    # Maps bills a request that ran at least one Maps query (seed 000); the response does not
+                    # say so reliably, so a Maps-grounded request always counts: the bill may be high, never low.
+                    units = 1
+                else:
+                    units = 1 if usage.grounding_web_urls > 0 else 0  # Search: billed only with >= 1 web grounding URL
                 fields["grounded_prompts"] = units
             elif option.unit == "web_search":
                 units = usage.web_searches
@@ -581,6 +638,7 @@ class Router:
         """Async generator of chunks; settles when the stream ends, fails or is closed by the consumer."""
         from router._transport import AttemptFailed
 
+        await self._refresh_shared_policy()
         request, params = self._split(messages, kwargs)
         features = request["features"]
         decision = await self._decide(request)

@@ -28,11 +28,87 @@ def _validator(path: Path):
     return lambda text: compile_policy(load_policy(text, catalog, filename=str(path)), catalog)
 
 
+OptionalStore = Annotated[Optional[str], typer.Option("--store", help="Shared policies: the ledger URL the Routers use (policy=\"store:NAME\").")]
+PolicyName = Annotated[str, typer.Option("--name", help="Shared policy name (Routers use policy=\"store:NAME\").")]
+
+
+async def _shared(store_url: str, prefix: str, action: Any) -> Any:
+    from router.ledger import store_from_url
+
+    store = store_from_url(store_url, prefix=prefix)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@policy_app.command("publish")
+def policy_publish(
+    path: Annotated[Optional[Path], typer.Argument(help="The policy YAML to publish (validated first).")] = None,
+    store: OptionalStore = None,
+    name: PolicyName = "default",
+    version: Annotated[Optional[str], typer.Option("--version", help="Re-publish this earlier version from the ledger (a rollback).")] = None,
+    prefix: Annotated[str, typer.Option("--prefix")] = "router",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish a policy to the ledger: every Router with policy="store:NAME" switches to it together."""
+    from router._reload import policy_version
+
+    if store is None:
+        fail("--store is required: the ledger the Routers share")
+    if (path is None) == (version is None):
+        fail("give a policy FILE to publish, or --version V to re-publish an earlier one")
+
+    async def action(ledger: Any) -> dict[str, Any]:
+        if path is not None:
+            if not path.is_file():
+                fail(f"{path}: no such policy file")
+            text = path.read_text(encoding="utf-8")
+            _validator(path)(text)
+            published = policy_version(text)
+        else:
+            text = await ledger.policy_text(name, version)
+            if text is None:
+                fail(f"store:{name}: no version {version!r} in the ledger (see `router policy history --store ...`)")
+            _validator(Path(f"store:{name}@{version}"))(text)
+            published = version
+        changed = await ledger.publish_policy(name, published, text)
+        return {"name": name, "version": published, "changed": changed}
+
+    with cli_errors():
+        result = asyncio.run(_shared(store, prefix, action))
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"store:{name}: version {result['version']} {'published' if result['changed'] else 'was already current'}")
+
+
 @policy_app.command("history")
-def policy_history(path: PolicyFile, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every version of FILE that served (oldest first); the current one is marked."""
+def policy_history(
+    path: Annotated[Optional[Path], typer.Argument(help="The policy YAML file a Router watches.")] = None,
+    store: OptionalStore = None,
+    name: PolicyName = "default",
+    prefix: Annotated[str, typer.Option("--prefix")] = "router",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every version that served: of FILE (oldest first), or of a shared policy in --store (newest first)."""
     from router._reload import list_versions, policy_version
 
+    if store is not None:
+        async def action(ledger: Any) -> tuple[Any, Any]:
+            return await ledger.policy_version(name), await ledger.policy_history(name)
+
+        with cli_errors():
+            current, history = asyncio.run(_shared(store, prefix, action))
+        rows = [{"version": v, "published_at": at.isoformat(), "current": v == current and i == 0} for i, (v, at) in enumerate(history)]
+        if as_json:
+            print_json({"name": name, "current": current, "versions": rows})
+        else:
+            for row in rows:
+                typer.echo(f"{row['version']}  {row['published_at']}{'  current' if row['current'] else ''}")
+        return
+    if path is None:
+        fail("give a policy FILE, or --store URL [--name N] for a shared policy")
     if not path.is_file():
         fail(f"{path}: no such policy file")
     current = policy_version(path.read_text(encoding="utf-8"))

@@ -247,6 +247,7 @@ class ProxyRouting:
         r = self.router
         messages = list(data["messages"])
         try:
+            await r._refresh_shared_policy()
             request, params = r._split(messages, self._routing_kwargs(data))
             features = request["features"]
             decision = await r._decide(request)

@@ -17,6 +17,7 @@ Guarantees every backend keeps (one test suite runs over all of them):
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -42,6 +43,9 @@ Clock = Callable[[], float]
 RECORD_GRACE_MS = 24 * 3_600_000
 #: How long a settled / released marker (and a consume result) is kept for idempotency.
 IDEMPOTENCY_TTL_MS = 48 * 3_600_000
+#: Shared policy versions kept per name, and how long a version's text is kept after it was published.
+POLICY_HISTORY = 50
+POLICY_TEXT_TTL_MS = 180 * 86_400_000
 
 
 class Store(abc.ABC):
@@ -100,6 +104,25 @@ class Store(abc.ABC):
     async def ramp_usage(self, family: str) -> RampUsage:
         """Priority tokens of ``family`` in the last minute against its current ramp limit."""
         return (await self.snapshot((), (), (family,))).ramp[family]
+
+    # ------------------------------------------------------------------ shared policy versions
+    # A policy published here is picked up by every Router using this ledger with ``policy="store:NAME"``,
+    # so all processes switch together; the history allows a rollback by re-publishing a version.
+    @abc.abstractmethod
+    async def publish_policy(self, name: str, version: str, text: str) -> bool:
+        """Make ``version`` (with its YAML ``text``) the current policy ``name``; False if it already was."""
+
+    @abc.abstractmethod
+    async def policy_version(self, name: str) -> str | None:
+        """The current version of shared policy ``name`` (one cheap read), or None if never published."""
+
+    @abc.abstractmethod
+    async def policy_text(self, name: str, version: str) -> str | None:
+        """The YAML text of a published version, or None if unknown (or expired from the history)."""
+
+    @abc.abstractmethod
+    async def policy_history(self, name: str) -> list[tuple[str, dt.datetime]]:
+        """Versions of ``name`` as they became current, newest first, with when."""
 
     async def close(self) -> None:
         """Release connections and files. The store must not be used afterwards."""

@@ -50,6 +50,19 @@ def check_id(value: str, what: str = "reservation id") -> str:
     return value
 
 
+POLICY_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
+POLICY_VERSION_RE = re.compile(r"^[0-9a-f]{12}\Z")
+
+
+def check_policy(name: str, version: str | None = None) -> str:
+    """Validate a shared policy's name (and version id, 12 hex digits)."""
+    if not isinstance(name, str) or not POLICY_NAME_RE.match(name):
+        raise ValueError(f"invalid policy name {name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+    if version is not None and (not isinstance(version, str) or not POLICY_VERSION_RE.match(version)):
+        raise ValueError(f"invalid policy version {version!r}: 12 hex digits")
+    return name
+
+
 def check_pool(pool_id: str) -> str:
     """Validate a quota pool id."""
     if not isinstance(pool_id, str) or not POOL_RE.match(pool_id):
@@ -133,6 +146,15 @@ class KeySpace:
 
     def ramp_dedupe(self, event_id: str) -> str:
         return f"{self.base}rd:{event_id}"
+
+    def policy(self, name: str) -> str:
+        return f"{self.base}pol:{name}"
+
+    def policy_history(self, name: str) -> str:
+        return f"{self.base}polh:{name}"
+
+    def policy_text(self, name: str, version: str) -> str:
+        return f"{self.base}polt:{name}:{version}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this ledger (for tests and cleanup)."""

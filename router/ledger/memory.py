@@ -8,6 +8,7 @@ idempotency markers are dropped lazily (at most once per second of store clock),
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ from decimal import Decimal
 
 from router.errors import StoreError
 from router.ledger import ramp as ramp_mod
-from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS, Clock, Store
-from router.ledger.keys import check_budget, check_family, check_id, parse_budget_id, window_of
+from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, RECORD_GRACE_MS, Clock, Store
+from router.ledger.keys import check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.types import (
@@ -86,6 +87,8 @@ class MemoryStore(Store):
         self._rolling: dict[str, _Buckets] = {}
         self._calendar: dict[tuple[str, int], list[int]] = {}  # (bid, start) -> [nano, end_ms]
         self._meta: dict[str, tuple[int, int]] = {}  # bid -> (limit nano, last seen ms)
+        self._policy_texts: dict[tuple[str, str], str] = {}
+        self._policy_history: dict[str, list[tuple[str, dt.datetime]]] = {}
         self._pools: dict[tuple[str, int], list[int]] = {}  # (pool, start) -> [used, end_ms]
         self._pool_requests: dict[tuple[str, str], tuple[int, int, int]] = {}  # -> (free, billable, keep_until)
         self._ramps: dict[str, _Ramp] = {}
@@ -232,6 +235,35 @@ class MemoryStore(Store):
         with self._lock:
             items = sorted(self._meta.items())
         return [ScopeInfo(parse_budget_id(bid, from_nano(limit)), to_datetime(last)) for bid, (limit, last) in items]
+
+    # ------------------------------------------------------------------ shared policy versions
+    async def publish_policy(self, name: str, version: str, text: str) -> bool:
+        """See :meth:`Store.publish_policy`."""
+        check_policy(name, version)
+        with self._lock:
+            self._policy_texts[(name, version)] = text
+            history = self._policy_history.setdefault(name, [])
+            if history and history[0][0] == version:
+                return False
+            history.insert(0, (version, to_datetime(self.now_ms())))
+            del history[POLICY_HISTORY:]
+            return True
+
+    async def policy_version(self, name: str) -> str | None:
+        """See :meth:`Store.policy_version`."""
+        check_policy(name)
+        history = self._policy_history.get(name)
+        return history[0][0] if history else None
+
+    async def policy_text(self, name: str, version: str) -> str | None:
+        """See :meth:`Store.policy_text`."""
+        check_policy(name, version)
+        return self._policy_texts.get((name, version))
+
+    async def policy_history(self, name: str) -> list[tuple[str, dt.datetime]]:
+        """See :meth:`Store.policy_history`."""
+        check_policy(name)
+        return list(self._policy_history.get(name, []))
 
     # ------------------------------------------------------------------ quota and ramp
     async def consume(self, pool: QuotaPool, units: int, request_id: str) -> Consumed:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import tempfile
 import time
 import uuid
@@ -34,9 +35,9 @@ import redis.exceptions as rexc
 
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger import ramp as ramp_mod
-from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS, Clock, Store
+from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, POLICY_TEXT_TTL_MS, RECORD_GRACE_MS, Clock, Store
 from router.ledger.journal import Journal
-from router.ledger.keys import KeySpace, check_budget, check_family, check_id, parse_budget_id, window_of
+from router.ledger.keys import KeySpace, check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.types import (
@@ -51,7 +52,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes")
+SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -369,6 +370,49 @@ class RedisStore(Store):
             limit, _, last = value.partition("|")
             found.append(ScopeInfo(parse_budget_id(bid, from_nano(limit)), to_datetime(int(last))))
         return found
+
+    # ------------------------------------------------------------------ shared policy versions
+    async def publish_policy(self, name: str, version: str, text: str) -> bool:
+        """See :meth:`Store.publish_policy`."""
+        check_policy(name, version)
+        now = self.now_ms()
+        keys = [self.keys.policy(name), self.keys.policy_history(name), self.keys.policy_text(name, version)]
+        try:
+            done = await self._run("policy", keys, [version, text, now, POLICY_HISTORY, POLICY_TEXT_TTL_MS])
+        except _Unavailable as exc:
+            raise self._unavailable(exc) from None
+        return _int(done) == 1
+
+    async def policy_version(self, name: str) -> str | None:
+        """See :meth:`Store.policy_version`."""
+        check_policy(name)
+        try:
+            found = await self.client.hget(self.keys.policy(name), "version")
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        return _str(found) if found is not None else None
+
+    async def policy_text(self, name: str, version: str) -> str | None:
+        """See :meth:`Store.policy_text`."""
+        check_policy(name, version)
+        try:
+            found = await self.client.get(self.keys.policy_text(name, version))
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        return _str(found) if found is not None else None
+
+    async def policy_history(self, name: str) -> list[tuple[str, dt.datetime]]:
+        """See :meth:`Store.policy_history`."""
+        check_policy(name)
+        try:
+            raw = await self.client.lrange(self.keys.policy_history(name), 0, -1)
+        except _UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        out = []
+        for item in raw:
+            version, _, at = _str(item).partition("|")
+            out.append((version, to_datetime(int(at))))
+        return out
 
     # ------------------------------------------------------------------ quota and ramp
     async def _consume(self, pool: QuotaPool, units: int, request_id: str, now: int, at: int) -> Consumed:

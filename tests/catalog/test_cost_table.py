@@ -198,3 +198,12 @@ def test_a_claude_4_5_regional_call_warns_that_regional_uplift_is_not_in_the_see
     result = bill(catalog, "claude-sonnet-4-5", input_tokens=1_000, location="europe-west1")
     assert result.warnings and "regional" in result.warnings[0]
     assert not bill(catalog, "claude-opus-4-1", input_tokens=1_000, location="europe-west1").warnings
+
+
+@pytest.mark.parametrize(("model", "cached", "cached_long"), [("gemini-2.5-pro", "0.125", "0.250"), ("gemini-3-pro-preview", "0.2", "0.4")])
+def test_cached_audio_on_pro_models_uses_the_all_modalities_cached_rate(catalog, model, cached, cached_long):
+    """Seed 000's Pro input rows cover text, image, video *and* audio, cached columns included."""
+    short = bill(catalog, model, input_tokens=100_000, cached_audio_input_tokens=100_000)
+    assert short.total == Decimal(cached) / 10
+    long = bill(catalog, model, input_tokens=300_000, cached_audio_input_tokens=300_000)
+    assert long.total == Decimal(cached_long) * 3 / 10

@@ -362,3 +362,15 @@ async def test_a_stream_that_cannot_be_built_releases_its_reservation(stub_route
         async for _ in stream:
             pass
     assert set((await spend_of(r)).values()) == {Decimal(0)}
+
+
+async def test_maps_grounding_counts_every_request_in_the_maps_pool(stub_router, vertex_stub, tmp_path):
+    """Maps bills a request that ran a Maps query; the response does not say so reliably, so each counts."""
+    r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
+    vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, grounding_urls=0)
+    record = (await r.acomplete(HELLO, max_tokens=100, grounding="google_maps")).routing
+    assert (record.grounding_free_units, record.grounding_billable_units) == (1, 0)
+    assert "googleMaps" in str(vertex_stub.model_requests()[-1].body.get("tools"))
+    maps = await r.store().pool_usage(r.compiled.quota_pool("gemini-2x-flash-maps-daily"))
+    search = await r.store().pool_usage(r.compiled.quota_pool("gemini-2x-flash-search-daily"))
+    assert (maps.used, search.used) == (1, 0)
