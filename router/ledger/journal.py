@@ -32,7 +32,8 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         #: A cheap hint that there may be something to replay (checked on every operation).
         self.pending = self.path.exists() or any(self.path.parent.glob(f"{self.path.name}.replaying*"))
-        self._taken: list[Path] = []
+        self._taken: list[tuple[Path, int]] = []
+        self._own: Path | None = None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -70,10 +71,26 @@ class Journal:
         each one deletes only the files it took (:meth:`done`), so no process deletes events it never read."""
         with self._locked():
             if self.path.exists():
-                os.replace(self.path, self.path.with_name(f"{self.path.name}.replaying.{os.getpid()}-{uuid.uuid4().hex[:8]}"))
+                own = self._own if self._own is not None and self._own.exists() else None
+                if own is None:
+                    self._own = self.path.with_name(f"{self.path.name}.replaying.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                    os.replace(self.path, self._own)
+                else:
+                    # A previous replay of ours failed (Redis still down): move the new events into the same
+                    # file instead of starting one more (a crash in between only duplicates idempotent events).
+                    data = self.path.read_bytes()
+                    fd = os.open(own, os.O_WRONLY | os.O_APPEND)
+                    try:
+                        os.write(fd, data)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    self.path.unlink()
             taken = sorted(self.path.parent.glob(f"{self.path.name}.replaying*"))
             texts = [p.read_text() for p in taken]
-        self._taken = taken
+            # Remember each file's size as read: done() deletes a file only if nothing was added since.
+            sizes = [len(text.encode()) for text in texts]
+        self._taken = list(zip(taken, sizes))
         if not taken:
             self.pending = False
         events = []
@@ -102,7 +119,11 @@ class Journal:
     def done(self) -> None:
         """All taken events were applied: delete the files this process took (and only those)."""
         with self._locked():
-            for path in getattr(self, "_taken", []):
-                path.unlink(missing_ok=True)
+            for path, size in self._taken:
+                try:
+                    if path.stat().st_size == size:  # events appended after we read it stay for the next replay
+                        path.unlink()
+                except FileNotFoundError:
+                    continue
             self._taken = []
             self.pending = self.path.exists() or any(self.path.parent.glob(f"{self.path.name}.replaying*"))

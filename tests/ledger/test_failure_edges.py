@@ -103,3 +103,15 @@ async def test_budgets_nobody_reserves_against_are_pruned_from_the_registry(redi
     client = redis.Redis.from_url(redis_server.url)
     assert client.hkeys("{" + prefix + "}:meta") == [fresh.id.encode()]
     await store.close()
+
+
+def test_events_appended_to_a_file_another_replay_read_are_not_deleted(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    a, b = Journal(path), Journal(path)
+    a.append({"op": "settle", "rid": "e1"})
+    a.take()  # a's replay fails (Redis down): a keeps its file
+    b.take()  # b reads the same file (e1)
+    a.append({"op": "settle", "rid": "e2"})
+    a.take()  # a moves e2 into its own file, which b has read before e2 arrived
+    b.done()  # b applied e1 only: the file grew since b read it, so it must stay
+    assert sorted(e["rid"] for e in Journal(path).take()) == ["e1", "e2"]
