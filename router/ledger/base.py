@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from router.ledger.keys import checked_limit, check_family, check_id
+from router.ledger.keys import check_budget, checked_limit, check_family, check_id
 from router.ledger.money import to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.ramp import base_tpm
@@ -146,6 +146,17 @@ class Store(abc.ABC):
         if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float, Decimal)) or not 0 < ttl_s <= 7 * 86400:
             raise ValueError(f"ttl_s must be a positive number of seconds up to 7 days, not {ttl_s!r}")
         return list(unique.values()), nano, max(1, int(Decimal(str(ttl_s)) * 1000))
+
+    @staticmethod
+    def _check_snapshot(budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> None:
+        """Validate the arguments of :meth:`snapshot` (names that reach keys, known ramp families)."""
+        for budget in budgets:
+            check_budget(budget)
+        for pool in pools:
+            check_quota_pool(pool)
+        for family in ramp_families:
+            check_family(family)
+            base_tpm(family)
 
     @staticmethod
     def _check_consume(pool: QuotaPool, units: int, request_id: str) -> None:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from router.errors import StoreError
 from router.ledger import ramp as ramp_mod
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, RECORD_GRACE_MS, Clock, Store
-from router.ledger.keys import check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
+from router.ledger.keys import check_budget, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.types import (
@@ -212,13 +212,7 @@ class MemoryStore(Store):
 
     async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
         """See :meth:`Store.snapshot`."""
-        for budget in budgets:
-            check_budget(budget)
-        for pool in pools:
-            check_quota_pool(pool)
-        for family in ramp_families:
-            check_family(family)
-            ramp_mod.base_tpm(family)
+        self._check_snapshot(budgets, pools, ramp_families)
         snap = LedgerSnapshot()
         with self._lock:
             now = self.now_ms()

@@ -328,13 +328,7 @@ class RedisStore(Store):
 
     async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
         """See :meth:`Store.snapshot`: ONE script call. In ``fail_open`` with Redis down: all zero."""
-        for budget in budgets:
-            check_budget(budget)
-        for pool in pools:
-            check_quota_pool(pool)
-        for family in ramp_families:
-            check_family(family)
-            ramp_mod.base_tpm(family)
+        self._check_snapshot(budgets, pools, ramp_families)
         now = self.now_ms()
         try:
             values = await self._read(budgets, pools, ramp_families, now)

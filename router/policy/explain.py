@@ -35,42 +35,30 @@ def explain(compiled: Any, features: RequestFeatures, state: StateSnapshot | Non
     state = state if state is not None else StateSnapshot()
     status: list[dict[str, Any]] = []
     base: dict[str, Any] = {"policy_version": compiled.version, "request": features_dict(features)}
+    def undecided(exc: Exception, rejected: list[dict[str, str]], refused: str | None, error: str | None) -> dict[str, Any]:
+        return {
+            **base,
+            "model": None,
+            "fallbacks": [],
+            "estimated_cost_usd": None,
+            "rule": getattr(exc, "rule", None),
+            "profile": getattr(exc, "profile", None),
+            "budgets": [b.id for b in getattr(exc, "budgets", [])],
+            "budget_status": status,
+            "actions": list(getattr(exc, "actions", [])),
+            "candidates": [],
+            "rejected": rejected,
+            "notes": [],
+            "refused": refused,
+            "error": error,
+        }
+
     try:
         decision = decide(compiled, features, state, trace=True, status=status)
     except RequestRefusedError as exc:
-        return {
-            **base,
-            "model": None,
-            "fallbacks": [],
-            "estimated_cost_usd": None,
-            "rule": getattr(exc, "rule", None),
-            "profile": getattr(exc, "profile", None),
-            "budgets": [b.id for b in getattr(exc, "budgets", [])],
-            "budget_status": status,
-            "actions": list(getattr(exc, "actions", [])),
-            "candidates": [],
-            "rejected": [],
-            "notes": [],
-            "refused": str(exc),
-            "error": None,
-        }
+        return undecided(exc, [], str(exc), None)
     except NoEligibleModelError as exc:
-        return {
-            **base,
-            "model": None,
-            "fallbacks": [],
-            "estimated_cost_usd": None,
-            "rule": getattr(exc, "rule", None),
-            "profile": getattr(exc, "profile", None),
-            "budgets": [b.id for b in getattr(exc, "budgets", [])],
-            "budget_status": status,
-            "actions": list(getattr(exc, "actions", [])),
-            "candidates": [],
-            "rejected": [{"model": m, "reason": r} for m, r in exc.rejected],
-            "notes": [],
-            "refused": None,
-            "error": str(exc),
-        }
+        return undecided(exc, [{"model": m, "reason": r} for m, r in exc.rejected], None, str(exc))
     out = {**base, **decision.to_dict()}
     out["budget_status"] = status
     out["candidates"] = decision.ranked or []
