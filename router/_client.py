@@ -27,7 +27,7 @@ from router._reload import PolicyWatcher
 from router._routing import Attempt, RoutingRecord
 from router._sync import LoopThread
 from router.catalog import Catalog, default_catalog, load_catalog
-from router.cost import Usage, compute_cost
+from router.cost import USAGE_FIELD_OF_UNIT, Usage, compute_cost
 from router.metrics import RouterMetrics
 from router.errors import (
     BudgetExceededError,
@@ -124,7 +124,7 @@ class Router:
             self._static = compile_policy(loaded, self.catalog)
         self._store_spec = store
         self._store_options = {"prefix": key_prefix, "failure_mode": failure_mode, "journal_path": journal_path}
-        self._stores: dict[int, Any] = {}
+        self._memory_store: Any = None
         self._loop_stores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
         self._transport = transport
         self._vertex_settings_kwargs = vertex_settings
@@ -218,10 +218,9 @@ class Router:
         if not isinstance(self._store_spec, str):
             return self._store_spec
         if self._store_spec.startswith("memory://"):
-            found = self._stores.get(0)
-            if found is None:
-                found = self._stores[0] = store_from_url(self._store_spec, **self._store_options)
-            return found
+            if self._memory_store is None:
+                self._memory_store = store_from_url(self._store_spec, **self._store_options)
+            return self._memory_store
         # A network client belongs to the event loop it was made on: one per loop, dropped with the loop.
         loop = asyncio.get_running_loop()
         found = self._loop_stores.get(loop)
@@ -256,35 +255,40 @@ class Router:
         """The decision this Router would make now for such a request (nothing is sent or reserved)."""
         return self._sync.run(self._explain(list(messages), kwargs))
 
+    async def ledger_state(self) -> tuple[list[Any], Any]:
+        """``(budgets, snapshot)``: every budget the ledger knows and, in one read, their spend, the
+        catalog's grounding pools and the priority ramp (for dashboards, ``router demo``, metrics)."""
+        from router.ledger.ramp import RAMP_BASE_TPM
+
+        store = self.store()
+        budgets = [info.budget for info in await store.list_scopes()]
+        pools = [self.compiled.quota_pool(pool_id) for pool_id in self.catalog.pools]
+        return budgets, await store.snapshot(budgets, pools, list(RAMP_BASE_TPM))
+
     async def refresh_metrics(self) -> None:
         """Set the ledger gauges of ``metrics`` (budgets, grounding pools, priority ramp, journal backlog)
         from this Router's store; call it before a scrape, or periodically."""
         if self.metrics is None:
             return
-        from router.cli.ops_cmds import refresh_ledger_gauges
-
         from router.errors import StoreError
 
-        store = self.store()
-        journal = getattr(store, "journal", None)
+        journal = getattr(self.store(), "journal", None)
         self.metrics.journal_backlog.set(journal.backlog() if journal is not None else 0)
         try:
-            budgets = [info.budget for info in await store.list_scopes()]
-            pools = [self.compiled.quota_pool(pool_id) for pool_id in self.catalog.pools]
-            snap = await store.snapshot(budgets, pools, ["flash", "flash-lite", "pro"])
+            budgets, snap = await self.ledger_state()
         except StoreError:
             self.metrics.record_store_error("refresh_metrics")
             return
-        refresh_ledger_gauges(self.metrics, {"at": _utcnow(), "budgets": budgets, "snapshot": snap})
+        self.metrics.set_ledger(budgets, snap)
 
     async def aclose(self) -> None:
         current = asyncio.get_running_loop()
-        stores = [*self._stores.values(), *(s for loop, s in list(self._loop_stores.items()) if loop is current)]
+        stores = [*([self._memory_store] if self._memory_store is not None else []), *(s for loop, s in list(self._loop_stores.items()) if loop is current)]
         for store in stores:
             close = getattr(store, "close", None)
             if close is not None:
                 await close()
-        self._stores.clear()
+        self._memory_store = None
         self._loop_stores.pop(current, None)
 
     def close(self) -> None:
@@ -402,8 +406,9 @@ class Router:
         A grounded request racing others for the last free units of a pool can bill up to its grounding
         units beyond this bound; the settlement records the exact amount either way."""
         precomputed = getattr(choice, "upper_bound_cost", None)
-        if precomputed is not None and not (choice.priority or choice.grounding or choice.batch):
-            # The engine's bound is our cost engine's, from rates precompiled per model (tested equal).
+        if precomputed is not None and not (choice.priority or choice.grounding):
+            # The engine's bound is our cost engine's at online rates, from rates precompiled per model
+            # (tested equal); priority and grounding depend on the catalog overlay and the pools.
             return precomputed
         model = self.catalog.get(choice.model)
         # The router sends every request online (it does not submit Batch API jobs), so it reserves and
@@ -419,14 +424,9 @@ class Router:
         if kind:
             option = model.grounding[kind]
             fields["grounding_kind"] = kind
-            if option.unit == "search_query":
-                fields["search_queries"] = MAX_SEARCH_QUERIES_RESERVED
-            elif option.unit == "grounded_prompt":
-                fields["grounded_prompts"] = 1
-            elif option.unit == "web_search":
-                fields["web_searches"] = MAX_SEARCH_QUERIES_RESERVED
-            else:
-                fields["grounding_requests"] = 1
+            # At most MAX_SEARCH_QUERIES_RESERVED queries / searches per request; one prompt or request.
+            per_request = MAX_SEARCH_QUERIES_RESERVED if option.unit in ("search_query", "web_search") else 1
+            fields[USAGE_FIELD_OF_UNIT[option.unit]] = per_request
             if option.pool and state is not None:
                 fields["grounding_quota_used"] = state.pools.get(option.pool, 0)
                 return compute_cost(model, Usage.build(**fields), self.catalog.pools).total
@@ -451,7 +451,7 @@ class Router:
             labels={"router-tenant": request["features"].tenant or "", "router-app": request["features"].app or ""},
         )
 
-    async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord) -> Decimal:
+    async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:
         """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
         features = request["features"]
         model = self.catalog.get(choice.model)
@@ -484,21 +484,15 @@ class Router:
             option = model.grounding[kind]
             if option.unit == "search_query":
                 units = usage.search_queries
-                fields["search_queries"] = units
-            elif option.unit == "grounded_prompt":
-                if kind == "google_maps":
-                    # Maps bills a request that ran at least one Maps query (seed 000); the response does not
-                    # say so reliably, so a Maps-grounded request always counts: the bill may be high, never low.
-                    units = 1
-                else:
-                    units = 1 if usage.grounding_web_urls > 0 else 0  # Search: billed only with >= 1 web grounding URL
-                fields["grounded_prompts"] = units
             elif option.unit == "web_search":
                 units = usage.web_searches
-                fields["web_searches"] = units
+            elif option.unit == "grounded_prompt" and kind != "google_maps":
+                units = 1 if usage.grounding_web_urls > 0 else 0  # Search: billed only with >= 1 web grounding URL
             else:
+                # Maps bills a request that ran at least one Maps query (seed 000); the response does not say
+                # so reliably, so a Maps-grounded request always counts: the bill may be high, never low.
                 units = 1
-                fields["grounding_requests"] = units
+            fields[USAGE_FIELD_OF_UNIT[option.unit]] = units
             fields["grounding_kind"] = kind
             if units and option.pool:
                 pool = self.catalog.pool(option.pool)
@@ -512,7 +506,7 @@ class Router:
         except PriceNotAvailableError as exc:
             # Never lose spend: bill what was reserved and say why.
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
-            return self._upper_bound(choice, features, request.get("state"))
+            return upper
         record.cost_lines = [line.to_dict() for line in breakdown.lines]
         record.grounding_free_units = breakdown.grounding_free_units
         record.grounding_billable_units = breakdown.grounding_billable_units
@@ -617,7 +611,7 @@ class Router:
                 await store.release(attempt_id)
                 raise
             try:
-                cost = await self._bill(choice, request, result.usage, attempt_id, record)
+                cost = await self._bill(choice, request, result.usage, attempt_id, record, upper)
             except BaseException:
                 await store.settle(attempt_id, upper)  # never lose spend on a billing error
                 raise
@@ -700,7 +694,7 @@ class Router:
         if not usage.complete and attempt.outcome == "ok":
             attempt.outcome = "interrupted"
         try:
-            cost = await self._bill(choice, request, usage, attempt_id, record)
+            cost = await self._bill(choice, request, usage, attempt_id, record, upper)
         except RouterError as exc:
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
             cost = upper

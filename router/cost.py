@@ -50,6 +50,15 @@ _INT_FIELDS = (
 )
 
 
+#: The Usage field that counts each grounding billing unit.
+USAGE_FIELD_OF_UNIT: dict[str, str] = {
+    "grounded_prompt": "grounded_prompts",
+    "search_query": "search_queries",
+    "web_search": "web_searches",
+    "request": "grounding_requests",
+}
+
+
 def _utc_today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
@@ -328,7 +337,7 @@ def _bill_grounding(
         option = model.grounding.get(kind)  # type: ignore[call-overload]
         if option is None:
             raise PriceNotAvailableError(model.id, GROUNDING_DIMENSION_OF.get(kind, kind), f"{model.id} has no {kind} grounding")
-        expected_field = {"grounded_prompt": "grounded_prompts", "search_query": "search_queries"}.get(option.unit)
+        expected_field = USAGE_FIELD_OF_UNIT[option.unit]
         if expected_field == "search_queries" and not u.search_queries:
             raise UsageError("search_queries", f"{model.id} bills {kind} per search query: pass search queries")
         if expected_field == "grounded_prompts" and not u.grounded_prompts:

@@ -67,6 +67,15 @@ class RouterMetrics:
         self.budget_spend.labels(budget, scope, window).set(float(spend))
         self.budget_utilisation.labels(budget, scope, window).set(float(spend / limit) if limit else 0.0)
 
+    def set_ledger(self, budgets: Any, snapshot: Any) -> None:
+        """Set the budget, grounding pool and priority ramp gauges from a ledger snapshot."""
+        for budget in budgets:
+            self.set_budget(budget.id, budget.scope, str(budget.window), snapshot.spend.get(budget.id, Decimal(0)), budget.limit_usd)
+        for usage in snapshot.pools.values():
+            self.set_pool(usage.pool_id, usage.used, usage.remaining)
+        for usage in snapshot.ramp.values():
+            self.set_priority(usage.family, usage.tokens_last_minute)
+
     def set_pool(self, pool: str, used: int, remaining: int) -> None:
         self.pool_used.labels(pool).set(used)
         self.pool_remaining.labels(pool).set(remaining)

@@ -203,7 +203,7 @@ async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, c
 
 async def _price(choice: Any, entry: dict[str, Any], features: Any, catalog: Any, compiled: Any, store: Any, consume_id: str) -> Decimal:
     """The replayed bill of ``choice``: the logged usage re-billed at its rates, grounding through the pools."""
-    from router.cost import Usage, compute_cost
+    from router.cost import USAGE_FIELD_OF_UNIT, Usage, compute_cost
 
     model = catalog.get(choice.model)
     usage = entry.get("usage") or {}
@@ -216,7 +216,7 @@ async def _price(choice: Any, entry: dict[str, Any], features: Any, catalog: Any
         fields.update(input_tokens=prompt, output_tokens=output, thinking_tokens=thinking)
     if choice.grounding:
         option = model.grounding[choice.grounding]
-        key = {"search_query": "search_queries", "grounded_prompt": "grounded_prompts", "web_search": "web_searches"}.get(option.unit, "grounding_requests")
+        key = USAGE_FIELD_OF_UNIT[option.unit]
         units = max(1, int(usage.get(key, 0) or 0)) if key in ("search_queries", "web_searches") else 1
         fields[key] = units
         fields["grounding_kind"] = choice.grounding

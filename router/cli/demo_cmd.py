@@ -180,10 +180,7 @@ async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], setting
 
 async def _counters(router: Any) -> dict[str, Any]:
     """Spend per budget and grounding pool usage, read back from the ledger."""
-    store = router.store()
-    budgets = [info.budget for info in await store.list_scopes()]
-    pools = [router.compiled.quota_pool(pool_id) for pool_id in router.catalog.pools]
-    snap = await store.snapshot(budgets, pools, ["flash", "flash-lite", "pro"])
+    budgets, snap = await router.ledger_state()
     return {
         "budgets": [
             {"budget": b.id, "spend_usd": snap.spend.get(b.id, Decimal(0)), "limit_usd": b.limit_usd}

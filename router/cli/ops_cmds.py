@@ -166,8 +166,9 @@ async def _ledger_state(store_url: str, timezone: str, prefix: str = "router") -
     try:
         budgets = [info.budget for info in await store.list_scopes()]
         pools = _pools(timezone)
-        families = ["flash", "flash-lite", "pro"]
-        snap = await store.snapshot(budgets, pools, families)
+        from router.ledger.ramp import RAMP_BASE_TPM
+
+        snap = await store.snapshot(budgets, pools, list(RAMP_BASE_TPM))
     finally:
         await store.close()
     now = dt.datetime.now(dt.timezone.utc)
@@ -321,20 +322,10 @@ def metrics(
                 registry.record_store_error("snapshot")
                 typer.echo(f"warning: ledger read failed: {exc}", err=True)
             else:
-                refresh_ledger_gauges(registry, state)
+                registry.set_ledger(state["budgets"], state["snapshot"])
             time.sleep(interval)
     except KeyboardInterrupt:
         pass
-
-
-def refresh_ledger_gauges(registry: Any, state: dict[str, Any]) -> None:
-    """Set budget / pool / ramp gauges of ``registry`` from a ledger state read."""
-    for row in _budget_rows(state):
-        registry.set_budget(row["budget"], row["scope"], row["window"], row["spend_usd"], row["limit_usd"])
-    for usage in state["snapshot"].pools.values():
-        registry.set_pool(usage.pool_id, usage.used, usage.remaining)
-    for usage in state["snapshot"].ramp.values():
-        registry.set_priority(usage.family, usage.tokens_last_minute)
 
 
 def register(app: typer.Typer) -> None:

@@ -340,7 +340,7 @@ class ProxyRouting:
         record = RoutingRecord(request_id=pending.attempt_id, decision=pending.decision.to_dict())
         try:
             usage = usage_from_response(source)
-            cost = await r._bill(pending.choice, pending.request, usage, pending.attempt_id, record)
+            cost = await r._bill(pending.choice, pending.request, usage, pending.attempt_id, record, pending.upper)
         except Exception:  # noqa: BLE001 - never lose spend: book the reserved upper bound
             log.exception("router: billing %s failed; settling the reserved upper bound", pending.attempt_id)
             cost = pending.upper
