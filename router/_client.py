@@ -542,6 +542,14 @@ class Router:
         record.attempts.append(attempt)
         return attempt
 
+    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Any, record: RoutingRecord, attempt: Attempt, features: Any) -> None:
+        """Book the bill of a served attempt and record it (the end of every successful call or stream)."""
+        await self.store().settle(attempt_id, cost)
+        self._check_bound(record, cost, upper)
+        attempt.settled_usd = cost
+        record.model, record.cost_usd = choice.model, cost
+        self._finish(record, features, attempt.outcome)
+
     def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal) -> None:
         """Say so when the bill passed its reservation: a budget can then overshoot by the difference.
         It happens when the prompt estimate (about 4 characters a token) was low: pass ``prompt_tokens``."""
@@ -615,11 +623,7 @@ class Router:
             except BaseException:
                 await store.settle(attempt_id, upper)  # never lose spend on a billing error
                 raise
-            await store.settle(attempt_id, cost)
-            self._check_bound(record, cost, upper)
-            attempt.settled_usd = cost
-            record.model, record.cost_usd = choice.model, cost
-            self._finish(record, features, "ok")
+            await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, features)
             response = result.response
             try:
                 response.routing = record
@@ -701,11 +705,7 @@ class Router:
         except BaseException:
             await store.settle(attempt_id, upper)  # never lose spend, even when cancelled while billing
             raise
-        await store.settle(attempt_id, cost)
-        self._check_bound(record, cost, upper)
-        attempt.settled_usd = cost
-        record.model, record.cost_usd = choice.model, cost
-        self._finish(record, request["features"], attempt.outcome)
+        await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request["features"])
 
 
 async def _close(stream: Any) -> None:
