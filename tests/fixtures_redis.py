@@ -34,7 +34,8 @@ class FakeClock:
         self.now = float(when)
 
 
-def _need_binary() -> None:
+def need_redis_server() -> None:
+    """Skip without a redis-server binary, except in CI (``CI=true``), where its absence is a failure."""
     if find_redis_server() is None:
         if os.environ.get("CI", "").lower() == "true":
             raise RuntimeError("redis-server is required in CI (CI=true) but was not found on this machine")
@@ -44,7 +45,7 @@ def _need_binary() -> None:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One real redis-server for the whole session (skipped, or an error in CI, without the binary)."""
-    _need_binary()
+    need_redis_server()
     server = RedisServer()
     try:
         yield server

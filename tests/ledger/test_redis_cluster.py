@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from router.ledger import BudgetScope, QuotaPool, Window, store_from_url
-from router.testing.redis_server import RedisClusterServers, find_redis_server
+from tests.fixtures_redis import need_redis_server
+from router.testing.redis_server import RedisClusterServers
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 D = Decimal
@@ -16,8 +17,7 @@ D = Decimal
 
 @pytest.fixture(scope="module")
 def cluster():
-    if find_redis_server() is None:
-        pytest.skip("redis-server not installed")
+    need_redis_server()
     with RedisClusterServers() as c:
         yield c
 

@@ -16,7 +16,8 @@ import redis
 
 from router.errors import StoreUnavailableError
 from router.ledger import BudgetScope, QuotaPool, Window, store_from_url
-from router.testing.redis_server import RedisServer, find_redis_server, free_port
+from tests.fixtures_redis import need_redis_server
+from router.testing.redis_server import RedisServer, free_port
 from tests.ledger import workers
 
 pytestmark = pytest.mark.redis_server
@@ -97,8 +98,7 @@ def test_killed_worker_leaks_nothing(redis_server, unique_prefix):
 
 @pytest.mark.slow
 async def test_fail_open_redis_stopped_mid_load_loses_nothing(tmp_path, unique_prefix):
-    if find_redis_server() is None:
-        pytest.skip("redis-server not installed")
+    need_redis_server()
     journal = tmp_path / "journal.jsonl"
     # This server persists (AOF, fsync always) so a graceful restart keeps what Redis had.
     with RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", "always")) as server:
@@ -162,8 +162,7 @@ async def test_fail_closed_names_the_url(unique_prefix):
 
 
 async def test_fail_closed_when_server_stops(unique_prefix):
-    if find_redis_server() is None:
-        pytest.skip("redis-server not installed")
+    need_redis_server()
     with RedisServer() as server:
         store = store_from_url(server.url, prefix=unique_prefix)
         b = BudgetScope("global", Window.parse("rolling:1h"), D(1))
@@ -213,8 +212,7 @@ async def test_every_key_expires_on_its_own(redis_server, unique_prefix, clock):
 
 
 async def test_fail_open_replays_on_next_operation_and_idempotently(tmp_path, unique_prefix):
-    if find_redis_server() is None:
-        pytest.skip("redis-server not installed")
+    need_redis_server()
     journal = tmp_path / "j.jsonl"
     with RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", "always")) as server:
         store = store_from_url(server.url, prefix=unique_prefix, failure_mode="fail_open", journal_path=str(journal))

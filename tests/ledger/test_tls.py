@@ -15,6 +15,7 @@ import redis
 
 from router.ledger import BudgetScope, Window, store_from_url
 from router.testing.redis_server import find_redis_server, free_port
+from tests.fixtures_redis import need_redis_server
 
 pytestmark = pytest.mark.redis_server
 
@@ -48,9 +49,8 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def tls_redis(tmp_path):
+    need_redis_server()
     binary = find_redis_server()
-    if binary is None:
-        pytest.fail("redis-server is not installed")
     cert, key = _self_signed(tmp_path)
     port = free_port()
     proc = subprocess.Popen(
