@@ -12,7 +12,7 @@ import zoneinfo
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
 from router.catalog.models import Capability, GroundingKind, Lifecycle
 
@@ -65,6 +65,16 @@ _PCT_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^[0
 
 Money = Annotated[Decimal, BeforeValidator(_number), WithJsonSchema({**_NUM_SCHEMA, "description": "USD amount (a string such as \"0.05\" or a number)"})]
 Number = Annotated[Decimal, BeforeValidator(_number), WithJsonSchema(_NUM_SCHEMA)]
+
+
+def _quality_score(v: Decimal) -> Decimal:
+    if not (0 <= v <= 100):
+        raise ValueError("min_quality must be between 0 and 100")
+    return v
+
+
+#: A quality score bound (0-100), as ``min_quality`` takes in selectors and constraints.
+QualityScore = Annotated[Number, AfterValidator(_quality_score)]
 Percent = Annotated[Decimal, BeforeValidator(_percent), WithJsonSchema(_PCT_SCHEMA)]
 Names = Annotated[list[str], BeforeValidator(_one_or_many), WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})]
 
@@ -80,16 +90,9 @@ class Selector(_Base):
     family: Optional[Names] = Field(None, description="Catalog family, e.g. gemini-2.5, claude-4.5, qwen3")
     tier: Optional[Names] = Field(None, description="pro, flash, flash-lite, opus, sonnet, haiku ...")
     lifecycle: Optional[Annotated[list[Lifecycle], BeforeValidator(_one_or_many)]] = None
-    min_quality: Optional[Number] = Field(None, description="Minimum quality score 0-100 (models without one are not selected)")
+    min_quality: Optional[QualityScore] = Field(None, description="Minimum quality score 0-100 (models without one are not selected)")
     region: Optional[Names] = Field(None, description="Available in any of these locations (or region groups: eu, us, asia, global)")
     capabilities: Optional[list[Capability]] = Field(None, description="Has all of these capabilities")
-
-    @field_validator("min_quality")
-    @classmethod
-    def _quality(cls, v: Decimal | None) -> Decimal | None:
-        if v is not None and not (0 <= v <= 100):
-            raise ValueError("min_quality must be between 0 and 100")
-        return v
 
 
 class CandidateSpec(_Base):
@@ -111,7 +114,7 @@ class CandidateSpec(_Base):
 class Constraints(_Base):
     """Hard filters: a candidate failing any is rejected with the reason."""
 
-    min_quality: Optional[Number] = Field(None, description="Minimum quality score 0-100")
+    min_quality: Optional[QualityScore] = Field(None, description="Minimum quality score 0-100")
     max_cost_usd: Optional[Money] = Field(None, description="Maximum estimated (expected) cost of one request, USD")
     max_output_usd_per_mtok: Optional[Money] = Field(None, description="Only models whose output price is at most this, USD per 1M tokens")
     context_fit: bool = Field(True, description="The context window must hold the prompt plus max_tokens")
@@ -119,13 +122,6 @@ class Constraints(_Base):
     regions: Optional[Names] = Field(None, description="Allowed endpoint locations (data residency): regions, 'global', or groups eu/us/asia")
     exclude_lifecycles: Annotated[list[Lifecycle], BeforeValidator(_one_or_many)] = Field(default_factory=list, description="e.g. [preview, deprecated]")
     exclude_models: Names = Field(default_factory=list)
-
-    @field_validator("min_quality")
-    @classmethod
-    def _quality(cls, v: Decimal | None) -> Decimal | None:
-        if v is not None and not (0 <= v <= 100):
-            raise ValueError("min_quality must be between 0 and 100")
-        return v
 
     @field_validator("max_cost_usd", "max_output_usd_per_mtok")
     @classmethod
