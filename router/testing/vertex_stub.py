@@ -202,6 +202,14 @@ class _Reply:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:24])
 
 
+class _StubHTTPServer(ThreadingHTTPServer):
+    """A listen backlog for bursts (the stdlib default of 5 refuses connections when several processes
+    send dozens of concurrent requests, which litellm then reports as provider 5xx errors)."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class VertexStub:
     """The loopback server. ``start()``/``stop()`` or use as a context manager; ``url`` is the API base."""
 
@@ -226,7 +234,7 @@ class VertexStub:
             pass
 
         Handler.stub = stub
-        server = ThreadingHTTPServer((self._host, self._want_port), Handler)
+        server = _StubHTTPServer((self._host, self._want_port), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="vertex-stub", daemon=True)
