@@ -33,11 +33,28 @@ def find_redis_server() -> str | None:
     return None
 
 
-def free_port(below: int | None = None) -> int:
-    """A TCP port that was free on loopback a moment ago (``below``: smaller than this, e.g. 55535 for a
-    Redis Cluster node, whose bus port is PORT + 10000)."""
+CLUSTER_BUS_OFFSET = 10000
+"""A Redis Cluster node also listens on its cluster bus port, PORT + 10000."""
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(below: int | None = None, cluster_bus: bool = False) -> int:
+    """A TCP port that was free on loopback a moment ago (``below``: smaller than this).
+
+    ``cluster_bus=True``: for a Redis Cluster node, whose bus listens on PORT + 10000 — that port must be
+    free too (and the node port is then below 55536 so that the bus port exists)."""
     import random
 
+    if cluster_bus:
+        below = min(below or 55536, 65536 - CLUSTER_BUS_OFFSET)
     for _ in range(200):
         port = 0 if below is None else random.randint(20000, below - 1)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -45,7 +62,10 @@ def free_port(below: int | None = None) -> int:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return sock.getsockname()[1]
+            port = sock.getsockname()[1]
+            if cluster_bus and not _bindable(port + CLUSTER_BUS_OFFSET):
+                continue
+            return port
     raise RuntimeError("no free TCP port found")
 
 
@@ -61,7 +81,11 @@ class RedisServer:
         self.extra_args = tuple(extra_args)
         self._dir = tempfile.mkdtemp(prefix="router-redis-")
         self.process: subprocess.Popen[bytes] | None = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def url(self) -> str:
@@ -145,14 +169,27 @@ class RedisClusterServers:
         self.servers: list[RedisServer] = []
         try:
             for i in range(nodes):
-                self.servers.append(RedisServer(
-                    port=free_port(below=55535), binary=binary,
-                    extra_args=("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", "2000"),
-                ))
+                self.servers.append(self._node(i, binary))
             self._form()
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def _node(i: int, binary: str | None, attempts: int = 5) -> RedisServer:
+        """One cluster node on a port whose bus port (PORT + 10000) is free too; another process may still
+        take either port between the check and the start, so a node that fails to start is retried on
+        another port."""
+        for attempt in range(attempts):
+            try:
+                return RedisServer(
+                    port=free_port(cluster_bus=True), binary=binary,
+                    extra_args=("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", "2000"),
+                )
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _command(self, port: int, *args: str | int) -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
