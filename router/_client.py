@@ -53,6 +53,24 @@ def _is_policy_file(policy: Any) -> bool:
     return False
 
 
+#: The timeout of one model call when the caller passes no ``timeout`` (litellm's own default is 6000 s).
+DEFAULT_REQUEST_TIMEOUT_S = 120.0
+#: A hold outlives its call's timeout by this much (time to bill and settle after the answer arrives).
+RESERVATION_TTL_MARGIN_S = 30.0
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 7 * 86400:
+        raise ValueError(f"Router({name}=...) must be a positive number of seconds up to 7 days, not {value!r}")
+
+
+def _timeout(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    _check_seconds("timeout", value)
+    return float(value)
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -68,6 +86,9 @@ class Router:
     ``snapshot_max_age_s``: how old the ledger view a decision uses may be on a shared store (reservations
     are always atomic against live counters). ``failure_mode``: ``fail_closed`` or ``fail_open``.
     ``request_log``: a JSON-lines file receiving one line per served request, for ``router replay``.
+    ``request_timeout_s``: the timeout of one model call when the caller passes no ``timeout``.
+    ``reservation_ttl_s``: how long a hold lives if its worker dies before settling; None (default)
+    derives it per call as the call's timeout + ``RESERVATION_TTL_MARGIN_S`` (120 + 30 = 150 s).
     """
 
     def __init__(
@@ -79,7 +100,8 @@ class Router:
         transport: Any = None,
         failure_mode: str = "fail_closed",
         journal_path: str | None = None,
-        reservation_ttl_s: float = 600.0,
+        reservation_ttl_s: float | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         snapshot_max_age_s: float = 0.1,
         request_log: str | os.PathLike[str] | None = None,
         key_prefix: str = "router",
@@ -129,7 +151,11 @@ class Router:
         self._transport = transport
         self._vertex_settings_kwargs = vertex_settings
         self._vertex_settings: Any = None
+        _check_seconds("request_timeout_s", request_timeout_s)
+        if reservation_ttl_s is not None:
+            _check_seconds("reservation_ttl_s", reservation_ttl_s)
         self.reservation_ttl_s = reservation_ttl_s
+        self.request_timeout_s = request_timeout_s
         self.snapshot_max_age_s = snapshot_max_age_s
         self._request_log: Any = None
         if request_log is not None:
@@ -325,7 +351,7 @@ class Router:
             "id": str(params.pop("request_id", None) or uuid.uuid4().hex),
             "messages": messages,
             "features": features,
-            "timeout_s": params.pop("timeout", None),
+            "timeout_s": _timeout(params.pop("timeout", None), self.request_timeout_s),
             "compiled": compiled,
         }
         # Ledger ids are unique per call even when a caller reuses request_id: a reused id must never make
@@ -514,10 +540,17 @@ class Router:
         record.usage = {k: v for k, v in vars(usage).items()} if hasattr(usage, "__dict__") else dict(usage)
         return breakdown.total
 
-    async def _reserve(self, attempt_id: str, decision: Any, amount: Decimal) -> Any:
+    def hold_ttl_s(self, timeout_s: float | None = None) -> float:
+        """The TTL of a call's holds: ``reservation_ttl_s`` when set, else the call's timeout (default
+        ``request_timeout_s``) + ``RESERVATION_TTL_MARGIN_S``."""
+        if self.reservation_ttl_s is not None:
+            return self.reservation_ttl_s
+        return (self.request_timeout_s if timeout_s is None else timeout_s) + RESERVATION_TTL_MARGIN_S
+
+    async def _reserve(self, attempt_id: str, decision: Any, amount: Decimal, timeout_s: float | None = None) -> Any:
         store = self.store()
         try:
-            reservation = await store.reserve(attempt_id, decision.budgets, amount, self.reservation_ttl_s)
+            reservation = await store.reserve(attempt_id, decision.budgets, amount, self.hold_ttl_s(timeout_s))
         except Exception:
             if self.metrics is not None:
                 self.metrics.record_store_error("reserve")
@@ -603,7 +636,7 @@ class Router:
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
-            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper), upper)
+            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper, request["timeout_s"]), upper)
             if attempt is None:
                 continue
             try:
@@ -645,7 +678,7 @@ class Router:
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
-            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper), upper)
+            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper, request["timeout_s"]), upper)
             if attempt is None:
                 continue
             try:

@@ -132,6 +132,13 @@ class PolicyWatcher:
             text = self.path.read_text(encoding="utf-8")
             version = policy_version(text)
             if version == self.version:
+                # The serving text is back (e.g. a broken edit was undone): nothing to swap, but the
+                # file on disk is valid again, so the alert must clear.
+                if self.last_error is not None:
+                    self.last_error = None
+                    log.info("policy %s is back to the serving version %s", self.path, self.version)
+                    if self._on_reload:
+                        self._on_reload(True, self.version, None)
                 return False
             try:
                 compiled = self._compile_text(text, str(self.path))
