@@ -359,7 +359,7 @@ class ProxyRouting:
 
 # ---------------------------------------------------------------------- the CustomLogger subclass
 def _custom_logger_base() -> type:
-    """The proxy's ``CustomLogger`` class (litellm is loaded by :mod:`router._transport` only)."""
+    """The proxy's ``CustomLogger`` class (litellm is loaded by :mod:`router._transport.litellm_adapter` only)."""
     from router._transport import custom_logger_base
 
     return custom_logger_base()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,123 +22,21 @@ from typing import Any
 from router.catalog import Catalog, CatalogModel
 from router.catalog.models import GROUNDING_DIMENSION_OF
 from router.ledger.types import BudgetScope, QuotaPool, Window
+from router.policy.decide import Decision, decide
+from router.policy.explain import explain
 from router.policy.features import RequestFeatures, StateSnapshot
-from router.policy.model import REGION_GROUPS, CandidateSpec, Constraints, Policy, Profile, Selector, parse_window
+from router.policy.model import CandidateSpec, Policy, Profile, parse_window
+from router.policy.selection import choose_location, resolve_entries, static_reason
+from router.policy.units import GROUNDING_SCALE, RATE_SCALE, from_units, to_units
+from router.policy.validate import load_policy
 
-RATE_SCALE = 10**12  # token rates: USD per 1M tokens * RATE_SCALE
-UNIT_EXP = 18  # cost units are 10**-18 USD
-UNIT = Decimal(1).scaleb(-UNIT_EXP)
-GROUNDING_SCALE = 10**15  # grounding: USD per 1,000 units -> per unit in 10**-18 USD
-#: Search queries a per-query grounded request may run, for the upper bound (same as the Router's reservation).
-RESERVED_SEARCH_QUERIES = 4
 _SCOPE_SAFE = re.compile(r"[^A-Za-z0-9_.\-=@]")
-
-
-def to_units(value: Decimal) -> int:
-    """USD Decimal -> integer cost units (rounded up)."""
-    scaled = value.scaleb(UNIT_EXP)
-    as_int = int(scaled)
-    return as_int if as_int == scaled else as_int + 1
-
-
-def from_units(units: int) -> Decimal:
-    return Decimal(units).scaleb(-UNIT_EXP).normalize() if units else Decimal(0)
 
 
 def _scaled(rate: Decimal, factor: int) -> int:
     value = rate * factor
     as_int = int(value)
     return as_int if as_int == value else as_int + 1  # never under-estimate
-
-
-# --------------------------------------------------------------------------- selection helpers
-def region_matches(location: str, allowed: Sequence[str] | None) -> bool:
-    """Whether an endpoint ``location`` is allowed by a list of regions / groups (None: anything)."""
-    if allowed is None:
-        return True
-    for item in allowed:
-        key = item.lower()
-        if key == location:
-            return True
-        prefix = REGION_GROUPS.get(key)
-        if prefix and location.startswith(prefix):
-            return True
-    return False
-
-
-def selector_matches(sel: Selector, model: CatalogModel) -> bool:
-    if sel.publisher is not None and model.publisher not in sel.publisher:
-        return False
-    if sel.family is not None and model.family not in sel.family:
-        return False
-    if sel.tier is not None and model.tier not in sel.tier:
-        return False
-    if sel.lifecycle is not None and model.lifecycle not in sel.lifecycle:
-        return False
-    if sel.min_quality is not None and (model.quality is None or model.quality.score < sel.min_quality):
-        return False
-    if sel.region is not None and not any(region_matches(r, sel.region) for r in model.regions):
-        return False
-    if sel.capabilities is not None and not set(sel.capabilities) <= set(model.capabilities):
-        return False
-    return True
-
-
-def resolve_entries(entries: Sequence[CandidateSpec], catalog: Catalog) -> list[tuple[int, CandidateSpec, CatalogModel]]:
-    """(entry index, entry, model) for every candidate, first entry wins for a model listed twice.
-    An empty list means the whole catalog. Unknown ids raise :class:`UnknownModelError`."""
-    if not entries:
-        return [(-1, CandidateSpec(select=Selector()), m) for m in catalog]
-    out: list[tuple[int, CandidateSpec, CatalogModel]] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(entries):
-        if entry.model is not None:
-            models: Iterable[CatalogModel] = [catalog.get(entry.model)]
-        else:
-            assert entry.select is not None
-            models = [m for m in catalog if selector_matches(entry.select, m)]
-        for model in models:
-            if model.id not in seen:
-                seen.add(model.id)
-                out.append((index, entry, model))
-    return out
-
-
-def choose_location(entry: CandidateSpec, model: CatalogModel, allowed: Sequence[str] | None) -> str | None:
-    """The endpoint location: the entry's first available allowed preference, else global, else the
-    first allowed region of the model (in catalog order)."""
-    prefs = list(entry.location) if entry.location else ["global", *model.regions]
-    for loc in prefs:
-        if loc in model.regions and region_matches(loc, allowed):
-            return loc
-    return None
-
-
-def static_reason(entry: CandidateSpec, model: CatalogModel, c: Constraints) -> str | None:
-    """Why a candidate can never be chosen by a profile, whatever the request (None: it can)."""
-    if model.id in c.exclude_models:
-        return "excluded by the profile (exclude_models)"
-    if model.lifecycle in c.exclude_lifecycles:
-        return f"lifecycle {model.lifecycle} is excluded"
-    if c.min_quality is not None:
-        if model.quality is None:
-            return f"no quality score (profile needs >= {c.min_quality})"
-        if model.quality.score < c.min_quality:
-            return f"quality {fmt_q(model.quality.score)} < {c.min_quality}"
-    missing = [cap for cap in c.capabilities if cap not in model.capabilities]
-    if missing:
-        return f"lacks capability {', '.join(missing)}"
-    if choose_location(entry, model, c.regions) is None:
-        where = ", ".join(entry.location) if entry.location else ", ".join(model.regions)
-        if c.regions is not None:
-            return f"no endpoint in the allowed regions ({', '.join(c.regions)}); available: {where}"
-        return f"not available in {where}"
-    return None
-
-
-def fmt_q(value: Decimal) -> str:
-    text = format(value.quantize(Decimal("0.1")).normalize(), "f")
-    return text
 
 
 def _fmt_usd(value: Decimal) -> str:
@@ -486,11 +384,9 @@ class CompiledPolicy:
                 out.append(self.quota_pool(pool_id))
         return out
 
-    def decide(self, features: RequestFeatures, state: StateSnapshot | None = None) -> Any:
+    def decide(self, features: RequestFeatures, state: StateSnapshot | None = None) -> Decision:
         """The :class:`~router.policy.decide.Decision` for one request (raises ``RequestRefusedError``
         when a budget action refuses, ``NoEligibleModelError`` when no candidate qualifies)."""
-        from router.policy.decide import decide
-
         if state is None:
             state = _EMPTY
         elif not isinstance(state, StateSnapshot):  # a LedgerSnapshot straight from the store
@@ -498,8 +394,7 @@ class CompiledPolicy:
         return decide(self, features, state)
 
     def explain(self, features: RequestFeatures, state: StateSnapshot | None = None) -> dict[str, Any]:
-        from router.policy.explain import explain
-
+        """:func:`router.policy.explain.explain` of this policy: the decision with its trace."""
         return explain(self, features, state if state is not None else _EMPTY)
 
 
@@ -509,8 +404,6 @@ _EMPTY = StateSnapshot()
 def compile_policy(policy: Any, catalog: Catalog) -> CompiledPolicy:
     """Compile a :class:`Policy` (or anything :func:`load_policy` accepts) for ``catalog``."""
     if not isinstance(policy, Policy):
-        from router.policy.validate import load_policy
-
         policy = load_policy(policy, catalog)
     try:
         return CompiledPolicy(policy, catalog)

@@ -21,12 +21,15 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.errors import NoEligibleModelError, RequestRefusedError
 from router.ledger.types import BudgetScope
-from router.policy.compile import RESERVED_SEARCH_QUERIES, Cand, CompiledPolicy, from_units, to_units
 from router.policy.features import RequestFeatures, StateSnapshot
+from router.policy.units import RESERVED_SEARCH_QUERIES, from_units, to_units
+
+if TYPE_CHECKING:  # types only: compile imports this module, never the other way round
+    from router.policy.compile import Cand, CompiledPolicy
 
 _PCT = Decimal("0.1")
 _HUNDRED = Decimal(100)

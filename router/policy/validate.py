@@ -17,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 from router._yaml import YamlSyntaxError, load_with_positions, locate
 from router.catalog import Catalog
 from router.errors import PolicyError, UnknownModelError
-from router.policy.compile import resolve_entries, static_reason
 from router.policy.model import REGION_GROUPS, CandidateSpec, Policy, Rule
+from router.policy.selection import resolve_entries, selector_matches, static_reason
 
 Problem = tuple[str, int, int, str]
 
@@ -320,8 +320,6 @@ def check_semantics(policy: Policy, catalog: Catalog, name: str, positions: dict
 
 
 def _selected(entry: CandidateSpec, catalog: Catalog):
-    from router.policy.compile import selector_matches
-
     assert entry.select is not None
     return (m for m in catalog if selector_matches(entry.select, m))
 

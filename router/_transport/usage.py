@@ -1,0 +1,207 @@
+"""Usage mapping: the provider's usage on a litellm response (or on its stream chunks) as a :class:`ProviderUsage`.
+
+Where the provider's numbers are found on litellm's response (litellm 1.110):
+
+- tokens: ``response.usage`` (``prompt_tokens`` is the whole prompt: Gemini ``promptTokenCount``
+  includes cached and audio tokens, and litellm adds Anthropic cache reads/writes to ``input_tokens``);
+  ``completion_tokens_details.reasoning_tokens`` (Gemini ``thoughtsTokenCount``, included by litellm in
+  ``completion_tokens``), ``prompt_tokens_details.cached_tokens`` / ``.audio_tokens``,
+  ``cache_creation_input_tokens`` with ``prompt_tokens_details.cache_creation_token_details``
+  (Anthropic's 5m / 1h breakdown), ``usage.server_tool_use.web_search_requests`` (Claude web search).
+- Gemini ``usageMetadata.trafficType``: ``response._hidden_params["provider_specific_fields"]["traffic_type"]``
+  (on stream chunks too).
+- Gemini ``groundingMetadata``: ``response.vertex_ai_grounding_metadata`` (a list, one item per
+  candidate; also ``_hidden_params["vertex_ai_grounding_metadata"]``); on streams the chunk carrying it
+  has the same attribute. Web URLs = ``groundingChunks`` items with a ``web`` entry; search queries =
+  distinct ``webSearchQueries``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from router._transport.types import ProviderUsage
+
+CHARS_PER_TOKEN = 4
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def estimate_tokens(text_or_chars: str | int) -> int:
+    """About 4 characters per token (at least 1 for any non-empty text)."""
+    chars = text_or_chars if isinstance(text_or_chars, int) else len(text_or_chars)
+    return math.ceil(chars / CHARS_PER_TOKEN) if chars > 0 else 0
+
+
+def _content_chars(content: Any) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, Sequence):
+        return sum(_content_chars(part) for part in content)
+    if isinstance(content, Mapping):
+        if isinstance(content.get("text"), str):
+            return len(content["text"])
+        return _content_chars(content.get("content"))
+    return 0
+
+
+def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    chars = sum(_content_chars(_get(m, "content")) for m in messages)
+    return max(1, estimate_tokens(chars))
+
+
+def _usage_numbers(usage: Any) -> dict[str, int]:
+    """Token numbers of a litellm ``Usage`` (or an OpenAI-shaped dict) in ProviderUsage terms."""
+    prompt = _int(_get(usage, "prompt_tokens"))
+    completion = _int(_get(usage, "completion_tokens"))
+    ptd = _get(usage, "prompt_tokens_details")
+    ctd = _get(usage, "completion_tokens_details")
+    reasoning = _int(_get(ctd, "reasoning_tokens")) or _int(_get(usage, "reasoning_tokens"))
+    reasoning = min(reasoning, completion) if completion else reasoning
+    cached = _int(_get(ptd, "cached_tokens")) or _int(_get(usage, "cache_read_input_tokens"))
+    audio = _int(_get(ptd, "audio_tokens"))
+    creation = _int(_get(usage, "cache_creation_input_tokens")) or _int(_get(ptd, "cache_creation_tokens"))
+    details = _get(ptd, "cache_creation_token_details")
+    write_1h = _int(_get(details, "ephemeral_1h_input_tokens"))
+    write_5m = _int(_get(details, "ephemeral_5m_input_tokens"))
+    if creation:
+        write_1h = min(write_1h, creation)
+        write_5m = creation - write_1h  # undetailed writes are 5-minute writes (Anthropic's default TTL)
+    web_searches = _int(_get(_get(usage, "server_tool_use"), "web_search_requests"))
+    return {
+        "input_tokens": prompt,
+        "output_tokens": max(0, completion - reasoning),
+        "thinking_tokens": reasoning,
+        "cached_input_tokens": cached,
+        "audio_input_tokens": audio,
+        "cache_write_5m_tokens": write_5m,
+        "cache_write_1h_tokens": write_1h,
+        "web_searches": web_searches,
+    }
+
+
+def _grounding_counts(metadata: Any) -> tuple[int, int]:
+    """(web URLs, distinct search queries) in Gemini grounding metadata (a dict or a list of them)."""
+    items = metadata if isinstance(metadata, (list, tuple)) else [metadata] if metadata else []
+    urls: set[str] = set()
+    unnamed = 0
+    queries: set[str] = set()
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        for chunk in item.get("groundingChunks") or item.get("grounding_chunks") or []:
+            web = chunk.get("web") if isinstance(chunk, Mapping) else None
+            if isinstance(web, Mapping):
+                uri = web.get("uri")
+                if isinstance(uri, str) and uri:
+                    urls.add(uri)
+                else:
+                    unnamed += 1
+        for query in item.get("webSearchQueries") or item.get("web_search_queries") or []:
+            if isinstance(query, str) and query:
+                queries.add(query)
+    return len(urls) + unnamed, len(queries)
+
+
+def _hidden(obj: Any) -> Mapping[str, Any]:
+    hidden = getattr(obj, "_hidden_params", None)
+    return hidden if isinstance(hidden, Mapping) else {}
+
+
+def _traffic_type(obj: Any) -> str | None:
+    psf = _hidden(obj).get("provider_specific_fields")
+    value = psf.get("traffic_type") if isinstance(psf, Mapping) else None
+    return str(value) if value else None
+
+
+def _grounding_metadata(obj: Any) -> Any:
+    found = getattr(obj, "vertex_ai_grounding_metadata", None)
+    if not found:
+        found = _hidden(obj).get("vertex_ai_grounding_metadata")
+    return found or None
+
+
+def usage_from_response(response: Any) -> ProviderUsage:
+    """The provider usage of a litellm ``ModelResponse`` (see the module doc for where each number is)."""
+    numbers = _usage_numbers(_get(response, "usage"))
+    urls, queries = _grounding_counts(_grounding_metadata(response))
+    return ProviderUsage(**numbers, traffic_type=_traffic_type(response), grounding_web_urls=urls, search_queries=queries, complete=True)
+
+
+class StreamUsage:
+    """Accumulates what a stream's chunks say (text produced, the usage chunk, traffic type, grounding
+    metadata) and turns it into the attempt's :class:`ProviderUsage` at the end."""
+
+    __slots__ = ("_prompt_estimate", "_chars", "_usage", "_traffic", "_grounding", "finish_seen")
+
+    def __init__(self, prompt_estimate: int) -> None:
+        self._prompt_estimate = prompt_estimate
+        self._chars = 0
+        self._usage: Any = None
+        self._traffic: str | None = None
+        self._grounding: list[Any] = []
+        #: A ``finish_reason`` arrived: the model finished its answer (whether or not the usage chunk did).
+        self.finish_seen = False
+
+    def observe(self, chunk: Any) -> None:
+        """Take note of one stream chunk."""
+        for choice in _get(chunk, "choices") or []:
+            if _get(choice, "finish_reason"):
+                self.finish_seen = True
+            delta = _get(choice, "delta")
+            for name in ("content", "reasoning_content"):
+                text = _get(delta, name)
+                if isinstance(text, str):
+                    self._chars += len(text)
+        usage = _get(chunk, "usage")
+        if usage is not None and (_int(_get(usage, "prompt_tokens")) or _int(_get(usage, "completion_tokens"))):
+            self._usage = usage
+        traffic = _traffic_type(chunk)
+        if traffic:
+            self._traffic = traffic
+        metadata = _grounding_metadata(chunk)
+        if metadata:
+            self._grounding.append(metadata)
+
+    def final(self, finished: bool) -> ProviderUsage:
+        """The usage of the stream so far; ``finished``: the stream ended normally (not cut or closed early)."""
+        metadata: list[Any] = []
+        for item in self._grounding:
+            metadata.extend(item if isinstance(item, (list, tuple)) else [item])
+        urls, queries = _grounding_counts(metadata)
+        if self._usage is not None:
+            # The provider's own count (the usage chunk comes last): exact, even when the consumer stopped
+            # reading right after it. Mid-stream usage never undercounts what was received as text.
+            numbers = _usage_numbers(self._usage)
+            if not finished:
+                numbers["output_tokens"] = max(numbers["output_tokens"], estimate_tokens(self._chars) - numbers["thinking_tokens"])
+            return ProviderUsage(**numbers, traffic_type=self._traffic, grounding_web_urls=urls, search_queries=queries, complete=True)
+        # Cut, failed mid-way, closed early or no usage chunk: bill what was produced, never zero.
+        return ProviderUsage(
+            input_tokens=max(1, self._prompt_estimate),
+            output_tokens=estimate_tokens(self._chars),
+            traffic_type=self._traffic,
+            grounding_web_urls=urls,
+            search_queries=queries,
+            complete=False,
+        )
+
+
+__all__ = ["CHARS_PER_TOKEN", "StreamUsage", "estimate_prompt_tokens", "estimate_tokens", "usage_from_response"]
