@@ -15,7 +15,8 @@ import pytest
 
 from router.testing.redis_server import RedisServer, find_redis_server
 
-BACKENDS = ["memory", "fakeredis", "redis"]
+#: ``+deferred``: the same backend with deferred settlement (``?settle=deferred``, a settle log per test).
+BACKENDS = ["memory", "fakeredis", "redis", "fakeredis+deferred", "redis+deferred"]
 
 
 class FakeClock:
@@ -67,17 +68,22 @@ def unique_prefix() -> str:
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest) -> str:
     """The URL of a fresh store on each backend (the real server is flushed first)."""
-    if request.param == "memory":
+    backend, _, mode = request.param.partition("+")
+    query = ""
+    if mode:
+        log_dir = request.getfixturevalue("tmp_path") / "settles"
+        query = f"?settle={mode}&settle_log={log_dir}"
+    if backend == "memory":
         return "memory://"
-    if request.param == "fakeredis":
-        return f"fakeredis://{uuid.uuid4().hex}"
+    if backend == "fakeredis":
+        return f"fakeredis://{uuid.uuid4().hex}{query}"
     server = request.getfixturevalue("redis_server")
     if not server.ping():
         server.start()
     import redis
 
     redis.Redis(port=server.port).flushall()
-    return server.url
+    return server.url + query
 
 
 @pytest.fixture
@@ -96,5 +102,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark the real-redis parametrisations with ``redis_server`` so ``-m 'not redis_server'`` works."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("store_url") == "redis":
+        if callspec is not None and str(callspec.params.get("store_url")).startswith("redis"):
             item.add_marker(pytest.mark.redis_server)

@@ -7,9 +7,23 @@
 ``redis://HOST:PORT/DB``           :class:`RedisStore` on standalone Redis (``unix://`` too)
 ``rediss://...``                   the same over TLS (redis-py URL options such as
                                    ``ssl_cert_reqs`` / ``ssl_ca_certs`` apply)
-``redis+cluster://HOST:PORT``      :class:`RedisStore` on Redis Cluster (``rediss+cluster://`` for
-                                   TLS); HOST:PORT is any node, the others are discovered
+``redis+cluster://H1:P1,H2:P2``    :class:`RedisStore` on Redis Cluster (``rediss+cluster://`` for
+                                   TLS); each HOST:PORT is a seed node (one reachable seed is enough,
+                                   the others are discovered)
 =================================  ==========================================================
+
+Ledger options in the URL's query string (taken out before the URL reaches redis-py), for every Redis
+scheme (see README, "Ledger off the request path"):
+
+=========================  =====================================================================
+``settle=deferred``        :class:`~router.ledger.deferred.DeferredRedisStore`: settles are logged
+                           locally and applied to Redis in batches by a background flusher
+``flush_ms=N``             with ``settle=deferred``: batch interval in ms (default 20)
+``fsync=batch|always``     with ``settle=deferred``: fsync per batch (default) or per settle
+``settle_log=DIR``         with ``settle=deferred``: the settle log directory
+``leases=on``              budget leases (implies ``settle=deferred``): reservations are granted
+                           from a slice of each budget this process leased, at memory speed
+=========================  =====================================================================
 
 Redis clients get ``socket_connect_timeout=1`` s and ``socket_timeout=5`` s unless the URL says otherwise,
 and retry a failed command once right away (a pooled connection killed by a server restart reconnects).
@@ -21,6 +35,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from router.ledger.base import Clock, Store
 from router.ledger.memory import MemoryStore
@@ -61,26 +76,97 @@ def store_from_url(
     (raise :class:`~router.errors.StoreUnavailableError` when Redis is unreachable) or ``fail_open``
     (serve and journal to ``journal_path``); ``clock``: epoch seconds, for tests.
     """
+    if isinstance(url, str) and "?" in url:
+        url, ledger_options = _ledger_options(url)
+    else:
+        ledger_options = {}
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(f"ledger store URL {url!r}: expected memory://, fakeredis://, redis://, rediss:// or redis+cluster://")
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
-    options = {"url": url, "prefix": prefix, "failure_mode": failure_mode, "journal_path": journal_path, "clock": clock}
+    options: dict[str, Any] = {"url": url, "prefix": prefix, "failure_mode": failure_mode, "journal_path": journal_path, "clock": clock}
     if scheme == "memory":
         return MemoryStore(clock)
     if scheme == "fakeredis":
         import fakeredis
 
         client = fakeredis.FakeAsyncRedis(server=_fake_server(rest.strip("/") or "default"))
-        return RedisStore(client, **options)
+        return _redis_store(client, options, ledger_options)
     if scheme in ("redis", "rediss", "unix"):
         from redis.asyncio import BlockingConnectionPool, Redis
 
         pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=10, **_client_options())
-        return RedisStore(Redis.from_pool(pool), **options)
+        return _redis_store(Redis.from_pool(pool), options, ledger_options)
     if scheme in ("redis+cluster", "rediss+cluster"):
-        from redis.asyncio.cluster import RedisCluster
-
-        plain = scheme.replace("+cluster", "") + "://" + rest
-        return RedisStore(RedisCluster.from_url(plain, **_client_options()), **options)
+        return _redis_store(_cluster_client(scheme.replace("+cluster", ""), rest, url), options, ledger_options)
     raise ValueError(f"ledger store URL {url!r}: unknown scheme {scheme!r} (memory, fakeredis, redis, rediss, redis+cluster)")
+
+
+#: Query parameters of a ledger URL that configure the store (not redis-py).
+LEDGER_OPTIONS = ("settle", "flush_ms", "fsync", "settle_log", "leases")
+
+
+def _ledger_options(url: str) -> tuple[str, dict[str, str]]:
+    """Split the ledger's own options out of a URL's query string."""
+    parts = urlsplit(url)
+    kept, ours = [], {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in LEDGER_OPTIONS:
+            ours[name] = value
+        else:
+            kept.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), ours
+
+
+def _redis_store(client: Any, options: dict[str, Any], ledger: dict[str, str]) -> Store:
+    """A RedisStore, or with ``settle=deferred`` / ``leases=on`` a DeferredRedisStore, on ``client``."""
+    settle = ledger.get("settle", "sync")
+    leases = ledger.get("leases", "off")
+    url = options["url"]
+    if settle not in ("sync", "deferred"):
+        raise ValueError(f"ledger store URL {url!r}: settle must be sync or deferred, not {settle!r}")
+    if leases not in ("on", "off"):
+        raise ValueError(f"ledger store URL {url!r}: leases must be on or off, not {leases!r}")
+    if settle == "sync" and leases == "off":
+        unused = sorted(set(ledger) - {"settle", "leases"})
+        if unused:
+            raise ValueError(f"ledger store URL {url!r}: {', '.join(unused)} only apply with settle=deferred")
+        return RedisStore(client, **options)
+    from router.ledger.deferred import DeferredRedisStore
+
+    extra: dict[str, Any] = {}
+    if "flush_ms" in ledger:
+        try:
+            extra["flush_interval_s"] = int(ledger["flush_ms"]) / 1000
+        except ValueError:
+            raise ValueError(f"ledger store URL {url!r}: flush_ms must be an integer number of milliseconds, not {ledger['flush_ms']!r}") from None
+    if "fsync" in ledger:
+        extra["fsync"] = ledger["fsync"]
+    if "settle_log" in ledger:
+        extra["settle_log_dir"] = ledger["settle_log"]
+    if leases == "on":
+        extra["leases"] = True
+    return DeferredRedisStore(client, **options, **extra)
+
+
+def _cluster_client(scheme: str, rest: str, url: str) -> Any:
+    """A RedisCluster client seeded with every ``HOST:PORT`` of ``rest`` (comma-separated)."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    parts = urlsplit(scheme + "://" + rest)
+    netloc = parts.netloc
+    auth, _, hosts = netloc.rpartition("@")
+    seeds = [h for h in hosts.split(",") if h]
+    if not seeds:
+        raise ValueError(f"ledger store URL {url!r}: no cluster seed node (redis+cluster://HOST:PORT[,HOST:PORT...])")
+    first = urlunsplit(parts._replace(netloc=(auth + "@" if auth else "") + seeds[0]))
+    if len(seeds) == 1:
+        return RedisCluster.from_url(first, **_client_options())
+    nodes = []
+    for seed in seeds:
+        host, _, port = seed.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"ledger store URL {url!r}: cluster seed {seed!r} is not HOST:PORT")
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))
+    # from_url parses credentials, TLS and options from the first seed; every seed is a startup node.
+    return RedisCluster.from_url(first, startup_nodes=nodes, **_client_options())

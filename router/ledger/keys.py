@@ -13,6 +13,7 @@ Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:ac
     {P}:c:BID:START      str   calendar spend of the period starting at START (epoch ms)
     {P}:hz:BID           zset  active holds: member "RID|nano", score = expiry (ms)
     {P}:ha:BID           str   sum of the holds in hz (nano-USD)
+    {P}:lh:BID           hash  budget leases (slices): OWNER -> "nano|expiry_ms" (the hold is "L:OWNER|nano" in hz)
     {P}:h:RID            hash  reservation record: st (held|settled|released), amt, b (BIDs), act
     {P}:meta             hash  known budgets: BID -> "limit_nano|last_seen_ms" (for ``router spend``)
     {P}:q:POOL:START     str   units used in a quota pool's period
@@ -131,6 +132,9 @@ class KeySpace:
 
     def hold_sum(self, bid: str) -> str:
         return f"{self.base}ha:{bid}"
+
+    def lease(self, bid: str) -> str:
+        return f"{self.base}lh:{bid}"
 
     def record(self, rid: str) -> str:
         return f"{self.base}h:{rid}"

@@ -52,7 +52,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy")
+SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -60,7 +60,8 @@ META_TTL_MS = 35 * 86_400_000
 META_REFRESH_MS = 60_000
 #: Replay de-duplication keys for journaled ramp events live this long.
 RAMP_DEDUPE_TTL_MS = 600_000
-_UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, OSError, asyncio.TimeoutError)
+#: RedisClusterException: no seed node reachable, or slots not covered during a failover.
+_UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, rexc.RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 @lru_cache(maxsize=1)

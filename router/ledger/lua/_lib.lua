@@ -102,3 +102,61 @@ local function settled(kind, key, first, mutate)
   end
   return num(redis.call('GET', key))
 end
+
+-- Keep a hold zset and its sum alive at least until expiry + 60 s (never shorten them; a sum created
+-- afresh inherits the set's TTL), as reserve.lua does for a request's hold.
+local function keep_holds(hz, ha, now, expiry)
+  local keep = expiry - now + 60000
+  if redis.call('PTTL', hz) < keep then
+    redis.call('PEXPIRE', hz, fmt(keep))
+  end
+  if redis.call('PTTL', ha) < keep then
+    redis.call('PEXPIRE', ha, redis.call('PTTL', hz))
+  end
+end
+
+-- A process's budget lease (slice): a hold in the budget's hold zset with member "L:OWNER|nano", its
+-- current size and expiry in the lease hash lh (OWNER -> "nano|expiry_ms"). Returns the live lease
+-- (0, 0 when none or expired).
+local function lease_get(hz, lh, owner, now)
+  local cur = redis.call('HGET', lh, owner)
+  if not cur then
+    return 0, 0
+  end
+  local a, e = string.match(cur, '^(%d+)|(%d+)$')
+  local score = redis.call('ZSCORE', hz, 'L:' .. owner .. '|' .. a)
+  if not score or tonumber(score) <= now then
+    return 0, 0
+  end
+  return tonumber(a), tonumber(e)
+end
+
+-- Set a process's lease to amount (0 drops it) expiring at expiry (0: keep the current expiry),
+-- adjusting the hold sum; an expired lease counts as 0.
+local function lease_set(hz, ha, lh, owner, now, amount, expiry)
+  local cur = redis.call('HGET', lh, owner)
+  if cur then
+    local a = string.match(cur, '^(%d+)|')
+    local member = 'L:' .. owner .. '|' .. a
+    local score = redis.call('ZSCORE', hz, member)
+    if score and expiry == 0 then
+      expiry = tonumber(score)
+    end
+    if score and redis.call('ZREM', hz, member) == 1 then
+      local left = redis.call('DECRBY', ha, a)
+      if left <= 0 then redis.call('DEL', ha) end
+    end
+  end
+  if amount <= 0 or expiry <= now then
+    redis.call('HDEL', lh, owner)
+    return 0
+  end
+  redis.call('ZADD', hz, fmt(expiry), 'L:' .. owner .. '|' .. fmt(amount))
+  redis.call('INCRBY', ha, fmt(amount))
+  redis.call('HSET', lh, owner, fmt(amount) .. '|' .. fmt(expiry))
+  keep_holds(hz, ha, now, expiry)
+  if redis.call('PTTL', lh) < expiry - now + 60000 then
+    redis.call('PEXPIRE', lh, fmt(expiry - now + 60000))
+  end
+  return amount
+end

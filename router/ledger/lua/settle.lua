@@ -56,5 +56,7 @@ else
   redis.call('HSET', KEYS[1], 'st', 'released')
 end
 -- GT: never shorten a long hold's record (a late settle must still find it).
-redis.call('PEXPIRE', KEYS[1], ARGV[5], 'GT')
+if redis.call('PEXPIRE', KEYS[1], ARGV[5], 'GT') == 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5], 'NX')  -- a record created by this settle (replayed) has no TTL yet
+end
 return {1}

@@ -1,0 +1,167 @@
+"""The settle log: a per-process, append-only write-ahead log of deferred settlements.
+
+A store with deferred settlement acknowledges a settle once its entry is written here; a background
+flusher applies the entries to Redis in batches and deletes them only once Redis confirmed them (the
+primary applied them and every connected replica acknowledged them). The log is a directory::
+
+    DIR/OWNER.lock          held with an exclusive ``flock`` for the life of the process (OWNER = pid-random)
+    DIR/OWNER.SEQ.jsonl     segments of JSON-lines entries; the newest one is appended to
+
+Durability: every entry is one ``write`` to the file (it survives a crash of the process, ``kill -9``
+included, as soon as ``settle`` returned); segments are ``fsync``ed before their entries are sent to Redis
+(so a crash of the machine loses at most the entries of one flush interval), or on every entry with
+``fsync="always"``. Recovery: a process that finds a lock file nobody holds (its owner died) adopts the
+owner's segments and applies them (settles are idempotent per reservation id, so applying an entry twice
+never counts it twice).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+FSYNC_MODES = ("batch", "always")
+
+
+def _read_entries(path: Path) -> list[dict[str, Any]]:
+    entries = []
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return entries
+    for line in data.decode(errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:  # a torn last line: the write never completed, settle never returned
+            continue
+    return entries
+
+
+class SettleLog:
+    """One process's settle log in ``directory`` (see the module docstring)."""
+
+    def __init__(self, directory: str | os.PathLike[str], fsync: str = "batch") -> None:
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"settle log fsync must be one of {FSYNC_MODES}, not {fsync!r}")
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock_fd = os.open(self.dir / f"{self.owner}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._seq = 0
+        self._fd: int | None = None
+        self._current: Path | None = None
+        self._dirty = False
+        self.count = 0  # entries in the current segment
+
+    # ------------------------------------------------------------------ appending
+    def _open_segment(self) -> None:
+        self._seq += 1
+        self._current = self.dir / f"{self.owner}.{self._seq:09d}.jsonl"
+        self._fd = os.open(self._current, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        self.count = 0
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Write one entry (one ``write`` call; ``fsync`` too with ``fsync="always"``)."""
+        if self._fd is None:
+            self._open_segment()
+        assert self._fd is not None
+        os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+        self.count += 1
+        if self.fsync == "always":
+            os.fsync(self._fd)
+        else:
+            self._dirty = True
+
+    def seal(self) -> Path | None:
+        """Close the current segment (fsynced) and return it; the next append starts a new one."""
+        if self._fd is None:
+            return None
+        if self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+        os.close(self._fd)
+        sealed, self._fd, self._current, self.count = self._current, None, None, 0
+        return sealed
+
+    @staticmethod
+    def entries(segment: Path) -> list[dict[str, Any]]:
+        """The entries of a segment (a torn last line is skipped: its settle never returned)."""
+        return _read_entries(segment)
+
+    @staticmethod
+    def drop(segment: Path) -> None:
+        """Delete a segment whose entries Redis confirmed."""
+        try:
+            segment.unlink()
+        except FileNotFoundError:
+            pass
+
+    def own_segments(self) -> list[Path]:
+        """Sealed segments of this process still on disk (not confirmed yet), oldest first."""
+        return sorted(p for p in self.dir.glob(f"{self.owner}.*.jsonl") if p != self._current)
+
+    # ------------------------------------------------------------------ recovery
+    def orphans(self) -> list[tuple[str, list[Path]]]:
+        """Logs of dead processes (their lock file is not held): ``[(owner, segments)]``. The caller must
+        :meth:`adopt` each (apply it, then :meth:`bury` it)."""
+        found = []
+        for lock in sorted(self.dir.glob("*.lock")):
+            owner = lock.name[: -len(".lock")]
+            if owner == self.owner:
+                continue
+            segments = sorted(self.dir.glob(f"{owner}.*.jsonl"))
+            found.append((owner, segments))
+        return found
+
+    def adopt(self, owner: str) -> int | None:
+        """Take the lock of a dead owner's log; None if its owner is alive (or another process adopted it)."""
+        try:
+            fd = os.open(self.dir / f"{owner}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        if not (self.dir / f"{owner}.lock").exists():  # buried by another adopter meanwhile
+            os.close(fd)
+            return None
+        return fd
+
+    def bury(self, owner: str, fd: int) -> None:
+        """Remove an adopted log once all its entries were confirmed."""
+        for segment in self.dir.glob(f"{owner}.*.jsonl"):
+            self.drop(segment)
+        try:
+            (self.dir / f"{owner}.lock").unlink()
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+    def backlog(self) -> int:
+        """Entries of this directory not confirmed yet (every process's, for metrics and tests)."""
+        return sum(len(_read_entries(p)) for p in self.dir.glob("*.jsonl"))
+
+    def close(self, remove: bool) -> None:
+        """Close the log; with ``remove`` (everything confirmed) delete its files."""
+        sealed = self.seal()
+        if remove:
+            for segment in self.dir.glob(f"{self.owner}.*.jsonl"):
+                self.drop(segment)
+            try:
+                (self.dir / f"{self.owner}.lock").unlink()
+            except FileNotFoundError:
+                pass
+        elif sealed is not None:
+            pass
+        os.close(self._lock_fd)
