@@ -58,6 +58,9 @@ Api = Literal["gemini", "anthropic", "openai_maas", "mistral", "ai21"]
 Lifecycle = Literal["ga", "preview", "deprecated"]
 GroundingKind = Literal["google_search", "enterprise_web_search", "your_data", "google_maps", "web_search"]
 GroundingUnit = Literal["grounded_prompt", "search_query", "request", "web_search"]
+#: What a model is for. ``chat`` models serve any chat request; a model of another task (OCR) is a
+#: candidate only for requests that ask for that task (``task="ocr"``).
+Task = Literal["chat", "ocr"]
 Capability = Literal["vision", "audio", "video", "pdf", "tools", "json_output", "grounding", "thinking", "image_output", "ocr", "batch", "caching"]
 
 GROUNDING_DIMENSION_OF: dict[str, str] = {
@@ -180,6 +183,7 @@ class CatalogModel(_Strict):
     input_modalities: list[str]
     output_modalities: list[str] = ["text"]
     capabilities: list[Capability] = []
+    task: Task = "chat"
     regions: list[str]
     regions_provenance: Provenance
     regional_prices_verified: bool = True

@@ -110,7 +110,8 @@ def catalog(
     at: Annotated[Optional[str], typer.Option("--at", help="Price date YYYY-MM-DD (default: today, UTC).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List catalog models: prices per 1M tokens (1K chars for Gemini 1.x), quality, lifecycle."""
+    """List catalog models: prices per 1M tokens (1K chars for Gemini 1.x), quality, lifecycle; with --json
+    also task, capabilities, modalities, context window, max output and grounding kinds."""
     from router.cost import fmt
 
     with cli_errors():
@@ -132,7 +133,13 @@ def catalog(
                 "input_usd": fmt(in_rate[0]) if in_rate else None,
                 "output_usd": fmt(out_rate[0]) if out_rate else None,
                 "per": "1K chars" if model.billing_unit == "character" else "1M tokens",
+                "task": model.task,
+                "capabilities": list(model.capabilities),
+                "input_modalities": list(model.input_modalities),
+                "output_modalities": list(model.output_modalities),
                 "context_window": model.context_window,
+                "max_output_tokens": model.max_output_tokens,
+                "grounding_kinds": sorted(model.grounding),
                 "quality": fmt(model.quality.score.quantize(Decimal("0.1"))) if model.quality else None,
                 "arena_score": model.quality.arena_score if model.quality else None,
                 "regions": model.regions,
@@ -148,10 +155,10 @@ def catalog(
     from rich.table import Table
 
     table = Table(title=f"Vertex AI price catalog ({len(rows)} models, prices on {day})")
-    for column in ("id", "publisher", "lifecycle", "input", "output", "per", "context", "quality"):
-        table.add_column(column, justify="right" if column in ("input", "output", "context", "quality") else "left")
+    for column in ("id", "publisher", "task", "lifecycle", "input", "output", "per", "context", "max out", "quality"):
+        table.add_column(column, justify="right" if column in ("input", "output", "context", "max out", "quality") else "left")
     for r in rows:
-        table.add_row(r["id"], r["publisher"], r["lifecycle"], r["input_usd"] or "-", r["output_usd"] or "-", r["per"], f"{r['context_window']:,}", r["quality"] or "-")
+        table.add_row(r["id"], r["publisher"], r["task"], r["lifecycle"], r["input_usd"] or "-", r["output_usd"] or "-", r["per"], f"{r['context_window']:,}", f"{r['max_output_tokens']:,}", r["quality"] or "-")
     Console().print(table)
 
 

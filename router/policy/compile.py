@@ -51,7 +51,7 @@ class Cand:
 
     __slots__ = (
         "index", "model", "model_id", "family", "location", "batch_allowed", "priority_family", "priority_priced", "static_reason",
-        "ctx", "max_out", "caps", "quality", "qf", "grounding", "listed",
+        "ctx", "max_out", "caps", "quality", "qf", "grounding", "listed", "task",
     )
 
     def __init__(self, index: int, entry: CandidateSpec, model: CatalogModel, profile: Profile, policy: Policy) -> None:
@@ -71,6 +71,7 @@ class Cand:
         self.ctx = model.context_window
         self.max_out = model.max_output_tokens
         self.caps = frozenset(model.capabilities)
+        self.task = None if model.task == "chat" else model.task  # a non-chat model serves only its task
         self.quality = model.quality.score if model.quality else None
         self.qf = float(self.quality) if self.quality is not None else 0.0
         self.grounding = {kind: (opt.unit, opt.pool) for kind, opt in model.grounding.items()}

@@ -229,6 +229,9 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
         if c.static_reason is not None:
             rejected.append((c.model_id, c.static_reason))
             continue
+        if c.task is not None and f.task != c.task:
+            rejected.append((c.model_id, f"an {c.task} model, not a chat model: only requests with task={c.task} use it"))
+            continue
         row = rates[c.model_id]
         r = row.std
         if r is None:
