@@ -12,7 +12,7 @@ sleep 0.5
 STORE="redis://127.0.0.1:$PORT_REDIS/0"
 router metrics --store "$STORE" --port "$PORT_METRICS" --policy policies/demo.yaml &
 METRICS_PID=$!
-router demo --store "$STORE" --loop &
+router demo --store "$STORE" --loop --metrics-port "${PORT_DEMO_METRICS:-9465}" &
 DEMO_PID=$!
 echo "metrics on http://127.0.0.1:$PORT_METRICS/metrics (Ctrl-C to stop)"
 wait

@@ -8,10 +8,15 @@ at scrape time.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, make_wsgi_app
+
+if TYPE_CHECKING:
+    from router.ledger.types import BudgetScope, LedgerSnapshot
 
 DECISION_BUCKETS = (0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05)
 
@@ -34,8 +39,14 @@ class RouterMetrics:
         self.policy_version = Gauge("router_policy_version_info", "The serving policy version", ["version"], registry=r)
         self.budget_utilisation = Gauge("router_budget_utilisation_ratio", "Spend (settled + held) / limit", ["budget", "scope", "window"], registry=r)
         self.budget_spend = Gauge("router_budget_spend_usd", "Spend (settled + held) in the window", ["budget", "scope", "window"], registry=r)
+        self.budget_limit = Gauge("router_budget_limit_usd", "The budget's limit", ["budget", "scope", "window"], registry=r)
+        self.budget_burn = Gauge("router_budget_burn_usd_per_hour", "Spend per hour so far in the window", ["budget", "scope", "window"], registry=r)
+        self.budget_projected = Gauge(
+            "router_budget_projected_usd", "Spend projected at the end of the window at the current pace", ["budget", "scope", "window"], registry=r
+        )
         self.pool_used = Gauge("router_grounding_pool_used", "Grounding units used this period", ["pool"], registry=r)
         self.pool_remaining = Gauge("router_grounding_pool_remaining", "Free grounding units left this period", ["pool"], registry=r)
+        self.pool_free = Gauge("router_grounding_pool_free_units", "The pool's free quota per period", ["pool"], registry=r)
         self.priority_tokens = Gauge("router_priority_tokens_last_minute", "Priority PayGo tokens in the last minute", ["family"], registry=r)
         self.journal_backlog = Gauge("router_journal_backlog", "Spend events journaled locally, waiting for Redis (fail_open)", registry=r)
 
@@ -63,22 +74,39 @@ class RouterMetrics:
             self.policy_version.labels(version).set(1)
 
     # -- ledger gauges --------------------------------------------------------------------------
-    def set_budget(self, budget: str, scope: str, window: str, spend: Decimal, limit: Decimal) -> None:
-        self.budget_spend.labels(budget, scope, window).set(float(spend))
-        self.budget_utilisation.labels(budget, scope, window).set(float(spend / limit) if limit else 0.0)
+    def set_budget(
+        self, budget: str, scope: str, window: str, spend: Decimal, limit: Decimal, burn_per_hour: Decimal | None = None, projected: Decimal | None = None
+    ) -> None:
+        labels = (budget, scope, window)
+        self.budget_spend.labels(*labels).set(float(spend))
+        self.budget_limit.labels(*labels).set(float(limit))
+        self.budget_utilisation.labels(*labels).set(float(spend / limit) if limit else 0.0)
+        if burn_per_hour is not None:
+            self.budget_burn.labels(*labels).set(float(burn_per_hour))
+        if projected is not None:
+            self.budget_projected.labels(*labels).set(float(projected))
 
-    def set_ledger(self, budgets: Any, snapshot: Any) -> None:
-        """Set the budget, grounding pool and priority ramp gauges from a ledger snapshot."""
+    def set_ledger(self, budgets: Sequence[BudgetScope], snapshot: LedgerSnapshot, now: dt.datetime | None = None) -> None:
+        """Set the budget (spend, limit, burn rate, projection at window end), grounding pool and priority
+        ramp gauges from a ledger snapshot taken at ``now`` (default: the current time)."""
+        from router.burn import burn_projection, window_bounds
+
+        now = now or dt.datetime.now(dt.timezone.utc)
         for budget in budgets:
-            self.set_budget(budget.id, budget.scope, str(budget.window), snapshot.spend.get(budget.id, Decimal(0)), budget.limit_usd)
+            spend = snapshot.spend.get(budget.id, Decimal(0))
+            start, end = window_bounds(budget.window, now)
+            per_hour, projected = burn_projection(spend, start, end, now)
+            self.set_budget(budget.id, budget.scope, str(budget.window), spend, budget.limit_usd, per_hour, projected)
         for usage in snapshot.pools.values():
-            self.set_pool(usage.pool_id, usage.used, usage.remaining)
+            self.set_pool(usage.pool_id, usage.used, usage.remaining, usage.free_units)
         for usage in snapshot.ramp.values():
             self.set_priority(usage.family, usage.tokens_last_minute)
 
-    def set_pool(self, pool: str, used: int, remaining: int) -> None:
+    def set_pool(self, pool: str, used: int, remaining: int, free_units: int | None = None) -> None:
         self.pool_used.labels(pool).set(used)
         self.pool_remaining.labels(pool).set(remaining)
+        if free_units is not None:
+            self.pool_free.labels(pool).set(free_units)
 
     def set_priority(self, family: str, tokens: int) -> None:
         self.priority_tokens.labels(family).set(tokens)

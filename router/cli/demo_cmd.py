@@ -19,7 +19,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from router.cli._output import cli_errors, fail, print_json
-from router.cost import fmt
 
 _WORDS = "the quarterly report shows revenue growth in cloud services while costs for storage and compute remain flat ".split()
 
@@ -84,7 +83,9 @@ def _default_policy() -> Path:
 
 
 def _fmt_usd(value: Decimal) -> str:
-    return f"${value:.6f}"
+    from router.burn import format_usd
+
+    return format_usd(value)
 
 
 _OUTCOME_MARK = {"rate_limited": "429", "server_error": "5xx", "timeout": "timeout", "context_overflow": "too long", "denied": "budget"}
@@ -136,7 +137,9 @@ def _script_stub(stub: Any) -> None:
     stub.script("gemini-2.5-flash", traffic_type="ON_DEMAND")  # priority asked, downgraded: billed standard
 
 
-async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], settings: Any, request_log: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def _run(
+    policy: Path, store_url: str, scenarios_: list[Scenario], settings: Any, request_log: Path | None = None, metrics: Any = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from router._client import Router
     from router.errors import RouterError
 
@@ -148,6 +151,7 @@ async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], setting
         vertex_credentials=settings.vertex_credentials,
         api_base=settings.api_base,
         request_log=request_log,
+        metrics=metrics,
     )
     rows: list[dict[str, Any]] = []
     try:
@@ -173,6 +177,7 @@ async def _run(policy: Path, store_url: str, scenarios_: list[Scenario], setting
             except RouterError as exc:
                 rows.append(_row(index, scenario, None, f"{type(exc).__name__}: {exc}"))
         counters = await _counters(router)
+        await router.refresh_metrics()
     finally:
         await router.aclose()
     return rows, counters
@@ -194,38 +199,49 @@ def _print(rows: list[dict[str, Any]], counters: dict[str, Any], policy: Path, s
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(150, Console().width))
-    table = Table(title=f"router demo — policy {policy.name}, store {store_url}, Vertex stub on loopback", show_lines=False)
-    for col in ("#", "tenant", "request", "rule → profile", "routed to", "cost", "grounding", "why"):
-        table.add_column(col, overflow="fold")
+    console = Console()  # follows the terminal's width: long cells wrap inside their column, never truncated
+    title = f"router demo — policy {policy.name}, store {store_url}, Vertex stub on loopback"
+    table = Table(title=title, show_lines=False)
+    wide = console.width >= 140
+    if wide:
+        for col in ("#", "tenant", "request", "rule → profile", "routed to", "cost", "grounding", "why"):
+            table.add_column(col, overflow="fold", no_wrap=col == "cost")
+    else:  # narrow terminal: the rule, profile and reasons go under the request, grounding under the cost
+        table.add_column("#", no_wrap=True)
+        table.add_column("request → rule → profile (why)", overflow="fold", ratio=3)
+        table.add_column("routed to", overflow="fold", ratio=2)
+        table.add_column("cost", no_wrap=True)
     total = Decimal(0)
     for row in rows:
         total += row["cost_usd"]
-        if row.get("outcome") != "ok":
-            table.add_row(str(row["#"]), row["tenant"], row["request"], "", f"[red]{row['outcome']}[/red]", "", "", "")
+        failed = row.get("outcome") != "ok"
+        if wide:
+            if failed:
+                table.add_row(str(row["#"]), row["tenant"], row["request"], "", f"[red]{row['outcome']}[/red]", "", "", "")
+                continue
+            table.add_row(
+                str(row["#"]), row["tenant"], row["request"], f"{row['rule']} → {row['profile']}", row["route"],
+                _fmt_usd(row["cost_usd"]), row["grounding"], row["why"],
+            )
             continue
-        table.add_row(
-            str(row["#"]),
-            row["tenant"],
-            row["request"],
-            f"{row['rule']} → {row['profile']}",
-            row["route"],
-            _fmt_usd(row["cost_usd"]),
-            row["grounding"],
-            row["why"],
-        )
+        if failed:
+            table.add_row(str(row["#"]), f"{row['tenant']} {row['request']}", f"[red]{row['outcome']}[/red]", "")
+            continue
+        why = f" [dim]({row['why']})[/dim]" if row["why"] else ""
+        cost = _fmt_usd(row["cost_usd"]) + (f"\n[dim]{row['grounding']}[/dim]" if row["grounding"] else "")
+        table.add_row(str(row["#"]), f"{row['tenant']} {row['request']} → {row['rule']} → {row['profile']}{why}", row["route"], cost)
     console.print(table)
     console.print(f"total billed: {_fmt_usd(total)} over {len(rows)} requests")
     budgets = Table(title="Budgets (from the ledger)")
     for col in ("budget", "spend", "limit", "used"):
-        budgets.add_column(col)
+        budgets.add_column(col, overflow="fold")
     for b in counters["budgets"]:
         used = (b["spend_usd"] / b["limit_usd"] * 100) if b["limit_usd"] else Decimal(0)
-        budgets.add_row(b["budget"], _fmt_usd(b["spend_usd"]), f"${fmt(b['limit_usd'])}", f"{used:.1f} %")
+        budgets.add_row(b["budget"], _fmt_usd(b["spend_usd"]), _fmt_usd(b["limit_usd"]), f"{used:.1f} %")
     console.print(budgets)
     pools = Table(title="Grounding free pools (from the ledger)")
     for col in ("pool", "used", "free", "remaining"):
-        pools.add_column(col)
+        pools.add_column(col, overflow="fold")
     for p in counters["pools"]:
         pools.add_row(p["pool"], str(p["used"]), str(p["free_units"]), str(p["remaining"]))
     console.print(pools)
@@ -238,6 +254,8 @@ def demo(
     pause: Annotated[float, typer.Option("--pause", min=0, help="Seconds between rounds with --loop.")] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows and counters as JSON.")] = False,
     request_log: Annotated[Optional[Path], typer.Option("--request-log", help="Also write a request log, for `router replay`.")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", min=1, max=65535, help="Serve the demo Router's Prometheus metrics (requests, cost, fallbacks, denials, ledger gauges) on this port.")] = None,
+    metrics_addr: Annotated[str, typer.Option("--metrics-addr", help="Address for --metrics-port: loopback by default; 0.0.0.0 in a container.")] = "127.0.0.1",
 ) -> None:
     """Route a realistic request mix through a policy, offline (embedded store + loopback Vertex stub), and show where each went, why, and what it cost."""
     import asyncio
@@ -246,12 +264,18 @@ def demo(
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     policy_path = policy or _default_policy()
+    registry = None
+    if metrics_port is not None:
+        from router.metrics import RouterMetrics, serve_metrics
+
+        registry = RouterMetrics()
+        serve_metrics(registry, metrics_port, metrics_addr)
     with VertexStub() as stub, tempfile.TemporaryDirectory(prefix="router-demo-") as tmp:
         _script_stub(stub)
         settings = vertex_settings_for(stub, tmp)
         while True:
             with cli_errors():
-                rows, counters = asyncio.run(_run(policy_path, store, scenarios(), settings, request_log))
+                rows, counters = asyncio.run(_run(policy_path, store, scenarios(), settings, request_log, registry))
             if as_json:
                 print_json({"rows": rows, "counters": counters})
             else:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from router.burn import burn_projection, format_usd, window_bounds
 from router.cli._output import cli_errors, fail, print_json
 
 policy_app = typer.Typer(help="Policy versions: list what served, roll back to an earlier one.", no_args_is_help=True)
@@ -175,25 +176,6 @@ async def _ledger_state(store_url: str, timezone: str, prefix: str = "router") -
     return {"at": now, "budgets": budgets, "snapshot": snap}
 
 
-def burn_projection(spend: Decimal, window_start: dt.datetime, window_end: dt.datetime, now: dt.datetime) -> tuple[Decimal, Decimal]:
-    """(USD per hour so far, projected spend at window end at the current pace)."""
-    elapsed_h = Decimal(str(max((now - window_start).total_seconds(), 60.0) / 3600))
-    total_h = Decimal(str((window_end - window_start).total_seconds() / 3600))
-    per_hour = spend / elapsed_h
-    return per_hour, per_hour * total_h
-
-
-def window_bounds(window: Any, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """Start and end of the window containing ``now`` (a rolling window ends ``now``)."""
-    from router.ledger.types import ROLLING_SPANS
-    from router.ledger.windows import to_datetime, window_period
-
-    if window.kind == "rolling":
-        return now - dt.timedelta(seconds=ROLLING_SPANS[window.span]), now
-    period = window_period(window, int(now.timestamp() * 1000))
-    return to_datetime(period.start_ms), to_datetime(period.end_ms)
-
-
 def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     now = state["at"]
@@ -216,33 +198,40 @@ def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _render(state: dict[str, Any]) -> Any:
+def _render(state: dict[str, Any], wide: bool = False) -> Any:
+    """The monitor screen. Ids are never truncated: in a narrow terminal long ids wrap inside their
+    column (``--wide`` keeps each on one line and lets the terminal scroll)."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
 
+    overflow = "ignore" if wide else "fold"
     budgets = Table(title=f"Budgets at {state['at']:%Y-%m-%d %H:%M:%S} UTC")
-    for col in ("budget", "spend / limit", "", "burn $/h", "projected at window end"):
-        budgets.add_column(col)
+    budgets.add_column("budget", overflow=overflow, no_wrap=wide, min_width=12)
+    budgets.add_column("spend / limit", overflow="fold")
+    budgets.add_column("", min_width=6)
+    budgets.add_column("burn /h", overflow="fold")
+    budgets.add_column("projected at window end", overflow="fold")
     for row in _budget_rows(state):
         ratio = float(row["utilisation"])
         budgets.add_row(
             row["budget"],
-            f"${row['spend_usd']:.4f} / ${row['limit_usd']}",
-            ProgressBar(total=1.0, completed=min(ratio, 1.0), width=24, complete_style="red" if ratio >= 0.8 else "green"),
-            f"{row['burn_usd_per_hour']:.4f}",
-            f"${row['projected_at_window_end_usd']}",
+            f"{format_usd(row['spend_usd'])} / {format_usd(row['limit_usd'])}",
+            ProgressBar(total=1.0, completed=min(ratio, 1.0), width=None if not wide else 24, complete_style="red" if ratio >= 0.8 else "green"),
+            format_usd(row["burn_usd_per_hour"]),
+            format_usd(row["projected_at_window_end_usd"]),
         )
     pools = Table(title="Grounding free pools")
-    for col in ("pool", "used", "free", "remaining", "next reset"):
-        pools.add_column(col)
+    pools.add_column("pool", overflow=overflow, no_wrap=wide, min_width=12)
+    for col in ("used", "free", "remaining", "next reset"):
+        pools.add_column(col, overflow="fold")
     for usage in state["snapshot"].pools.values():
-        pools.add_row(usage.pool_id, str(usage.used), str(usage.free_units), str(usage.remaining), usage.resets_at.isoformat())
+        pools.add_row(usage.pool_id, f"{usage.used:,}", f"{usage.free_units:,}", f"{usage.remaining:,}", usage.resets_at.isoformat(timespec="minutes"))
     ramp = Table(title="Priority PayGo ramp (tokens in the last minute)")
     for col in ("family", "tokens", "limit"):
-        ramp.add_column(col)
+        ramp.add_column(col, overflow="fold")
     for usage in state["snapshot"].ramp.values():
-        ramp.add_row(usage.family, str(usage.tokens_last_minute), str(usage.limit_tpm))
+        ramp.add_row(usage.family, f"{usage.tokens_last_minute:,}", f"{usage.limit_tpm:,}")
     return Group(budgets, pools, ramp)
 
 
@@ -253,6 +242,7 @@ def monitor(
     timezone: Annotated[str, typer.Option("--pool-timezone", help="Time zone the grounding pools reset in.")] = "America/Los_Angeles",
     as_json: Annotated[bool, typer.Option("--json", help="Print one snapshot as JSON and exit.")] = False,
     prefix: Prefix = "router",
+    wide: Annotated[bool, typer.Option("--wide", help="Keep every id on one line (wider than the terminal if need be) instead of wrapping it.")] = False,
 ) -> None:
     """Live view: budgets filling, burn rate per hour and projected spend at window end, grounding pools, priority ramp."""
     from rich.console import Console
@@ -276,15 +266,15 @@ def monitor(
             }
         )
         return
-    console = Console()
+    console = Console(width=max(Console().width, 160)) if wide else Console()
     if once:
-        console.print(_render(read()))
+        console.print(_render(read(), wide))
         return
-    with Live(_render(read()), console=console, refresh_per_second=4) as live:
+    with Live(_render(read(), wide), console=console, refresh_per_second=4) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(_render(read()))
+                live.update(_render(read(), wide))
         except KeyboardInterrupt:
             pass
 
@@ -292,7 +282,7 @@ def monitor(
 def metrics(
     store: StoreUrl = "memory://",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9464,
-    addr: Annotated[str, typer.Option("--addr", help="Address to bind (0.0.0.0 in a container).")] = "0.0.0.0",
+    addr: Annotated[str, typer.Option("--addr", help="Address to bind: loopback by default; pass 0.0.0.0 to serve every interface (in a container).")] = "127.0.0.1",
     policy: Annotated[Optional[Path], typer.Option("--policy", help="Watch this policy file and export its version and reload status.")] = None,
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between ledger refreshes.")] = 5.0,
     timezone: Annotated[str, typer.Option("--pool-timezone")] = "America/Los_Angeles",
@@ -322,7 +312,7 @@ def metrics(
                 registry.record_store_error("snapshot")
                 typer.echo(f"warning: ledger read failed: {exc}", err=True)
             else:
-                registry.set_ledger(state["budgets"], state["snapshot"])
+                registry.set_ledger(state["budgets"], state["snapshot"], state["at"])
             time.sleep(interval)
     except KeyboardInterrupt:
         pass
