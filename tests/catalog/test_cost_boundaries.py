@@ -1,0 +1,65 @@
+"""Cost engine at the boundaries where a plausible bug changes the bill (issue 12's surviving mutations).
+
+Every expected bill is written by hand from the seeds (USD per 1M tokens, or per 1K characters for Gemini 1.x):
+seed 000 "Gemini 2.5" table, Gemini 2.5 Pro: input 1.25 / > 200K 2.5, cached input 0.125 / 0.250, output 10 / 15;
+seed 000 "Autres modèles Gemini", Gemini 1.5 Flash text: input 0.00001875 / > 128K 0.0000375 per 1K characters,
+output 0.000075 / 0.00015 per 1K characters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from router.catalog import default_catalog
+from router.cost import Usage, compute_cost
+from router.policy.compile import to_units
+
+DAY = dt.date(2026, 11, 2)
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return default_catalog()
+
+
+def test_cached_tokens_are_billed_at_the_long_context_rate(catalog):
+    # 200,001 input tokens (> 200K: every token long), 100,000 of them cached, 1,000 output:
+    # 100,001 * 2.5 / 1M = 0.2500025; 100,000 * 0.250 / 1M = 0.025; 1,000 * 15 / 1M = 0.015
+    bill = compute_cost(catalog.get("gemini-2.5-pro"), Usage.build(input_tokens=200_001, cached_input_tokens=100_000, output_tokens=1000, at=DAY))
+    assert bill.long_context
+    assert {line.dimension: line.amount for line in bill.lines} == {"input_long": D("0.2500025"), "cached_input_long": D("0.025"), "output_long": D("0.015")}
+    assert bill.total == D("0.2900025")
+
+
+def test_exactly_200k_tokens_is_still_the_short_tier(catalog):
+    # 100,000 * 1.25 / 1M = 0.125; 100,000 * 0.125 / 1M = 0.0125; 1,000 * 10 / 1M = 0.01
+    bill = compute_cost(catalog.get("gemini-2.5-pro"), Usage.build(input_tokens=200_000, cached_input_tokens=100_000, output_tokens=1000, at=DAY))
+    assert not bill.long_context and bill.total == D("0.1475")
+
+
+@pytest.mark.parametrize(
+    "chars,long,total",
+    [
+        # 512,000 characters = 128,000 tokens (4 a token): not > 128K.
+        # 512,000 * 0.00001875 / 1K = 0.0096; 1,000 * 0.000075 / 1K = 0.000075
+        (512_000, False, D("0.009675")),
+        # 512,001 characters round UP to 128,001 tokens: > 128K, every character long.
+        # 512,001 * 0.0000375 / 1K = 0.0192000375; 1,000 * 0.00015 / 1K = 0.00015
+        (512_001, True, D("0.0193500375")),
+    ],
+)
+def test_character_billed_tier_rounds_characters_up_to_tokens(catalog, chars, long, total):
+    bill = compute_cost(catalog.get("gemini-1.5-flash"), Usage.build(input_chars=chars, output_chars=1000, at=DAY))
+    assert (bill.long_context, bill.total) == (long, total)
+
+
+def test_cost_units_round_up():
+    # cost units are 10**-18 USD: a cap finer than a unit rounds up, an exact one stays exact
+    assert to_units(D("0.05")) == 5 * 10**16
+    assert to_units(D("0.0000000000000000011")) == 2
+    assert to_units(D("0.000000000000000001")) == 1
+    assert to_units(D("0.0000000000000000001")) == 1
