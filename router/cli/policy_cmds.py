@@ -99,7 +99,7 @@ def explain_command(
     spend: Annotated[Optional[list[str]], typer.Option("--spend", help="SCOPE=USD spent so far, e.g. tenant:acme=42.5 (repeatable).")] = None,
     quota: Annotated[Optional[list[str]], typer.Option("--quota", help="POOL=USED free grounding units used this period (repeatable).")] = None,
     ramp: Annotated[Optional[list[str]], typer.Option("--ramp", help="FAMILY=TOKENS priority tokens in the last minute (repeatable).")] = None,
-    at: Annotated[Optional[str], typer.Option("--at", help="Price date YYYY-MM-DD (default: today, UTC).")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="When the request happens: YYYY-MM-DD (00:00 UTC) or YYYY-MM-DDTHH:MM[:SS][+HH:MM] (default: now). Prices of that date; spend pacing measures the window elapsed up to it.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Show the decision the policy makes for a request, and why."""
@@ -124,11 +124,10 @@ def explain_command(
             fail(f"--prompt-file: {exc.strerror}")
         prompt_tokens = estimate_prompt_tokens([{"role": "user", "content": text}])
     day = dt.datetime.now(dt.timezone.utc).date()
+    moment: dt.datetime | None = None  # "now" for spend pacing; None: the wall clock
     if at:
-        try:
-            day = dt.date.fromisoformat(at)
-        except ValueError:
-            fail(f"--at: {at!r} is not a date (YYYY-MM-DD)")
+        moment = _moment("--at", at)
+        day = moment.astimezone(dt.timezone.utc).date()
     if grounding is not None and grounding not in GROUNDING_KINDS:
         fail(f"--grounding: unknown kind {grounding!r} (one of {', '.join(GROUNDING_KINDS)})")
     spend_map: dict[str, Decimal] = {}
@@ -165,11 +164,23 @@ def explain_command(
         required_capabilities=frozenset(capability or ()),
         at=day,
     )
-    result = explain(compiled, features, StateSnapshot(spend_map, pools, ramps))
+    result = explain(compiled, features, StateSnapshot(spend_map, pools, ramps, now=moment))
     if as_json:
         print_json(result)
         return
     _render(result, str(policy))
+
+
+def _moment(option: str, text: str) -> dt.datetime:
+    """A date (its 00:00 UTC) or an ISO date-time (UTC unless it names an offset)."""
+    try:
+        if "T" not in text and " " not in text.strip():
+            day = dt.date.fromisoformat(text)
+            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option}: {text!r} is neither a date (YYYY-MM-DD) nor a date-time (YYYY-MM-DDTHH:MM[:SS][+HH:MM])")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _render(r: dict[str, Any], policy_name: str) -> None:

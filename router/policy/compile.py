@@ -197,10 +197,22 @@ class CompiledAction:
 
 
 class CompiledBudget:
-    __slots__ = ("name", "kind", "key", "value", "window", "limit", "actions", "pace_actions", "_cache")
+    __slots__ = ("name", "kind", "key", "value", "window", "limit", "actions", "pace_actions", "pace_min_elapsed", "pace_min_spend", "_cache")
 
-    def __init__(self, name: str, scope: str, window: str, limit: Decimal, actions: Sequence[CompiledAction]) -> None:
+    def __init__(
+        self,
+        name: str,
+        scope: str,
+        window: str,
+        limit: Decimal,
+        actions: Sequence[CompiledAction],
+        pace_min_elapsed_percent: Decimal = Decimal(10),
+        pace_min_spend_percent: Decimal = Decimal(10),
+    ) -> None:
         self.name = name
+        #: Pace actions act only once this percent of the window has elapsed and spend reached this percent of the limit.
+        self.pace_min_elapsed = pace_min_elapsed_percent
+        self.pace_min_spend = pace_min_spend_percent
         kind, _, rest = scope.partition(":")
         self.kind = kind  # global | tenant | app | tag
         self.key: str | None = None
@@ -280,6 +292,8 @@ class CompiledPolicy:
                 b.window,
                 b.limit_usd,
                 [CompiledAction(a.at_percent, a.switch_profile, a.max_output_usd_per_mtok, a.max_cost_usd, a.refuse, a.at_pace_percent) for a in b.actions],
+                b.pace_min_elapsed_percent,
+                b.pace_min_spend_percent,
             )
             for i, b in enumerate(policy.budgets)
         )

@@ -130,18 +130,18 @@ def _pct(spend: Decimal, limit: Decimal) -> str:
     return _fmt((spend * _HUNDRED / limit).quantize(_PCT))
 
 
-_MIN_ELAPSED_S = 3600  # pacing needs at least an hour of the window behind it
-
-
-def _projected(spend: Decimal, window: Any, now: dt.datetime | None) -> Decimal:
-    """Spend at the end of the calendar ``window`` if it goes on at the pace since the window began."""
+def _projected(spend: Decimal, window: Any, now: dt.datetime | None, min_elapsed_percent: Decimal) -> Decimal | None:
+    """Spend at the end of the calendar ``window`` if it goes on at the pace since the window began;
+    None while less than ``min_elapsed_percent`` of the window has elapsed (too early to project)."""
     from router.ledger.windows import period
 
     moment = now or dt.datetime.now(dt.timezone.utc)
     ms = int(moment.timestamp() * 1000)
     p = period(window.span, window.timezone, ms)
-    elapsed = max(ms - p.start_ms, _MIN_ELAPSED_S * 1000)
-    return spend * Decimal(p.end_ms - p.start_ms) / Decimal(elapsed)
+    elapsed, length = ms - p.start_ms, p.end_ms - p.start_ms
+    if elapsed <= 0 or elapsed * _HUNDRED < min_elapsed_percent * length:
+        return None
+    return spend * Decimal(length) / Decimal(elapsed)
 
 
 def apply_budgets(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, status: list | None = None):
@@ -170,8 +170,10 @@ def apply_budgets(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, 
             if s100 < action.at_percent * limit:
                 break
             reached.append((action, action.at_percent, f"{scope.id} at {_pct(spend, limit)}% >= {_fmt(action.at_percent)}%"))
-        if budget.pace_actions and spend > 0:
-            projected = _projected(spend, scope.window, state.now)
+        projected = None
+        if budget.pace_actions and spend > 0 and s100 >= budget.pace_min_spend * limit:
+            projected = _projected(spend, scope.window, state.now, budget.pace_min_elapsed)
+        if projected is not None:
             for action in budget.pace_actions:
                 if projected * _HUNDRED < action.at_pace_percent * limit:
                     break

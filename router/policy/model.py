@@ -284,6 +284,21 @@ class Budget(_Base):
     window: str = Field(description="rolling:1h|24h|7d|30d or calendar:day|month[@Time/Zone] (short forms: 24h, month, month@Europe/Paris)")
     limit_usd: Money
     actions: list[BudgetAction] = Field(default_factory=list)
+    pace_min_elapsed_percent: Percent = Field(
+        Decimal(10),
+        description="at_pace_percent actions act only once this share of the calendar window has elapsed (an early projection is noise: $1 in the first hour of a month projects x744)",
+    )
+    pace_min_spend_percent: Percent = Field(
+        Decimal(10),
+        description="at_pace_percent actions act only once spend reaches this percent of the limit",
+    )
+
+    @field_validator("pace_min_elapsed_percent", "pace_min_spend_percent")
+    @classmethod
+    def _pace_minimum(cls, v: Decimal) -> Decimal:
+        if not 0 <= v < 100:
+            raise ValueError(f"must be a percent from 0 to less than 100, not {v}")
+        return v
 
     @field_validator("scope")
     @classmethod
@@ -309,6 +324,9 @@ class Budget(_Base):
     def _pace_needs_calendar(self) -> "Budget":
         if any(a.at_pace_percent is not None for a in self.actions) and parse_window(self.window)[0] != "calendar":
             raise ValueError("at_pace_percent needs a calendar window (a rolling window has no end to pace towards)")
+        pace_fields = {"pace_min_elapsed_percent", "pace_min_spend_percent"} & self.model_fields_set
+        if pace_fields and not any(a.at_pace_percent is not None for a in self.actions):
+            raise ValueError(f"{', '.join(sorted(pace_fields))} only applies to at_pace_percent actions, and this budget has none")
         return self
 
 
