@@ -51,7 +51,10 @@ def _construct(node: yaml.Node, path: Path, positions: dict[Path, Position], loa
             positions[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
             items.append(_construct(item, child, positions, loader))
         return items
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:  # e.g. a timestamp-looking scalar that is no date (2026-13-02): keep its text
+        return node.value
 
 
 def load_with_positions(text: str, filename: str = "<string>") -> tuple[Any, dict[Path, Position]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from router._yaml import YamlSyntaxError, load_with_positions, locate
-from router.catalog.models import CatalogModel, ProvisionedThroughput, QuotaPoolSpec
+from router.catalog.models import BurndownRates, CatalogModel, ProvisionedThroughput, QuotaPoolSpec
 from router.errors import CatalogError, UnknownModelError
 
 #: Files of a catalog directory and what each holds.
@@ -147,8 +147,10 @@ def _apply_overlay(models: list[CatalogModel], path: Path) -> list[CatalogModel]
     """
     data, positions = _load_file(path)
     entries = (data or {}).get("overlay") if isinstance(data, dict) else None
+    if entries is None and isinstance(data, dict) and "provisioned_burndown" in data:
+        return models  # a Provisioned Throughput overlay only (see _overlay_burndown)
     if not isinstance(entries, list):
-        raise CatalogError(f"{path}:1:1: expected a mapping with an 'overlay' list")
+        raise CatalogError(f"{path}:1:1: expected a mapping with an 'overlay' list (or a 'provisioned_burndown' list)")
     by_id = {m.id: m for m in models}
     names = {alias.lower(): m.id for m in models for alias in (m.id, *m.aliases)}
     for index, entry in enumerate(entries):
@@ -172,6 +174,49 @@ def _apply_overlay(models: list[CatalogModel], path: Path) -> list[CatalogModel]
         except ValidationError as exc:
             raise CatalogError(_validation_message(path, positions, exc, ("overlay", index))) from None
     return [by_id[m.id] for m in models]
+
+
+def _overlay_burndown(provisioned: ProvisionedThroughput | None, models: list[CatalogModel], path: Path) -> ProvisionedThroughput | None:
+    """Add (or replace, per model) Provisioned Throughput burndown rates from an overlay's
+    ``provisioned_burndown`` list; each entry needs ``provenance.source``, the https URL it comes from::
+
+        provisioned_burndown:
+          - model: gemini-2.5-flash
+            tokens_per_second_per_gsu: ...
+            min_gsu_increment: 1
+            input_text: 1
+            input_audio: ...
+            output_text: ...
+            provenance: {source: "https://cloud.google.com/vertex-ai/generative-ai/docs/provisioned-throughput/supported-models", section: "..."}
+    """
+    data, positions = _load_file(path)
+    entries = data.get("provisioned_burndown") if isinstance(data, dict) else None
+    if entries is None:
+        return provisioned
+    if not isinstance(entries, list):
+        line, col = locate(positions, ("provisioned_burndown",))
+        raise CatalogError(f"{path}:{line}:{col}: provisioned_burndown must be a list")
+    if provisioned is None:
+        raise CatalogError(f"{path}:1:1: provisioned_burndown needs the catalog's {GSU_FILE} (its GSU terms)")
+    names = {alias.lower(): m.id for m in models for alias in (m.id, *m.aliases)}
+    rates = {b.model: b for b in provisioned.burndown}
+    for index, raw in enumerate(entries):
+        line, col = locate(positions, ("provisioned_burndown", index))
+        model_name = raw.get("model") if isinstance(raw, dict) else None
+        if not isinstance(model_name, str) or model_name.lower() not in names:
+            close = difflib.get_close_matches(str(model_name), [m.id for m in models], n=3, cutoff=0.5)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            raise CatalogError(f"{path}:{line}:{col}: provisioned_burndown names unknown model {model_name!r}{hint}")
+        source = ((raw.get("provenance") or {}) if isinstance(raw.get("provenance"), dict) else {}).get("source", "")
+        if not str(source).startswith("https://"):
+            line, col = locate(positions, ("provisioned_burndown", index, "provenance") if "provenance" in raw else ("provisioned_burndown", index))
+            raise CatalogError(f"{path}:{line}:{col}: provisioned burndown rates need provenance.source, the https URL they come from")
+        try:
+            entry = BurndownRates.model_validate({**raw, "model": names[model_name.lower()]})
+        except ValidationError as exc:
+            raise CatalogError(_validation_message(path, positions, exc, ("provisioned_burndown", index))) from None
+        rates[entry.model] = entry
+    return provisioned.model_copy(update={"burndown": list(rates.values())})
 
 
 def overlay_paths(root: Path) -> list[Path]:
@@ -203,7 +248,8 @@ def load_catalog(directory: str | os.PathLike[str] | None = None, overlays: list
                 raise CatalogError(_validation_message(path, positions, exc, ("models", index))) from None
     if not models:
         raise CatalogError(f"{root}: no model files ({', '.join(MODEL_FILES)})")
-    for overlay in [*overlay_paths(root), *(Path(p) for p in overlays or [])]:
+    overlay_files = [*overlay_paths(root), *(Path(p) for p in overlays or [])]
+    for overlay in overlay_files:
         models = _apply_overlay(models, overlay)
     pools: list[QuotaPoolSpec] = []
     pools_path = root / POOLS_FILE
@@ -222,6 +268,8 @@ def load_catalog(directory: str | os.PathLike[str] | None = None, overlays: list
             provisioned = ProvisionedThroughput.model_validate(data)
         except ValidationError as exc:
             raise CatalogError(_validation_message(gsu_path, positions, exc, ())) from None
+    for overlay in overlay_files:
+        provisioned = _overlay_burndown(provisioned, models, overlay)
     return Catalog(models, pools, provisioned, source=str(root))
 
 

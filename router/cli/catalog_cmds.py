@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -174,17 +175,28 @@ def _decimal(name: str, raw: str) -> Decimal:
 
 @app.command("plan-gsu")
 def plan_gsu_command(
-    model: Annotated[str, typer.Argument(help="Catalog id, e.g. gemini-2.0-flash.")],
-    rps: Annotated[str, typer.Option("--rps", help="Requests per second to sustain.")],
-    input_tokens: Annotated[int, typer.Option("--input-tokens", min=0, help="Prompt tokens per request (audio included).")],
-    output_tokens: Annotated[int, typer.Option("--output-tokens", min=0)],
+    model: Annotated[Optional[str], typer.Argument(help="Catalog id, e.g. gemini-2.0-flash (with --from-log: only this model).")] = None,
+    rps: Annotated[Optional[str], typer.Option("--rps", help="Requests per second to sustain.")] = None,
+    input_tokens: Annotated[Optional[int], typer.Option("--input-tokens", min=0, help="Prompt tokens per request (audio included).")] = None,
+    output_tokens: Annotated[Optional[int], typer.Option("--output-tokens", min=0)] = None,
     audio_input_tokens: Annotated[int, typer.Option("--audio-input-tokens", min=0, help="Part of --input-tokens that is audio.")] = 0,
+    from_log: Annotated[Optional[Path], typer.Option("--from-log", help="Size from a request log (requests.jsonl) instead.")] = None,
+    model_option: Annotated[Optional[str], typer.Option("--model", help="With --from-log: only this model.")] = None,
+    percentile: Annotated[str, typer.Option("--percentile", help="With --from-log: percentile (nearest rank) of the per-second load to provision.")] = "99",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Provisioned Throughput: GSUs needed and the price of each commitment term."""
+    """Provisioned Throughput: GSUs needed and the price of each commitment term (or, with --from-log,
+    sized from real traffic with the PayGo cost it would avoid per term)."""
     from router.cost import fmt
     from router.gsu import plan_gsu
 
+    if from_log is not None:
+        _plan_from_log(from_log, model_option or model, _decimal("--percentile", percentile), as_json)
+        return
+    missing = [name for name, value in (("MODEL", model), ("--rps", rps), ("--input-tokens", input_tokens), ("--output-tokens", output_tokens)) if value is None]
+    if missing:
+        fail(f"plan-gsu needs {', '.join(missing)} (or --from-log REQUESTS.jsonl)")
+    assert model is not None and rps is not None and input_tokens is not None and output_tokens is not None
     rate = _decimal("--rps", rps)
     with cli_errors():
         plan = plan_gsu(_catalog(), model, rate, input_tokens, output_tokens, audio_input_tokens)
@@ -196,3 +208,53 @@ def plan_gsu_command(
         per = "week" if term == "1w" else "month"
         typer.echo(f"  {term:>3}: ${fmt(price)} per {per}")
     typer.echo(f"  source: {plan.provenance}")
+
+
+def _plan_from_log(path: Path, model: str | None, percentile: Decimal, as_json: bool) -> None:
+    from router.cost import fmt
+    from router.gsu import plan_gsu_from_log
+    from router.replay import read_log
+
+    if percentile > 100:
+        fail("--percentile: must be at most 100")
+    if not path.is_file():
+        fail(f"{path}: no such request log")
+    with cli_errors():
+        plans = plan_gsu_from_log(_catalog(), list(read_log(path)), model, percentile)
+    if as_json:
+        print_json(
+            [
+                {
+                    "model": p.model,
+                    "requests": p.requests,
+                    "span_seconds": p.span_seconds,
+                    "percentile": fmt(p.percentile),
+                    "burndown_tokens": p.burndown_tokens,
+                    "tokens_per_second_at_percentile": p.tokens_per_second_at_percentile,
+                    "peak_tokens_per_second": p.peak_tokens_per_second,
+                    "exact_gsu": fmt(p.exact_gsu.quantize(Decimal("0.0001"))),
+                    "gsu": p.gsu,
+                    "covered_requests": p.covered_requests,
+                    "paygo_usd": fmt(p.paygo_usd),
+                    "paygo_avoided_usd": fmt(p.paygo_avoided_usd),
+                    "terms": {
+                        v.term: {"per": v.per, "price_usd": fmt(v.price_usd), "paygo_avoided_usd": fmt(v.paygo_avoided_usd), "saving_usd": fmt(v.saving_usd), "pays_off": v.pays_off}
+                        for v in p.terms
+                    },
+                    "recommendation": p.recommendation,
+                }
+                for p in plans
+            ]
+        )
+        return
+    for p in plans:
+        typer.echo(
+            f"{p.model}: {p.requests} requests over {p.span_seconds} s; p{fmt(p.percentile)} {p.tokens_per_second_at_percentile:,} burndown tokens/s "
+            f"(peak {p.peak_tokens_per_second:,}) -> {p.exact_gsu:.4f} GSU -> {p.gsu} GSU"
+        )
+        typer.echo(f"  {p.covered_requests} of {p.requests} requests fit; PayGo ${fmt(p.paygo_avoided_usd)} of ${fmt(p.paygo_usd)} avoided over the log")
+        for v in p.terms:
+            verdict = "pays off" if v.pays_off else "does not pay off"
+            typer.echo(f"  {v.term:>3}: ${fmt(v.price_usd)} per {v.per} vs ${fmt(v.paygo_avoided_usd)} PayGo avoided per {v.per}: {verdict} (saving ${fmt(v.saving_usd)})")
+        typer.echo(f"  recommendation: {p.recommendation}")
+        typer.echo(f"  source: {p.provenance}")

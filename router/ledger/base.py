@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from router.ledger.capacity import PtClaim, check_pt_key, check_tokens
 from router.ledger.keys import check_budget, checked_limit, check_family, check_id
 from router.ledger.money import to_nano
 from router.ledger.quota import check_quota_pool
@@ -104,6 +105,29 @@ class Store(abc.ABC):
     async def ramp_usage(self, family: str) -> RampUsage:
         """Priority tokens of ``family`` in the last minute against its current ramp limit."""
         return (await self.snapshot((), (), (family,))).ramp[family]
+
+    # ------------------------------------------------------------------ Provisioned Throughput capacity
+    # Burndown-adjusted tokens per (model, region), rolling 30 s window (router.ledger.capacity).
+    async def pt_claim(self, key: str, tokens: int, capacity: int) -> PtClaim:
+        """Add an estimate of ``tokens`` adjusted tokens to ``key``'s (``MODEL@REGION``) current window,
+        atomically, only if the window's tokens + ``tokens`` stay within ``capacity``."""
+        raise NotImplementedError(f"{type(self).__name__} has no Provisioned Throughput counter")
+
+    async def pt_adjust(self, key: str, bucket: int, delta: int) -> bool:
+        """Reconcile a claim: add ``delta`` (negative: give tokens back) to ``bucket`` (the claim's, or
+        0 for now) if it is still in the window. True when counted."""
+        raise NotImplementedError(f"{type(self).__name__} has no Provisioned Throughput counter")
+
+    async def pt_usage(self, keys: Sequence[str]) -> dict[str, int]:
+        """Adjusted tokens in the current window of each ``MODEL@REGION`` key (one consistent read)."""
+        raise NotImplementedError(f"{type(self).__name__} has no Provisioned Throughput counter")
+
+    @staticmethod
+    def _check_pt(key: str, tokens: int, capacity: int | None = None, signed: bool = False) -> None:
+        check_pt_key(key)
+        check_tokens(tokens, "tokens" if not signed else "delta", signed)
+        if capacity is not None:
+            check_tokens(capacity, "capacity")
 
     # ------------------------------------------------------------------ shared policy versions
     # A policy published here is picked up by every Router using this ledger with ``policy="store:NAME"``,

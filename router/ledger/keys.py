@@ -20,6 +20,7 @@ Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:ac
     {P}:qr:POOL:RID      str   consume result "free|billable" (idempotency)
     {P}:rp:FAMILY        hash  priority tokens: second -> tokens, t, lo, ss (streak start minute), lm
     {P}:rd:EVENT         str   replay de-duplication of a journaled ramp event
+    {P}:pt:MODEL@REGION  hash  Provisioned Throughput adjusted tokens: second -> tokens, t, lo
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ class KeySpace:
 
     def policy_text(self, name: str, version: str) -> str:
         return f"{self.base}polt:{name}:{version}"
+
+    def pt(self, key: str) -> str:
+        """Provisioned Throughput capacity counter of ``MODEL@REGION`` (see :mod:`router.ledger.capacity`)."""
+        return f"{self.base}pt:{key}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this ledger (for tests and cleanup)."""

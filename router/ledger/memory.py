@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from router.errors import StoreError
+from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
+from router.ledger.capacity import PtClaim, check_pt_key
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, RECORD_GRACE_MS, Clock, Store
 from router.ledger.keys import check_budget, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
@@ -92,6 +94,7 @@ class MemoryStore(Store):
         self._pools: dict[tuple[str, int], list[int]] = {}  # (pool, start) -> [used, end_ms]
         self._pool_requests: dict[tuple[str, str], tuple[int, int, int]] = {}  # -> (free, billable, keep_until)
         self._ramps: dict[str, _Ramp] = {}
+        self._pt_counters: dict[str, _Buckets] = {}
         self._last_gc = 0
 
     # ------------------------------------------------------------------ internals (lock held)
@@ -111,6 +114,11 @@ class MemoryStore(Store):
         self._pools = {k: v for k, v in self._pools.items() if v[1] + CALENDAR_GRACE_MS > now}
         self._pool_requests = {k: v for k, v in self._pool_requests.items() if v[2] > now}
         self._ramps = {k: v for k, v in self._ramps.items() if v.last_ms + ramp_mod.KEY_TTL_MS > now}
+        first_pt = capacity_mod.first_bucket(now)
+        for key in list(self._pt_counters):
+            self._pt_counters[key].evict(first_pt)
+            if not self._pt_counters[key].idxs:
+                del self._pt_counters[key]
         self._meta = {k: v for k, v in self._meta.items() if v[1] + META_TTL_MS > now}
 
     def _held(self, bid: str, now: int) -> int:
@@ -304,6 +312,52 @@ class MemoryStore(Store):
                 state.streak_start = minute
             state.last_minute = minute if state.last_minute is None else max(state.last_minute, minute)
             state.last_ms = now
+
+    # ------------------------------------------------------------------ Provisioned Throughput capacity
+    def _pt(self, key: str, now: int) -> _Buckets:
+        found = self._pt_counters.get(key)
+        if found is None:
+            found = self._pt_counters[key] = _Buckets()
+        found.evict(capacity_mod.first_bucket(now))
+        return found
+
+    async def pt_claim(self, key: str, tokens: int, capacity: int) -> PtClaim:
+        """See :meth:`Store.pt_claim`."""
+        self._check_pt(key, tokens, capacity)
+        with self._lock:
+            now = self.now_ms()
+            counter = self._pt(key, now)
+            used = max(0, counter.total)
+            bucket = now // capacity_mod.BUCKET_MS
+            if used + tokens > capacity:
+                return PtClaim(False, used, capacity, bucket)
+            if tokens:
+                counter.add(bucket, tokens)
+            return PtClaim(True, used + tokens, capacity, bucket)
+
+    async def pt_adjust(self, key: str, bucket: int, delta: int) -> bool:
+        """See :meth:`Store.pt_adjust`."""
+        self._check_pt(key, delta, signed=True)
+        with self._lock:
+            now = self.now_ms()
+            bucket = bucket or now // capacity_mod.BUCKET_MS
+            counter = self._pt(key, now)
+            if delta == 0 or bucket < capacity_mod.first_bucket(now):
+                return False
+            if delta < 0:
+                delta = max(delta, -counter.vals.get(bucket, 0))
+                if delta == 0:
+                    return False
+            counter.add(bucket, delta)
+            return True
+
+    async def pt_usage(self, keys: Sequence[str]) -> dict[str, int]:
+        """See :meth:`Store.pt_usage`."""
+        for key in keys:
+            check_pt_key(key)
+        with self._lock:
+            now = self.now_ms()
+            return {key: max(0, self._pt(key, now).total) if key in self._pt_counters else 0 for key in keys}
 
     def _ramp_usage(self, family: str, now: int) -> RampUsage:
         state = self._ramps.get(family)

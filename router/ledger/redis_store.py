@@ -34,7 +34,9 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.exceptions as rexc
 
 from router.errors import StoreError, StoreUnavailableError
+from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
+from router.ledger.capacity import PtClaim, check_pt_key
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, POLICY_TEXT_TTL_MS, RECORD_GRACE_MS, Clock, Store
 from router.ledger.journal import Journal
 from router.ledger.keys import KeySpace, check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
@@ -52,7 +54,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch")
+SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -462,6 +464,50 @@ class RedisStore(Store):
                 raise self._unavailable(exc) from None
             assert self.journal is not None
             self.journal.append({"op": "ramp", "family": family, "tokens": tokens, "at": now, "event": uuid.uuid4().hex})
+
+    # ------------------------------------------------------------------ Provisioned Throughput capacity
+    # Not journaled in fail_open: the counter only matters for the next 30 seconds. With Redis down a
+    # claim is denied (the caller then reserves the PayGo spill) and an adjustment is dropped.
+    async def pt_claim(self, key: str, tokens: int, capacity: int) -> PtClaim:
+        """See :meth:`Store.pt_claim`: ONE script call (``pt_claim.lua``)."""
+        self._check_pt(key, tokens, capacity)
+        now = self.now_ms()
+        bucket = now // capacity_mod.BUCKET_MS
+        try:
+            granted, used = await self._run("pt_claim", [self.keys.pt(key)], [tokens, capacity, bucket, capacity_mod.first_bucket(now), capacity_mod.KEY_TTL_MS])
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            return PtClaim(False, capacity, capacity, bucket)
+        return PtClaim(_int(granted) == 1, _int(used), capacity, bucket)
+
+    async def pt_adjust(self, key: str, bucket: int, delta: int) -> bool:
+        """See :meth:`Store.pt_adjust`: ONE script call (``pt_adjust.lua``)."""
+        self._check_pt(key, delta, signed=True)
+        now = self.now_ms()
+        bucket = bucket or now // capacity_mod.BUCKET_MS
+        try:
+            done = await self._run("pt_adjust", [self.keys.pt(key)], [delta, bucket, capacity_mod.first_bucket(now), capacity_mod.KEY_TTL_MS])
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            return False
+        return _int(done) == 1
+
+    async def pt_usage(self, keys: Sequence[str]) -> dict[str, int]:
+        """See :meth:`Store.pt_usage`: ONE script call (``pt_usage.lua``). In ``fail_open`` with Redis
+        down: every counter reads as full (unknown), so nothing is counted on as free."""
+        for key in keys:
+            check_pt_key(key)
+        if not keys:
+            return {}
+        try:
+            values = await self._run("pt_usage", [self.keys.pt(k) for k in keys], [capacity_mod.first_bucket(self.now_ms())])
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            return {key: 2**52 for key in keys}
+        return {key: _int(v) for key, v in zip(keys, values)}
 
     # ------------------------------------------------------------------ journal and lifecycle
     async def replay_journal(self) -> int:

@@ -7,6 +7,7 @@ literal text, never through binary floating point arithmetic).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,8 @@ from router.catalog.models import Capability, GroundingKind, Lifecycle
 FailureKind = Literal["rate_limited", "server_error", "timeout", "context_overflow"]
 ObjectiveName = Literal["cheapest", "best_quality", "quality_per_dollar", "weighted"]
 WhenPoolEmpty = Literal["pay", "drop", "switch_family"]
+#: Provisioned Throughput use: first (PT, then spill to PayGo), only (PT or refuse), never (PayGo only).
+ProvisionedMode = Literal["first", "only", "never"]
 
 ROLLING_SHORT = ("1h", "24h", "7d", "30d")
 CALENDAR_SHORT = ("day", "month")
@@ -103,6 +106,7 @@ class CandidateSpec(_Base):
     location: Optional[Names] = Field(None, description="Endpoint location(s) in preference order: global or a region")
     batch: bool = Field(False, description="Batch API allowed (used by profiles with batch: true)")
     priority: bool = Field(False, description="Priority PayGo allowed for latency-sensitive requests (global endpoint only)")
+    provisioned: Optional[ProvisionedMode] = Field(None, description="Provisioned Throughput use for this candidate (overrides the profile's and provisioned.mode)")
 
     @model_validator(mode="after")
     def _one_of(self) -> "CandidateSpec":
@@ -187,6 +191,7 @@ class Profile(_Base):
     objective: ObjectiveField = Field(default_factory=lambda: Objective(type="cheapest"))
     batch: bool = Field(False, description="Send as Batch API to candidates that allow it (never for latency-sensitive requests)")
     fallbacks: Optional[int] = Field(None, ge=0, le=10, description="Number of fallbacks (overrides fallbacks.max)")
+    provisioned: Optional[ProvisionedMode] = Field(None, description="Provisioned Throughput use for this profile's candidates (overrides provisioned.mode)")
 
 
 class TokenRange(_Base):
@@ -345,6 +350,33 @@ class Priority(_Base):
     max_tokens_per_minute: Optional[int] = Field(None, gt=0, description="Our cap on priority tokens per minute per ramp family (also kept under the ledger's ramp limit)")
 
 
+class Subscription(_Base):
+    """One Provisioned Throughput subscription: GSUs of a model in a region for ``[start, end)``."""
+
+    name: Optional[str] = None
+    model: str = Field(description="Catalog id or alias (needs burndown rates in the catalog)")
+    region: str = Field(description="The endpoint location the GSUs were bought in (or global)")
+    gsu: int = Field(gt=0, description="GSUs bought (a multiple of the model's minimal increment)")
+    term: Literal["1w", "1m", "3m", "1y"] = Field(description="Commitment term, priced by the catalog (1w per week; 1m, 3m, 1y per month)")
+    start: dt.date = Field(description="First day (UTC) of the subscription")
+    end: dt.date = Field(description="Day (UTC) it ends, exclusive: start + whole terms")
+
+
+class Provisioned(_Base):
+    """Provisioned Throughput subscriptions and how requests use them."""
+
+    subscriptions: list[Subscription] = Field(default_factory=list)
+    mode: ProvisionedMode = Field("first", description="Default use of a subscription: first (spill to PayGo), only (PT or refuse), never (PayGo only)")
+    wait_s: Number = Field(Decimal(0), description="Under 'only': wait up to this many seconds (at most 30) for PT capacity before refusing")
+
+    @field_validator("wait_s")
+    @classmethod
+    def _wait(cls, v: Decimal) -> Decimal:
+        if not (0 <= v <= 30):
+            raise ValueError("wait_s must be between 0 and 30 seconds")
+        return v
+
+
 class Fallbacks(_Base):
     """Ordered fallbacks tried on these failures: the next best eligible candidates (distinct models)."""
 
@@ -398,6 +430,7 @@ class Policy(_Base):
     budgets: list[Budget] = Field(default_factory=list)
     grounding: Grounding = Field(default_factory=Grounding)
     priority: Priority = Field(default_factory=Priority)
+    provisioned: Provisioned = Field(default_factory=Provisioned)
     fallbacks: Fallbacks = Field(default_factory=Fallbacks)
 
     _source_text: Optional[str] = PrivateAttr(None)
@@ -428,10 +461,12 @@ __all__ = [
     "Policy",
     "Priority",
     "Profile",
+    "Provisioned",
     "REGION_GROUPS",
     "Rule",
     "Selector",
     "Settings",
+    "Subscription",
     "TokenRange",
     "When",
     "parse_window",

@@ -315,8 +315,40 @@ def check_semantics(policy: Policy, catalog: Catalog, name: str, positions: dict
         for j, action in enumerate(budget.actions):
             if action.switch_profile is not None:
                 check_profile_ref(("budgets", i, "actions", j, "switch_profile"), action.switch_profile)
+    _check_provisioned(policy, catalog, add)
     problems.sort(key=lambda p: (p[1], p[2]))
     return problems
+
+
+def _check_provisioned(policy: Policy, catalog: Catalog, add: Any) -> None:
+    """Subscriptions: a known model with burndown rates in the catalog, a region it is served in, whole
+    terms between start and end, GSUs in the model's purchase increment."""
+    from router.provisioned import term_units
+
+    pt = catalog.provisioned
+    for i, sub in enumerate(policy.provisioned.subscriptions):
+        spath = ("provisioned", "subscriptions", i)
+        try:
+            model = catalog.get(sub.model)
+        except UnknownModelError as exc:
+            hint = f"; closest ids: {', '.join(exc.suggestions)}" if exc.suggestions else ""
+            add((*spath, "model"), f"unknown model {sub.model!r}{hint}")
+            continue
+        rates = next((b for b in pt.burndown if b.model == model.id), None) if pt is not None else None
+        if rates is None:
+            known = ", ".join(b.model for b in pt.burndown) if pt is not None else "none"
+            add((*spath, "model"), f"no Provisioned Throughput burndown rates for {model.id} in the catalog (have: {known}); add them in a catalog overlay (provisioned_burndown) with their public source")
+        elif sub.gsu % rates.min_gsu_increment:
+            add((*spath, "gsu"), f"{sub.gsu} GSUs is not a multiple of {model.id}'s purchase increment ({rates.min_gsu_increment})")
+        if sub.region not in model.regions:
+            add((*spath, "region"), f"{model.id} is not served in {sub.region!r} (locations: {', '.join(model.regions)})")
+        if pt is not None and sub.term not in pt.terms:
+            add((*spath, "term"), f"the catalog has no price for term {sub.term!r} (terms: {', '.join(pt.terms)})")
+            continue
+        try:
+            term_units(sub.term, sub.start, sub.end)
+        except ValueError as exc:
+            add((*spath, "end"), str(exc))
 
 
 def _selected(entry: CandidateSpec, catalog: Catalog):

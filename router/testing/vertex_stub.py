@@ -6,6 +6,7 @@
         settings = vertex_settings_for(stub, tmp_path)             # VertexSettings wired to the stub
         ...
         stub.requests[-1].headers["x-vertex-ai-llm-shared-request-type"]
+        stub.provision("gemini-2.0-flash", capacity=100_800)   # PT: PROVISIONED_THROUGHPUT under it, spill over it
 
 What it serves (the paths litellm builds when ``api_base`` is the stub's URL):
 
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ModelScript", "StubRequest", "VertexStub", "vertex_settings_for"]
+__all__ = ["ModelScript", "ProvisionedScript", "StubRequest", "VertexStub", "vertex_settings_for"]
 
 CHARS_PER_TOKEN = 4
 DEFAULT_TEXT = "This is a reply from the loopback Vertex stub. It has a few sentences so that streams have several chunks."
@@ -128,6 +129,33 @@ class ModelScript:
             gstatus = {429: "RESOURCE_EXHAUSTED", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}.get(status, "INTERNAL")
             message = f"stub error (HTTP {status})"
         return status, gstatus, self.error_message or message
+
+
+@dataclass
+class ProvisionedScript:
+    """Scripted Provisioned Throughput of the models whose name contains ``match`` (Gemini API).
+
+    ``capacity``: burndown-adjusted tokens per ``window_s`` seconds (Vertex's quota enforcement period,
+    default 30 s); ``rates``: burndown multipliers (text input, audio input, output + thinking), default
+    the seed's gemini-2.0-flash rates (1, 7, 4). A request without ``X-Vertex-AI-LLM-Request-Type:
+    shared`` is served by PT (``trafficType: PROVISIONED_THROUGHPUT``) while the window's tokens + its own
+    stay within the capacity; over it, it spills (``ON_DEMAND``, or ``ON_DEMAND_PRIORITY`` with the
+    priority header), or is refused with a 429 when it asked for ``dedicated``. ``served``, ``spilled``
+    and ``refused`` count the outcomes.
+    """
+
+    match: str
+    capacity: int
+    window_s: float = 30.0
+    rates: tuple[int, int, int] = (1, 7, 4)
+    served: int = 0
+    spilled: int = 0
+    refused: int = 0
+    events: list[tuple[float, int]] = field(default_factory=list)
+
+    def used(self, now: float) -> int:
+        self.events[:] = [(t, n) for t, n in self.events if t > now - self.window_s]
+        return sum(n for _, n in self.events)
 
 
 _USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "thinking_tokens", "cached_tokens", "audio_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"})
@@ -218,6 +246,7 @@ class VertexStub:
         self.require_auth = require_auth
         self._lock = threading.Lock()
         self._scripts: list[ModelScript] = []
+        self._provisioned: list[ProvisionedScript] = []
         self.requests: list[StubRequest] = []
         self._tokens: set[str] = set()
         self._token_counter = itertools.count(1)
@@ -279,11 +308,44 @@ class VertexStub:
             self._scripts.append(entry)
         return entry
 
+    def provision(self, match: str, capacity: int, **options: Any) -> ProvisionedScript:
+        """Give models whose name contains ``match`` Provisioned Throughput (see :class:`ProvisionedScript`)."""
+        entry = ProvisionedScript(match=match, capacity=capacity, **options)
+        with self._lock:
+            self._provisioned.append(entry)
+        return entry
+
     def reset(self) -> None:
-        """Forget scripts and the request log (issued tokens stay valid: litellm caches them)."""
+        """Forget scripts, PT capacity and the request log (issued tokens stay valid: litellm caches them)."""
         with self._lock:
             self._scripts.clear()
+            self._provisioned.clear()
             self.requests.clear()
+
+    def _pt_route(self, model: str, reply: "_Reply", headers: Mapping[str, str]) -> bool:
+        """Decide how Provisioned Throughput serves ``reply`` (sets its traffic type); False: refuse (429)."""
+        kind = headers.get("x-vertex-ai-llm-request-type", "").lower()
+        priority = headers.get("x-vertex-ai-llm-shared-request-type", "").lower() == "priority"
+        with self._lock:
+            entry = next((e for e in reversed(self._provisioned) if e.match in model), None)
+            if entry is not None and kind != "shared":
+                text_in = reply.input_tokens - reply.audio_tokens
+                r_text, r_audio, r_out = entry.rates
+                tokens = text_in * r_text + reply.audio_tokens * r_audio + (reply.output_tokens + reply.thinking_tokens) * r_out
+                now = time.monotonic()
+                if entry.used(now) + tokens <= entry.capacity:
+                    entry.events.append((now, tokens))
+                    entry.served += 1
+                    reply.traffic_type = "PROVISIONED_THROUGHPUT"
+                    return True
+                if kind == "dedicated":
+                    entry.refused += 1
+                    return False
+                entry.spilled += 1
+            elif kind == "dedicated":
+                return False
+        reply.traffic_type = "ON_DEMAND_PRIORITY" if priority else "ON_DEMAND"
+        return True
 
     def model_requests(self, match: str = "") -> list[StubRequest]:
         """Logged model calls (not token grants) whose model name contains ``match``."""
@@ -647,6 +709,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(status, _error_body(api, status, gstatus, message))
             return
         reply = stub._reply(api, model, body, headers, entry)
+        if api == "gemini" and (entry is None or entry.traffic_type == "auto") and not stub._pt_route(model, reply, headers):
+            record.status = 429
+            message = "Resource exhausted: dedicated Provisioned Throughput is fully used (X-Vertex-AI-LLM-Request-Type: dedicated)."
+            self._send_json(429, _error_body(api, 429, "RESOURCE_EXHAUSTED", message))
+            return
         if not stream:
             payload = _gemini_body(reply) if api == "gemini" else _anthropic_body(reply) if api == "anthropic" else _openai_body(reply)
             self._send_json(200, payload)
