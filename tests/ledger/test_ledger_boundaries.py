@@ -1,0 +1,205 @@
+"""The ledger at the boundaries where a plausible bug loses or invents money (issue 12's surviving mutations):
+a hold exactly at its TTL, spend exactly at a rolling window's edge, the life of a rolling counter, a ramp
+streak broken by exactly one idle minute, and journal replays after an outage that crosses midnight, a month
+end or a window edge (spend, consumption and priority tokens land in the period of the event, not of the
+replay). Every test runs on memory, fakeredis and a real redis-server unless it is about Redis itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from router.ledger import QuotaPool, store_from_url
+from router.ledger.windows import ROLLING_BUCKET_S, ROLLING_SPANS
+from tests.ledger.helpers import at, budget
+
+D = Decimal
+MINUTE = 60
+
+
+# ---------------------------------------------------------------------- holds: expired exactly at the TTL
+async def test_a_hold_is_gone_exactly_at_its_ttl(store, clock):
+    b = budget(limit="1")
+    assert (await store.reserve("a", [b], D("0.6"), 30)).granted
+    clock.advance(30)  # the hold's expiry is now: it no longer counts
+    snap = await store.snapshot([b], [], [])
+    assert snap.spend[b.id] == 0
+    assert (await store.reserve("b", [b], D("0.6"), 30)).granted
+
+
+async def test_a_hold_still_counts_one_millisecond_before_its_ttl(store, clock):
+    b = budget(limit="1")
+    assert (await store.reserve("a", [b], D("0.6"), 30)).granted
+    clock.advance(29.999)
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.6")
+    assert not (await store.reserve("b", [b], D("0.6"), 30)).granted
+
+
+# ---------------------------------------------------------------------- ramp streak: one idle minute ends it
+async def test_one_whole_idle_minute_ends_the_ramp_streak(store, clock):
+    clock.set((clock.now // MINUTE) * MINUTE)
+    for _ in range(11):  # minutes 0..10: ten minutes of sustained use, +50 %
+        await store.record_priority_tokens("pro", 10_000)
+        clock.advance(MINUTE)
+    clock.advance(-MINUTE)
+    assert (await store.ramp_usage("pro")).limit_tpm == 1_500_000
+    clock.advance(2 * MINUTE)  # minute 11 had no priority tokens at all; now minute 12
+    await store.record_priority_tokens("pro", 10_000)
+    assert (await store.ramp_usage("pro")).limit_tpm == 1_000_000
+
+
+async def test_consecutive_minutes_keep_the_ramp_streak(store, clock):
+    clock.set((clock.now // MINUTE) * MINUTE + 59)  # the last second of minute 0
+    await store.record_priority_tokens("pro", 10_000)
+    for _ in range(10):  # the first second of minutes 1..10: no idle minute in between
+        clock.advance(1)
+        await store.record_priority_tokens("pro", 10_000)
+        clock.advance(MINUTE - 1)
+    clock.advance(-(MINUTE - 1))
+    assert (await store.ramp_usage("pro")).limit_tpm == 1_500_000
+
+
+# ---------------------------------------------------------------------- rolling counters outlive their window
+@pytest.mark.parametrize("store_url", ["fakeredis", "redis"], indirect=True)
+@pytest.mark.parametrize("span", sorted(ROLLING_SPANS))
+async def test_a_rolling_counter_lives_until_its_last_bucket_leaves_the_window(store, store_url, unique_prefix, span):
+    """Spend written at the start of a bucket counts until span + one bucket later, so its Redis key must live
+    at least that long, plus a margin for clock skew between the router and Redis (half a bucket at least)."""
+    import redis.asyncio as aredis
+
+    b = budget("global", f"rolling:{span}", "100")
+    await store.reserve("r", [b], D("1"), 60)
+    await store.settle("r", D("1"))
+    client = store.client if store_url.startswith("fakeredis") else aredis.Redis.from_url(store_url)
+    ttl = await client.pttl(store.keys.rolling(b.id))
+    if client is not store.client:
+        await client.aclose()
+    bucket_ms, span_ms = ROLLING_BUCKET_S[span] * 1000, ROLLING_SPANS[span] * 1000
+    assert ttl > span_ms + bucket_ms + bucket_ms // 2
+
+
+# ---------------------------------------------------------------------- journal replay: the event's period
+@pytest.fixture(params=["fakeredis", "redis"])
+def journaled(request, tmp_path, clock, unique_prefix):
+    """A fail_open Redis store with a journal, and an ``outage()`` context manager that makes Redis
+    unreachable (fakeredis: disconnected; a real redis-server: stopped, then started again empty)."""
+    if request.param == "fakeredis":
+        from router.ledger import factory
+
+        url = f"fakeredis://{uuid.uuid4().hex}"
+        store = store_from_url(url, prefix=unique_prefix, failure_mode="fail_open", journal_path=str(tmp_path / "j"), clock=clock)
+        server = factory._fake_server(url.partition("://")[2])
+
+        @contextlib.contextmanager
+        def outage():
+            server.connected = False
+            try:
+                yield
+            finally:
+                server.connected = True
+    else:
+        from tests.fixtures_redis import need_redis_server
+        from router.testing.redis_server import RedisServer
+
+        need_redis_server()
+        redis_server = RedisServer()
+        request.addfinalizer(redis_server.close)
+        store = store_from_url(redis_server.url, prefix=unique_prefix, failure_mode="fail_open", journal_path=str(tmp_path / "j"), clock=clock)
+
+        @contextlib.contextmanager
+        def outage():
+            redis_server.stop()
+            try:
+                yield
+            finally:
+                redis_server.start()
+    store.retry_interval_s = 0.0
+    store.outage = outage
+    return store
+
+
+async def _settled_during_outage(store, b, amount: str) -> None:
+    assert (await store.reserve("r", [b], D(amount), 3600)).granted
+    with store.outage():
+        assert await store.settle("r", D(amount))  # journaled with its time
+    assert store.journal.backlog() > 0
+
+
+@pytest.mark.parametrize(
+    "window,tz",
+    [("calendar:day@UTC", "UTC"), ("calendar:month@UTC", "UTC"), ("calendar:day@Europe/Paris", "Europe/Paris"), ("calendar:month@Europe/Paris", "Europe/Paris")],
+)
+async def test_a_replayed_settle_lands_in_the_period_of_the_event(journaled, clock, window, tz):
+    store = journaled
+    b = budget("tenant:a", window, "10")
+    clock.set(at("2026-03-31T23:59:30", tz))  # the last minute of a day and of a month, local time
+    await _settled_during_outage(store, b, "0.4")
+    clock.set(at("2026-04-01T00:00:30", tz))  # Redis is back after midnight, in the next month
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == 0  # nothing booked in the new period
+    clock.set(at("2026-03-31T23:59:50", tz))
+    assert await store.spend(b) == D("0.4")  # all of it in the period the call was made
+    await store.close()
+
+
+async def test_a_replayed_settle_at_the_rolling_window_edge_still_counts(journaled, clock):
+    store = journaled
+    b = budget("tenant:a", "rolling:1h", "10")
+    clock.set((clock.now // MINUTE) * MINUTE)  # the first instant of a 1-minute bucket
+    await _settled_during_outage(store, b, "0.4")
+    clock.advance(3600)  # Redis is back exactly one hour later: the event's bucket is the oldest in the window
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == D("0.4")
+    clock.advance(MINUTE)  # one bucket later it has aged out
+    assert await store.spend(b) == 0
+    await store.close()
+
+
+async def test_a_replayed_settle_older_than_the_rolling_window_is_not_counted(journaled, clock):
+    store = journaled
+    b = budget("tenant:a", "rolling:1h", "10")
+    clock.set((clock.now // MINUTE) * MINUTE)
+    await _settled_during_outage(store, b, "0.4")
+    clock.advance(3600 + MINUTE)
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == 0
+    await store.close()
+
+
+async def test_a_replayed_consumption_lands_in_the_day_of_the_event(journaled, clock):
+    store = journaled
+    pool = QuotaPool("search", 3, "day", "America/Los_Angeles")
+    clock.set(at("2026-03-31T23:59:30", "America/Los_Angeles"))
+    with store.outage():
+        consumed = await store.consume(pool, 2, "q1")  # journaled (billed in full while Redis is down)
+    assert consumed.billable_units == 2
+    clock.set(at("2026-04-01T00:00:30", "America/Los_Angeles"))
+    assert await store.replay_journal() == 1
+    assert (await store.pool_usage(pool)).used == 0  # the new day's free units are untouched
+    clock.set(at("2026-03-31T23:59:50", "America/Los_Angeles"))
+    assert (await store.pool_usage(pool)).used == 2
+    await store.close()
+
+
+async def test_replayed_priority_tokens_older_than_a_minute_are_not_counted(journaled, clock):
+    store = journaled
+    with store.outage():
+        await store.record_priority_tokens("flash", 1_000_000)
+    clock.advance(61)
+    assert await store.replay_journal() == 1
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 0
+    await store.close()
+
+
+async def test_replayed_priority_tokens_count_in_the_minute_they_were_used(journaled, clock):
+    store = journaled
+    with store.outage():
+        await store.record_priority_tokens("flash", 1_000_000)
+    clock.advance(30)
+    assert await store.replay_journal() == 1
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 1_000_000
+    await store.close()
