@@ -103,6 +103,16 @@ class ReplayReport:
     by_tenant: dict[str, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(lambda: {"logged_usd": Decimal(0), "replayed_usd": Decimal(0)}))
     moves: Counter = field(default_factory=Counter)
     refusals: list[str] = field(default_factory=list)
+    #: One entry per logged request, in log order: when, who, logged and replayed model and bill, budgets.
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    budget_limits: dict[str, Decimal] = field(default_factory=dict)
+    #: The moments a budget action started to apply (or a request was refused), in log order.
+    fired: list[dict[str, Any]] = field(default_factory=list)
+    #: Grounding pool id -> [(moment, units used this period)] after each grounded request; and free units.
+    pool_usage: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    pool_free: dict[str, int] = field(default_factory=dict)
+    quality_logged: list[Decimal] = field(default_factory=list)
+    quality_replayed: list[Decimal] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         from router.cost import fmt
@@ -123,7 +133,52 @@ class ReplayReport:
             "moves": [{"from": a, "to": b, "requests": n} for (a, b), n in self.moves.most_common()],
             "refusals": self.refusals[:20],
             "assumption": ASSUMPTION,
+            "figures": self.figures(),
         }
+
+    def figures(self) -> dict[str, Any]:
+        """The data behind every chart of ``router replay --report`` (amounts as exact decimal strings)."""
+        from router.cost import fmt
+
+        logged_total = replayed_total = Decimal(0)
+        cumulative = []
+        for item in self.timeline:
+            logged_total += item["logged_usd"]
+            replayed_total += item["replayed_usd"]
+            cumulative.append({"at": item["at"], "line": item["line"], "logged_usd": fmt(logged_total), "replayed_usd": fmt(replayed_total)})
+
+        def mean(values: list[Decimal]) -> str | None:
+            return fmt((sum(values, Decimal(0)) / len(values)).quantize(Decimal("0.01"))) if values else None
+
+        return {
+            "cumulative_spend": cumulative,
+            "requests": [
+                {**item, "logged_usd": fmt(item["logged_usd"]), "replayed_usd": fmt(item["replayed_usd"])} for item in self.timeline
+            ],
+            "budget_limits": {budget: fmt(limit) for budget, limit in sorted(self.budget_limits.items())},
+            "actions_fired": list(self.fired),
+            "grounding": {
+                pool: {"free_units": self.pool_free.get(pool, 0), "usage": [{"at": at, "used": used} for at, used in points]}
+                for pool, points in sorted(self.pool_usage.items())
+            },
+            "mean_quality": {"logged": mean(self.quality_logged), "replayed": mean(self.quality_replayed)},
+        }
+
+
+def _quality(catalog: Any, model_id: str | None) -> Decimal | None:
+    if not model_id:
+        return None
+    try:
+        quality = catalog.get(model_id).quality
+    except RouterError:
+        return None
+    return quality.score if quality is not None else None
+
+
+def _action_key(text: str) -> tuple[str, str]:
+    """(budget id, action) of an applied-action line such as ``tenant:a|calendar:month@UTC at 85% >= 80%: profile x``."""
+    why, _, action = text.rpartition(": ")
+    return why.split(" ", 1)[0], action
 
 
 async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, catalog: Any) -> ReplayReport:
@@ -134,6 +189,7 @@ async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, c
     now = [0.0]
     store = MemoryStore(clock=lambda: now[0])
     report = ReplayReport()
+    active: set[tuple[str, str]] = set()  # (budget id, action) applying as of the previous request
     for number, entry in entries:
         at = dt.datetime.fromisoformat(entry["at"])
         if at.tzinfo is None:
@@ -159,6 +215,17 @@ async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, c
         report.by_tenant[tenant]["logged_usd"] += logged
         budgets = compiled.budgets_for(features)
         pools = compiled.pools_for(features)
+        for budget in budgets:
+            report.budget_limits[budget.id] = budget.limit_usd
+        logged_quality = _quality(catalog, entry.get("model"))
+        if logged_quality is not None:
+            report.quality_logged.append(logged_quality)
+        moment = at.isoformat()
+        point: dict[str, Any] = {
+            "at": moment, "line": number, "tenant": tenant, "budgets": [b.id for b in budgets],
+            "logged_model": entry.get("model"), "logged_usd": logged, "model": None, "replayed_usd": Decimal(0), "refused": False,
+        }
+        report.timeline.append(point)
         snap = await store.snapshot(budgets, pools, compiled.ramp_families)
         try:
             state = StateSnapshot.from_ledger(snap, budgets)
@@ -168,7 +235,15 @@ async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, c
             report.refused += 1
             report.refusals.append(f"line {number}: {type(exc).__name__}: {exc}")
             report.moves[(entry.get("model") or "-", "refused")] += 1
+            point["refused"] = True
+            report.fired.append({"at": moment, "line": number, "tenant": tenant, "kind": "refused", "budget": None, "action": f"{type(exc).__name__}: {exc}"})
             continue
+        current = {_action_key(text) for text in decision.actions}
+        for budget_id, action in sorted(current - active):
+            kind = "refused" if action.startswith("refuse") else "downgrade"
+            report.fired.append({"at": moment, "line": number, "tenant": tenant, "kind": kind, "budget": budget_id, "action": action})
+        scopes = {b.id for b in budgets}
+        active = {key for key in active if key[0] not in scopes} | current
         served = None
         for index, choice in enumerate([decision.primary, *decision.fallbacks]):
             try:
@@ -185,8 +260,20 @@ async def replay(entries: Iterable[tuple[int, dict[str, Any]]], compiled: Any, c
             report.refused += 1
             report.refusals.append(f"line {number}: every candidate's reservation was denied or unpriced")
             report.moves[(entry.get("model") or "-", "refused")] += 1
+            point["refused"] = True
+            report.fired.append({"at": moment, "line": number, "tenant": tenant, "kind": "denied", "budget": None, "action": "every reservation denied"})
             continue
         model_id, cost = served
+        point["model"], point["replayed_usd"] = model_id, cost
+        chosen = next(c for c in [decision.primary, *decision.fallbacks] if c.model == model_id)
+        if chosen.quality is not None:
+            report.quality_replayed.append(chosen.quality)
+        if pools:
+            usage = (await store.snapshot([], pools, [])).pools
+            for pool in pools:
+                if pool.id in usage:
+                    report.pool_usage[pool.id].append((moment, usage[pool.id].used))
+                    report.pool_free[pool.id] = usage[pool.id].free_units
         report.replayed_usd += cost
         report.by_model_replayed[model_id] += 1
         report.by_tenant[tenant]["replayed_usd"] += cost

@@ -254,6 +254,7 @@ def demo(
     pause: Annotated[float, typer.Option("--pause", min=0, help="Seconds between rounds with --loop.")] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows and counters as JSON.")] = False,
     request_log: Annotated[Optional[Path], typer.Option("--request-log", help="Also write a request log, for `router replay`.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the what-if HTML report of this run (the demo policy, cost-first and quality-first replayed against it; needs the [report] extra).")] = None,
     metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", min=1, max=65535, help="Serve the demo Router's Prometheus metrics (requests, cost, fallbacks, denials, ledger gauges) on this port.")] = None,
     metrics_addr: Annotated[str, typer.Option("--metrics-addr", help="Address for --metrics-port: loopback by default; 0.0.0.0 in a container.")] = "127.0.0.1",
 ) -> None:
@@ -264,6 +265,11 @@ def demo(
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     policy_path = policy or _default_policy()
+    if report is not None:
+        from router.report import _pyplot
+
+        with cli_errors():
+            _pyplot()  # say which extra to install before running anything
     registry = None
     if metrics_port is not None:
         from router.metrics import RouterMetrics, serve_metrics
@@ -273,9 +279,12 @@ def demo(
     with VertexStub() as stub, tempfile.TemporaryDirectory(prefix="router-demo-") as tmp:
         _script_stub(stub)
         settings = vertex_settings_for(stub, tmp)
+        log_path = request_log if request_log is not None else (Path(tmp) / "requests.jsonl" if report is not None else None)
         while True:
             with cli_errors():
-                rows, counters = asyncio.run(_run(policy_path, store, scenarios(), settings, request_log, registry))
+                rows, counters = asyncio.run(_run(policy_path, store, scenarios(), settings, log_path, registry))
+                if report is not None and log_path is not None:
+                    _write_report(policy_path, log_path, report)
             if as_json:
                 print_json({"rows": rows, "counters": counters})
             else:
@@ -283,6 +292,21 @@ def demo(
             if not loop:
                 break
             time.sleep(pause)
+
+
+def _write_report(policy: Path, log: Path, out: Path) -> None:
+    """The what-if report of the run: the demo's policy and the bundled cost-first / quality-first examples."""
+    import asyncio
+
+    from router.catalog import default_catalog
+    from router.policy import compile_policy, load_policy
+    from router.replay import read_log, replay
+    from router.report import PolicyRun, write_report
+
+    catalog = default_catalog()
+    paths = [policy, *(p for p in (policy.parent / "cost-first.yaml", policy.parent / "quality-first.yaml") if p.is_file() and p != policy)]
+    runs = [PolicyRun(p.stem, asyncio.run(replay(read_log(log), compile_policy(load_policy(p, catalog), catalog), catalog))) for p in paths]
+    write_report(runs, str(log), out)
 
 
 def register(app: typer.Typer) -> None:
