@@ -1,6 +1,10 @@
 """Issue 12's surviving mutations (each once let the whole suite pass), kept as a regression list: every one
 must now be killed by the tests named with it. Run: ``python -m bench.mutation.textual survivors``.
 
+Not listed: ``_client.py`` ``retry_on`` not intersected with the retryable kinds is equivalent from every public
+entry point, because policy validation refuses ``bad_request`` / ``auth`` in ``fallbacks.retry_on`` (tested by
+tests/router/test_request_path_boundaries.py::test_retry_on_refuses_kinds_that_are_never_retryable).
+
 Anchored on the code as it stood when the tests were written; a refactor that moves the text makes the
 mutation "stale" (reported, not run): re-anchor it on the new code rather than dropping it.
 """
@@ -82,4 +86,38 @@ MUTATIONS: list[Mutation] = [
              'check_id(event["rid"], "request id"), now, at)', 'check_id(event["rid"], "request id"), now, now)', LEDGER),
     Mutation("redis: replayed ramp tokens at replay time", "router/ledger/redis_store.py",
              'int(event["tokens"]), now, at,', 'int(event["tokens"]), now, now,', LEDGER),
+    # ---------------------------------------------------------------- request path
+    Mutation("client: downgraded traffic counted in the priority ramp", "router/_client.py",
+             'if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY" and model.priority_ramp_family:',
+             "if choice.priority and model.priority_ramp_family:", CALL),
+    Mutation("client: a cancelled attempt's hold not released", "router/_client.py",
+             "            except BaseException:\n                await store.release(attempt_id)\n                raise\n            try:\n                cost",
+             "            except BaseException:\n                raise\n            try:\n                cost", CALL),
+    Mutation("client: a billing error releases instead of settling the upper bound", "router/_client.py",
+             "await store.settle(attempt_id, upper)  # never lose spend on a billing error",
+             "await store.release(attempt_id)", CALL),
+    Mutation("client: a stream failing before its first chunk not released", "router/_client.py",
+             "                if produced == 0:\n                    await store.release(attempt_id)\n                    self._failed_attempt",
+             "                if produced == 0:\n                    self._failed_attempt", CALL),
+    Mutation("client: a closed stream not closed upstream", "router/_client.py",
+             "await _close(stream)  # stop the provider generating output nobody reads", "pass", CALL),
+    Mutation("client: stream billing errors bill $0", "router/_client.py",
+             'record.warnings.append(f"billed at the reserved upper bound: {exc}")\n            cost = upper',
+             'record.warnings.append(f"billed at the reserved upper bound: {exc}")\n            cost = Decimal(0)', CALL),
+    Mutation("client: a stream interrupted while billing is released", "router/_client.py",
+             "await store.settle(attempt_id, upper)  # never lose spend, even when cancelled while billing",
+             "await store.release(attempt_id)", CALL),
+    # ---------------------------------------------------------------- transport usage mapping
+    Mutation("usage: Anthropic cache_read_input_tokens ignored", "router/_transport/usage.py",
+             'cached = _int(_get(ptd, "cached_tokens")) or _int(_get(usage, "cache_read_input_tokens"))',
+             'cached = _int(_get(ptd, "cached_tokens"))', ("tests/transport/test_usage_boundaries.py",)),
+    Mutation("usage: reasoning not clamped to the completion", "router/_transport/usage.py",
+             "reasoning = min(reasoning, completion) if completion else reasoning", "reasoning = reasoning",
+             ("tests/transport/test_usage_boundaries.py",)),
+    Mutation("usage: cut streams ignore reasoning text", "router/_transport/usage.py",
+             'for name in ("content", "reasoning_content"):', 'for name in ("content",):',
+             ("tests/transport/test_usage_boundaries.py",)),
+    Mutation("usage: cut streams under-count received text", "router/_transport/usage.py",
+             'numbers["output_tokens"] = max(numbers["output_tokens"], estimate_tokens(self._chars) - numbers["thinking_tokens"])',
+             "pass", ("tests/transport/test_usage_boundaries.py",)),
 ]
