@@ -70,6 +70,12 @@ def load_with_positions(text: str, filename: str = "<string>") -> tuple[Any, dic
     except YamlSyntaxError as exc:
         raise YamlSyntaxError(filename, exc.line, exc.column, exc.message) from None
     except yaml.MarkedYAMLError as exc:
+        unclosed = _unclosed_opener(text, exc)
+        if unclosed is not None:
+            (line, col), char = unclosed
+            closer = "]" if char == "[" else "}"
+            where = exc.problem_mark.line + 1 if exc.problem_mark else line
+            raise YamlSyntaxError(filename, line, col, f"YAML syntax error: this {char!r} is never closed (expected ',' or {closer!r}; the parser gave up at line {where})") from None
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlSyntaxError(filename, line, col, f"YAML syntax error: {exc.problem or exc}") from None
@@ -77,6 +83,43 @@ def load_with_positions(text: str, filename: str = "<string>") -> tuple[Any, dic
         raise YamlSyntaxError(filename, 1, 1, f"YAML error: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _unclosed_opener(text: str, exc: Any) -> tuple[Position, str] | None:
+    """For an error inside a flow collection (``[...]`` / ``{...}``) whose opener is never properly
+    closed: the opener's position and character (the parser notices only lines later)."""
+    start = exc.context_mark
+    if start is None or exc.problem_mark is None or "flow" not in str(exc.context or ""):
+        return None
+    lines = text.splitlines(keepends=True)
+    offset = sum(len(x) for x in lines[: start.line]) + start.column
+    opener = text[offset : offset + 1]
+    if opener not in ("[", "{"):
+        return None
+    pairs = {"[": "]", "{": "}"}
+    stack: list[str] = []
+    quote, i = "", offset
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and text[i - 1] in " \t\n":
+            nl = text.find("\n", i)
+            i = len(text) if nl < 0 else nl
+            continue
+        elif ch in pairs:
+            stack.append(pairs[ch])
+        elif ch in "]}":
+            if not stack or ch != stack[-1]:
+                break  # a mismatched closer: the opener is not properly closed
+            stack.pop()
+            if not stack:
+                return None  # properly closed: the error is inside, report it where it is
+        i += 1
+    return (start.line + 1, start.column + 1), opener
 
 
 def locate(positions: dict[Path, Position], loc: Sequence[Any]) -> Position:

@@ -48,7 +48,7 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"invalid time zone name {name!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a tz folder such as "America"
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 

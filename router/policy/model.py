@@ -8,6 +8,8 @@ literal text, never through binary floating point arithmetic).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import functools
 import re
 import zoneinfo
 from decimal import Decimal, InvalidOperation
@@ -16,6 +18,8 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema, field_validator, model_validator
 
 from router.catalog.models import Capability, GroundingKind, Lifecycle
+from router.ledger.money import MAX_USD
+from router.ledger.windows import zone
 
 FailureKind = Literal["rate_limited", "server_error", "timeout", "context_overflow"]
 ObjectiveName = Literal["cheapest", "best_quality", "quality_per_dollar", "weighted"]
@@ -24,9 +28,26 @@ WhenPoolEmpty = Literal["pay", "drop", "switch_family"]
 ProvisionedMode = Literal["first", "only", "never"]
 
 ROLLING_SHORT = ("1h", "24h", "7d", "30d")
+#: The largest token count a policy may give (far above any model's context window).
+MAX_TOKENS = 100_000_000
 CALENDAR_SHORT = ("day", "month")
 #: Region groups usable in ``regions:`` (a prefix of the Vertex AI location name).
 REGION_GROUPS: dict[str, str] = {"eu": "europe-", "us": "us-", "asia": "asia-", "me": "me-", "northamerica": "northamerica-", "southamerica": "southamerica-", "australia": "australia-"}
+
+
+#: A number written as a string: digits, an optional fraction, an optional leading ``$`` and ``-``, ``_``
+#: separators; no exponent (the JSON Schema's pattern, enforced here too).
+_NUM_TEXT = re.compile(r"^\$?-?[0-9_]+(\.[0-9_]+)?$")
+#: The largest amount (and number) a policy may give: what one ledger counter holds exactly.
+MAX_POLICY_NUMBER = MAX_USD
+
+
+def _bounded(number: Decimal, shown: Any) -> Decimal:
+    if not number.is_finite():
+        raise ValueError(f"{shown!r} is not a finite number")
+    if abs(number) > MAX_POLICY_NUMBER:
+        raise ValueError(f"{shown!r} is too large (at most {MAX_POLICY_NUMBER}, the largest amount the ledger holds exactly)")
+    return number
 
 
 def _number(value: Any) -> Any:
@@ -34,20 +55,19 @@ def _number(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
     if isinstance(value, float):
-        value = repr(value)
-    if isinstance(value, str):
-        text = value.strip().replace("_", "")
-        if text.startswith("$"):
-            text = text[1:]
         try:
-            number = Decimal(text)
-        except InvalidOperation:
+            return _bounded(Decimal(repr(value)), value)
+        except InvalidOperation:  # pragma: no cover - repr of a float is always a Decimal literal
             raise ValueError(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return number
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise ValueError(f"{value!r} is not a finite number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUM_TEXT.match(text):
+            if text.lower().lstrip("$-").replace("_", "").replace(".", "", 1).replace("e", "", 1).lstrip("+-").isdigit():
+                raise ValueError(f"{value!r} is not a plain decimal number (digits and an optional '.', no exponent)")
+            raise ValueError(f"{value!r} is not a number")
+        return _bounded(Decimal(text.replace("_", "").removeprefix("$")), value)
+    if isinstance(value, (int, Decimal)):
+        return _bounded(Decimal(value), value)
     return value
 
 
@@ -197,8 +217,8 @@ class Profile(_Base):
 class TokenRange(_Base):
     """An inclusive range of estimated prompt tokens."""
 
-    min: Optional[int] = Field(None, ge=0)
-    max: Optional[int] = Field(None, ge=0)
+    min: Optional[int] = Field(None, ge=0, le=MAX_TOKENS)
+    max: Optional[int] = Field(None, ge=0, le=MAX_TOKENS)
 
 
 class When(_Base):
@@ -254,13 +274,31 @@ class BudgetAction(_Base):
 _SCOPE_TEMPLATE = re.compile(r"^(global|tenant|app|tag:[A-Za-z0-9_.\-@]{1,64}|(tenant|app):[A-Za-z0-9_.\-=@]{1,128}|tag:[A-Za-z0-9_.\-@]{1,64}=[A-Za-z0-9_.\-=@]{1,128})$")
 
 
+@functools.lru_cache(maxsize=1)
+def _known_zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def check_timezone(tz: str) -> str:
+    """``tz`` if it is an IANA time zone; else ValueError naming it and the closest known zones."""
+    try:
+        zone(tz)
+    except ValueError:
+        zones = _known_zones()
+        close = difflib.get_close_matches(tz, zones, n=3, cutoff=0.6) or [z for z in zones if z.startswith(tz.rstrip("/") + "/")][:3]
+        folder = " (a folder of zones, not a zone)" if any(z.startswith(tz.rstrip("/") + "/") for z in zones) else ""
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown time zone {tz!r}{folder}{hint}") from None
+    return tz
+
+
 def parse_window(text: str) -> tuple[str, str, str]:
     """``rolling:24h`` / ``24h`` / ``calendar:month@Europe/Paris`` / ``month`` -> (kind, span, tz)."""
     raw = text.strip()
     kind, sep, rest = raw.partition(":")
     if not sep:
         rest, kind = raw, ""
-    span, _, tz = rest.partition("@")
+    span, at, tz = rest.partition("@")
     if not kind:
         kind = "rolling" if span in ROLLING_SHORT else "calendar"
     if kind == "rolling":
@@ -272,11 +310,10 @@ def parse_window(text: str) -> tuple[str, str, str]:
     if kind == "calendar":
         if span not in CALENDAR_SHORT:
             raise ValueError(f"calendar window must be day or month, not {span!r}")
+        if at and not tz:
+            raise ValueError(f"empty time zone after '@' in {text!r} (write e.g. calendar:{span}@UTC, or leave out '@' for UTC)")
         tz = tz or "UTC"
-        try:
-            zoneinfo.ZoneInfo(tz)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {tz!r}") from None
+        check_timezone(tz)
         return kind, span, tz
     raise ValueError(f"window must be rolling:1h|24h|7d|30d or calendar:day|month[@TZ], not {text!r}")
 
@@ -347,7 +384,7 @@ class Priority(_Base):
     """Priority PayGo for latency-sensitive requests (global endpoint only, capped per ramp family)."""
 
     enabled: bool = True
-    max_tokens_per_minute: Optional[int] = Field(None, gt=0, description="Our cap on priority tokens per minute per ramp family (also kept under the ledger's ramp limit)")
+    max_tokens_per_minute: Optional[int] = Field(None, gt=0, le=MAX_TOKENS, description="Our cap on priority tokens per minute per ramp family (also kept under the ledger's ramp limit)")
 
 
 class Subscription(_Base):
@@ -394,18 +431,14 @@ class Fallbacks(_Base):
 
 
 class Settings(_Base):
-    default_max_tokens: int = Field(1024, gt=0, description="max_tokens when a request gives none")
+    default_max_tokens: int = Field(1024, gt=0, le=MAX_TOKENS, description="max_tokens when a request gives none")
     quota_timezone: str = Field("America/Los_Angeles", description="Time zone in which free grounding pools reset")
     expected_output_ratio: Number = Field(Decimal("0.5"), description="Expected output tokens as a fraction of max_tokens (for the expected cost)")
 
     @field_validator("quota_timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}") from None
-        return v
+        return check_timezone(v)
 
     @field_validator("expected_output_ratio")
     @classmethod
@@ -415,12 +448,18 @@ class Settings(_Base):
         return v
 
 
+def _version(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML true is a bool, and bool is an int in Python: refuse it explicitly
+        raise ValueError(f"must be the integer 1, not {str(value).lower()}")
+    return value
+
+
 class Policy(_Base):
     """A routing policy (``version: 1``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Vertex policy router policy (version 1)")
 
-    version: Literal[1] = Field(description="Policy language version: 1")
+    version: Annotated[Literal[1], BeforeValidator(_version)] = Field(description="Policy language version: 1")
     description: Optional[str] = None
     settings: Settings = Field(default_factory=Settings)
     candidates: list[CandidateSpec] = Field(default_factory=list, description="Candidates of every profile that has none of its own (empty: the whole catalog)")

@@ -138,17 +138,52 @@ def _schema_problems(exc: ValidationError, name: str, positions: dict) -> list[P
             message = f"unknown key {key!r}{hint}"
         elif kind == "missing":
             message = f"missing required key {loc[-1]!r}" + (f" in {'.'.join(str(p) for p in loc[:-1])}" if len(loc) > 1 else "")
-        elif loc == ("version",):
+        elif loc == ("version",) and not isinstance(err.get("input"), bool):
             message = f"version: unsupported policy version {err.get('input')!r} (this router reads version: 1)"
+        elif kind == "literal_error":
+            message = f"{where}: {_unknown_value(err)}"
         else:
             msg = str(err["msg"]).removeprefix("Value error, ")
+            value = err.get("input")
+            if kind != "value_error" and isinstance(value, (str, int, float)) and _shown(value) not in msg:
+                msg = f"{msg}, not {_shown(value)}"
             message = f"{where}: {msg}" if where else msg
+            if kind == "value_error":
+                line, col = _field_named(positions, loc, msg) or (line, col)
         key = (line, col, message)
         if key not in seen:
             seen.add(key)
             problems.append((name, line, col, message))
     problems.sort(key=lambda p: (p[1], p[2]))
     return problems
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _unknown_value(err: Any) -> str:
+    """An enum (Literal) error: the value given, the closest allowed value, and all allowed values."""
+    import re
+
+    allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+    value = err.get("input")
+    close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.6) if isinstance(value, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown value {_shown(value)}{hint} (one of: {', '.join(allowed)})"
+
+
+def _field_named(positions: dict, loc: tuple, message: str) -> tuple[int, int] | None:
+    """A model-level check's error names the key it is about (``max_cost_usd must be ...``): point at
+    that key rather than at the mapping (or list item) holding it."""
+    import re
+
+    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", message):
+        found = positions.get((*loc, word))
+        if found is not None:
+            return found
+    return None
 
 
 # --------------------------------------------------------------------------- semantic checks
@@ -245,8 +280,12 @@ def check_semantics(policy: Policy, catalog: Catalog, name: str, positions: dict
                 assert entry.select is not None
                 if entry.select.region is not None:
                     check_regions((*epath, "select", "region"), entry.select.region)
-                if not any(True for _ in _selected(entry, catalog)):
-                    add((*epath, "select"), "selector matches no catalog model")
+                unknown = _unknown_selector_values(entry.select, catalog)
+                for field, message in unknown:
+                    add((*epath, "select", *field), message)
+                if not unknown and not any(True for _ in _selected(entry, catalog)):
+                    for field, message in _empty_selector(entry.select, catalog):
+                        add((*epath, "select", *field), message)
 
     check_entries(("candidates",), policy.candidates)
     top_level_bad = bool(problems)
@@ -311,6 +350,14 @@ def check_semantics(policy: Policy, catalog: Catalog, name: str, positions: dict
                 break
 
     # budgets
+    budget_names: dict[str, int] = {}
+    for i, budget in enumerate(policy.budgets):
+        if budget.name is not None:
+            if budget.name in budget_names:
+                line, _ = locate(positions, ("budgets", budget_names[budget.name], "name"))
+                add(("budgets", i, "name"), f"duplicate budget name {budget.name!r} (first at line {line})")
+            else:
+                budget_names[budget.name] = i
     for i, budget in enumerate(policy.budgets):
         for j, action in enumerate(budget.actions):
             if action.switch_profile is not None:
@@ -349,6 +396,38 @@ def _check_provisioned(policy: Policy, catalog: Catalog, add: Any) -> None:
             term_units(sub.term, sub.start, sub.end)
         except ValueError as exc:
             add((*spath, "end"), str(exc))
+
+
+def _unknown_selector_values(sel: Any, catalog: Catalog) -> list[tuple[tuple, str]]:
+    """Every selector value no catalog model has (a typo, even beside values that match), with the
+    closest known values."""
+    out: list[tuple[tuple, str]] = []
+    for field in ("publisher", "family", "tier"):
+        values = getattr(sel, field)
+        if values is None:
+            continue
+        known = sorted({getattr(m, field) for m in catalog if getattr(m, field) is not None})
+        for i, value in enumerate(values):
+            if value not in known:
+                close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
+                hint = f"; closest: {', '.join(close)}" if close else f" (known: {', '.join(known)})"
+                out.append(((field, i), f"select.{field}: no catalog model has {field} {value!r}{hint}"))
+    return out
+
+
+def _empty_selector(sel: Any, catalog: Catalog) -> list[tuple[tuple, str]]:
+    """Why a selector of known values matches no catalog model: a bound no model meets, or a
+    combination of attributes no single model has."""
+    out: list[tuple[tuple, str]] = []
+    if sel.min_quality is not None:
+        best = max((m.quality.score for m in catalog if m.quality is not None), default=None)
+        if best is None or best < sel.min_quality:
+            out.append((("min_quality",), f"select.min_quality: no catalog model has a quality score >= {sel.min_quality} (the highest is {best:.1f})"))
+    if out:
+        return out
+    given = {k: v for k, v in sel.model_dump(exclude_none=True).items()}
+    shown = ", ".join(f"{k}={v if not isinstance(v, list) or len(v) != 1 else v[0]}" for k, v in given.items())
+    return [((), f"selector matches no catalog model: no single model has {shown} together")]
 
 
 def _selected(entry: CandidateSpec, catalog: Catalog):
