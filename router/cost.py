@@ -353,7 +353,7 @@ def _bill_grounding(
         free = units - billable
         dimension = GROUNDING_DIMENSION_OF[kind]
         rate, provenance = b.rate(dimension)
-        unit = option.unit.replace("_", " ") + "s"
+        unit = "search queries" if option.unit == "search_query" else option.unit.replace("_", " ") + "s"
         if free:
             pool_name = option.pool or "free quota"
             b.lines.append(CostLine(f"{dimension} (free: {pool_name})", Decimal(free), THOUSAND, unit, Decimal(0), Decimal(0), provenance))

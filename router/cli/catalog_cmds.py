@@ -21,6 +21,35 @@ class TrafficOption(str, Enum):
     on_demand_priority = "on_demand_priority"
 
 
+class GroundingKindOption(str, Enum):
+    google_search = "google_search"
+    enterprise_web_search = "enterprise_web_search"
+    google_maps = "google_maps"
+
+
+_UNIT_FLAG = {"grounded_prompt": "--grounded-prompts", "search_query": "--search-queries"}
+
+
+def _check_grounding_flags(entry, fields: dict[str, object]) -> None:  # noqa: ANN001 - CatalogModel
+    """Refuse grounding flags that contradict each other or the model, instead of ignoring one."""
+    prompts, queries = fields["grounded_prompts"], fields["search_queries"]
+    kind = fields["grounding_kind"]
+    if kind is not None and not (prompts or queries):
+        fail("--grounding-kind: says what --grounded-prompts / --search-queries count; give one of them")
+    kind = kind or "google_search"
+    if prompts and queries:
+        option = entry.grounding.get(kind)
+        used = f"; {entry.id} bills {kind} by {_UNIT_FLAG[option.unit]}" if option is not None and option.unit in _UNIT_FLAG else ""
+        fail(f"--grounded-prompts and --search-queries: give one, the unit the model bills grounding in (Gemini 1.x/2.x: grounded prompts, Gemini 3: search queries){used}")
+    units = max(int(prompts), int(queries), int(fields["grounding_requests"]), int(fields["web_searches"]))  # type: ignore[call-overload]
+    billable = fields["grounding_billable_units"]
+    if billable is not None:
+        if fields["grounding_quota_used"]:
+            fail("--grounding-billable-units and --grounding-quota-used: give one (billable units already account for the free pool)")
+        if billable > units:  # type: ignore[operator]
+            fail(f"--grounding-billable-units: {billable} is more than the grounding units given ({units})")
+
+
 def _catalog():
     from router.catalog import default_catalog
 
@@ -33,8 +62,10 @@ def cost(
     input_tokens: Annotated[int, typer.Option("--input-tokens", min=0, help="The whole prompt (cached, audio and cache-write tokens are parts of it).")] = 0,
     output_tokens: Annotated[int, typer.Option("--output-tokens", min=0)] = 0,
     thinking_tokens: Annotated[int, typer.Option("--thinking-tokens", min=0, help="Billed as output.")] = 0,
-    cached_input_tokens: Annotated[int, typer.Option("--cached-input-tokens", min=0)] = 0,
-    audio_input_tokens: Annotated[int, typer.Option("--audio-input-tokens", min=0)] = 0,
+    cached_input_tokens: Annotated[int, typer.Option("--cached-input-tokens", min=0, help="Cached text/image/video input (context-cache hits).")] = 0,
+    audio_input_tokens: Annotated[int, typer.Option("--audio-input-tokens", min=0, help="Audio input not from the cache.")] = 0,
+    cached_audio_input_tokens: Annotated[int, typer.Option("--cached-audio-input-tokens", min=0, help="Audio input served from the context cache.")] = 0,
+    image_output_tokens: Annotated[int, typer.Option("--image-output-tokens", min=0, help="Generated image tokens (Gemini 3 Pro, 2.5 Flash image output).")] = 0,
     cache_write_5m_tokens: Annotated[int, typer.Option("--cache-write-5m-tokens", min=0)] = 0,
     cache_write_1h_tokens: Annotated[int, typer.Option("--cache-write-1h-tokens", min=0)] = 0,
     input_chars: Annotated[int, typer.Option("--input-chars", min=0, help="Gemini 1.x (character-billed).")] = 0,
@@ -44,10 +75,13 @@ def cost(
     cache_storage_char_hours: Annotated[int, typer.Option("--cache-storage-char-hours", min=0)] = 0,
     batch: Annotated[bool, typer.Option("--batch", help="Batch API rates.")] = False,
     traffic: Annotated[TrafficOption, typer.Option("--traffic", help="trafficType the response reported.")] = TrafficOption.on_demand,
-    grounded_prompts: Annotated[int, typer.Option("--grounded-prompts", min=0, help="Gemini 2.x: prompts whose response had a web grounding URL.")] = 0,
-    search_queries: Annotated[int, typer.Option("--search-queries", min=0, help="Gemini 3: search queries run.")] = 0,
+    grounded_prompts: Annotated[int, typer.Option("--grounded-prompts", min=0, help="Gemini 1.x/2.x: grounded prompts (Search / Enterprise: whose response had a web URL; Maps: that ran a Maps query).")] = 0,
+    search_queries: Annotated[int, typer.Option("--search-queries", min=0, help="Gemini 3: search (or Maps) queries run.")] = 0,
+    grounding_kind: Annotated[Optional[GroundingKindOption], typer.Option("--grounding-kind", help="What --grounded-prompts / --search-queries count: google_search (default), enterprise_web_search (Web Grounding for Enterprise) or google_maps.")] = None,
+    grounding_requests: Annotated[int, typer.Option("--grounding-requests", min=0, help="Grounding with your data (Vertex AI Search): grounded requests.")] = 0,
     web_searches: Annotated[int, typer.Option("--web-searches", min=0, help="Claude web search tool uses.")] = 0,
     grounding_quota_used: Annotated[int, typer.Option("--grounding-quota-used", min=0, help="Units the free pool had already used this period.")] = 0,
+    grounding_billable_units: Annotated[Optional[int], typer.Option("--grounding-billable-units", min=0, help="Units the free pool did not cover, as the ledger granted them (instead of --grounding-quota-used).")] = None,
     location: Annotated[Optional[str], typer.Option("--location", help="Endpoint location (global or a region).")] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="Price date YYYY-MM-DD (default: today, UTC).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: total_usd and the itemised lines.")] = False,
@@ -61,6 +95,8 @@ def cost(
         thinking_tokens=thinking_tokens,
         cached_input_tokens=cached_input_tokens,
         audio_input_tokens=audio_input_tokens,
+        cached_audio_input_tokens=cached_audio_input_tokens,
+        image_output_tokens=image_output_tokens,
         cache_write_5m_tokens=cache_write_5m_tokens,
         cache_write_1h_tokens=cache_write_1h_tokens,
         input_chars=input_chars,
@@ -72,8 +108,11 @@ def cost(
         traffic=traffic.value,
         grounded_prompts=grounded_prompts,
         search_queries=search_queries,
+        grounding_kind=grounding_kind.value if grounding_kind is not None else None,
+        grounding_requests=grounding_requests,
         web_searches=web_searches,
         grounding_quota_used=grounding_quota_used,
+        grounding_billable_units=grounding_billable_units,
         location=location,
     )
     if at:
@@ -84,6 +123,7 @@ def cost(
     with cli_errors():
         catalog = _catalog()
         entry = catalog.get(model)
+        _check_grounding_flags(entry, fields)
         breakdown = compute_cost(entry, Usage.build(**fields), catalog.pools)
     if as_json:
         print_json(breakdown.to_dict())
