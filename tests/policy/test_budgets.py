@@ -124,7 +124,7 @@ def test_highest_switch_wins_and_tightest_caps():
     cp = compile_text(
         """
         version: 1
-        profiles: {a: {}, b: {}, c: {}}
+        profiles: {a: {}, b: {}, c: {objective: best_quality}}
         default_profile: a
         budgets:
           - scope: global
@@ -140,10 +140,20 @@ def test_highest_switch_wins_and_tightest_caps():
               - {at_percent: 60, switch_profile: b, max_cost_usd: "0.001"}
         """
     )
+    # Estimates by hand from seed 000, 1,000 prompt + 250 expected output tokens (half of max_tokens 500).
+    # Only the global budget's $0.01 cap reached: the best model under it is gemini-3-pro-preview
+    # ($2 / $12 per 1M: 2,000 + 3,000 = $0.005).
+    loose = cp.decide(feats(tenant="t"), StateSnapshot(spend={"global": 9, "tenant:t": 5}))
+    assert (loose.profile, loose.primary.model, loose.primary.estimated_cost) == ("c", "gemini-3-pro-preview", Decimal("0.005"))
+    # Both reached: the highest switch (90 % -> c) wins and the tightest cap ($0.001) applies:
+    # qwen3-235b-2507 $0.22 / $0.88: 220 + 220 = $0.00044; deepseek-v3.2 $0.56 / $1.68: 560 + 420 = $0.00098;
+    # gemini-2.5-flash $0.30 / $2.50: 300 + 625 = $0.000925 (by quality: 68.4, 66.4, 63.2).
     d = cp.decide(feats(tenant="t"), StateSnapshot(spend={"global": 9, "tenant:t": 6}))
     assert d.profile == "c"
     assert len(d.actions) == 3
-    assert all(c.estimated_cost <= Decimal("0.001") for c in d.choices)
+    assert [(c.model, c.estimated_cost) for c in d.choices] == [
+        ("qwen3-235b-2507", Decimal("0.00044")), ("deepseek-v3.2", Decimal("0.00098")), ("gemini-2.5-flash", Decimal("0.000925")),
+    ]
 
 
 def test_budget_tiers_example_policy(catalog):
