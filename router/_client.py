@@ -125,6 +125,7 @@ class Router:
         #: Router sharing the ledger switches to a newly published version within ``watch_interval_s``.
         self._shared_name: str | None = None
         self._shared_version: str | None = None
+        self._shared_rejected: str | None = None  # a published version that did not compile (alert raised)
         self._shared_next_check = 0.0
         if isinstance(policy, str) and policy.startswith("store:"):
             from router.ledger.keys import check_policy
@@ -203,7 +204,12 @@ class Router:
                 raise PolicyError([(f"store:{name}", 1, 1, "no policy published under this name: run `router policy publish FILE --store URL --name NAME`")])
             return
         if version == self._shared_version:
+            if self._shared_rejected is not None:  # the serving version is current again: clear the alert
+                self._shared_rejected = None
+                self._on_reload(True, version, None)
             return
+        if version == self._shared_rejected:
+            return  # already refused and reported
         text = await store.policy_text(name, version)
         try:
             if text is None:
@@ -213,8 +219,9 @@ class Router:
             self._on_reload(False, None, None)
             if self._static is None:
                 raise
+            self._shared_rejected = version
             return
-        self._static, self._shared_version = compiled, version
+        self._static, self._shared_version, self._shared_rejected = compiled, version, None
         self._on_reload(True, version, None)
 
     def _on_reload(self, ok: bool, version: str | None, error: str | None) -> None:

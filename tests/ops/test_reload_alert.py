@@ -97,3 +97,29 @@ def test_metrics_exporter_alert_clears_when_the_serving_text_is_restored(tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def test_shared_policy_alert_clears_when_the_serving_version_is_published_again():
+    from router.ledger import MemoryStore
+
+    store = MemoryStore()
+    metrics = RouterMetrics()
+    good, broken = VALID_A, "version: 1\nprofiles: {p: {objective: cheapest}}\ndefault_profile: nope\n"
+    await store.publish_policy("main", policy_version(good), good)
+    r = Router("store:main", store=store, metrics=metrics, watch_interval_s=0)
+    try:
+        await r._refresh_shared_policy(force=True)
+        serving = r.policy_version
+        assert serving == policy_version(good) and _failing(metrics) == "0.0"
+        # A version that does not compile here (published by a Router with another catalog, say): refused.
+        await store.publish_policy("main", policy_version(broken), broken)
+        await r._refresh_shared_policy()
+        assert r.policy_version == serving and _failing(metrics) == "1.0"
+        await r._refresh_shared_policy()  # checked again: still refused, still reported once
+        assert _failing(metrics) == "1.0"
+        # Rolling back re-publishes the serving version: nothing to swap, but the alert clears.
+        await store.publish_policy("main", serving, good)
+        await r._refresh_shared_policy()
+        assert r.policy_version == serving and _failing(metrics) == "0.0"
+    finally:
+        await r.aclose()
