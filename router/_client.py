@@ -89,6 +89,8 @@ class Router:
     ``request_timeout_s``: the timeout of one model call when the caller passes no ``timeout``.
     ``reservation_ttl_s``: how long a hold lives if its worker dies before settling; None (default)
     derives it per call as the call's timeout + ``RESERVATION_TTL_MARGIN_S`` (120 + 30 = 150 s).
+    ``count_tokens_timeout_s``: the deadline of one Count Tokens call (the policy's
+    ``settings.count_tokens`` decides when one is made); ``count_cache_size``: prompt counts kept (LRU).
     """
 
     def __init__(
@@ -108,6 +110,8 @@ class Router:
         watch_policy: bool = True,
         watch_interval_s: float = 0.5,
         metrics: RouterMetrics | None = None,
+        count_tokens_timeout_s: float = 2.0,
+        count_cache_size: int = 4096,
         **vertex_settings: Any,
     ) -> None:
         from router.policy import compile_policy, load_policy
@@ -164,6 +168,9 @@ class Router:
 
             self._request_log = RequestLog(request_log)
         self._snapshots: dict[tuple[Any, ...], tuple[float, "asyncio.Future[Any]"]] = {}
+        from router._token_counter import PromptCounter
+
+        self.prompt_counter = PromptCounter(count_cache_size, count_tokens_timeout_s)
         self._sync = LoopThread()
 
     # ------------------------------------------------------------------ plumbing
@@ -233,7 +240,7 @@ class Router:
         if self._transport is None:
             from router._transport import LiteLLMTransport
 
-            self._transport = LiteLLMTransport()
+            self._transport = LiteLLMTransport(count_timeout_s=self.prompt_counter.timeout_s)
         return self._transport
 
     @property
@@ -313,6 +320,15 @@ class Router:
             self.metrics.record_store_error("refresh_metrics")
             return
         self.metrics.set_ledger(budgets, snap)
+        if self.compiled.count_tokens != "never":
+            from router.ledger.rate import count_tokens_pool
+
+            try:
+                usage = await self.store().take_rate(count_tokens_pool(self.vertex_settings.vertex_project), 0)
+            except (StoreError, NotImplementedError):
+                self.metrics.record_store_error("refresh_metrics")
+                return
+            self.metrics.set_count_pool(usage.pool_id, usage.used, usage.remaining)
 
     async def aclose(self) -> None:
         current = asyncio.get_running_loop()
@@ -340,8 +356,10 @@ class Router:
             grounding = "google_search"
         max_tokens = params.pop("max_tokens", None) or compiled.default_max_tokens
         prompt_tokens = params.pop("prompt_tokens", None)
+        source = "caller"
         if prompt_tokens is None:
             prompt_tokens = estimate_prompt_tokens(messages)
+            source = "estimate"
         features = RequestFeatures(
             tenant=params.pop("tenant", None),
             app=params.pop("app", None),
@@ -360,6 +378,7 @@ class Router:
             "features": features,
             "timeout_s": _timeout(params.pop("timeout", None), self.request_timeout_s),
             "compiled": compiled,
+            "prompt_source": source,
         }
         # Ledger ids are unique per call even when a caller reuses request_id: a reused id must never make
         # the ledger treat a second call as a retry of the first (and skip booking it).
@@ -410,9 +429,13 @@ class Router:
         compiled, features = request["compiled"], request["features"]
         state = await self._snapshot(compiled, features)
         request["state"] = state
+        if request["prompt_source"] == "estimate" and compiled.count_tokens != "never":
+            features = await self._size_prompt(request, state)
         started = time.perf_counter()
         try:
-            return compiled.decide(features, state)
+            decision = compiled.decide(features, state)
+            decision.prompt = self._prompt_size(request)
+            return decision
         except RouterError:
             if self.metrics is not None:
                 self.metrics.record_request(None, features.tenant, None, "refused")
@@ -427,7 +450,45 @@ class Router:
         await self._refresh_shared_policy()
         request, _ = self._split(messages, kwargs)
         state = await self._snapshot(request["compiled"], request["features"])
-        return explain(request["compiled"], request["features"], state)
+        if request["prompt_source"] == "estimate" and request["compiled"].count_tokens != "never":
+            await self._size_prompt(request, state)  # counted (and cached) as the call would be
+        return explain(request["compiled"], request["features"], state, self._prompt_size(request))
+
+    @staticmethod
+    def _prompt_size(request: dict[str, Any]) -> Any:
+        """Where the request's prompt size came from (caller, count_tokens or estimate)."""
+        found = request.get("prompt")
+        if found is None:
+            from router.policy.counting import PromptSize
+
+            tokens = request["features"].prompt_tokens
+            if request["prompt_source"] == "caller":
+                found = PromptSize(tokens, "caller")
+            else:
+                found = PromptSize(tokens, "estimate", tokens, Decimal(0))
+            request["prompt"] = found
+        return found
+
+    async def _size_prompt(self, request: dict[str, Any], state: Any) -> Any:
+        """Count the prompt with Vertex when the policy's ``settings.count_tokens`` wants it (see
+        :mod:`router.policy.counting` and :mod:`router._token_counter`); the request's features then
+        carry the count (or, when no count could be made, the estimate plus the policy's margin)."""
+        from router._token_counter import size_prompt
+
+        features, size = await size_prompt(
+            request["compiled"],
+            request["features"],
+            state,
+            request["messages"],
+            counter=self.prompt_counter,
+            transport=self.transport,
+            store=self.store(),
+            settings=self.vertex_settings,
+            metrics=self.metrics,
+        )
+        if size is not None:
+            request["prompt"], request["features"] = size, features
+        return features
 
     def _candidates(self, decision: Any) -> list[Any]:
         return [decision.primary, *decision.fallbacks]

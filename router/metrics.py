@@ -48,6 +48,9 @@ class RouterMetrics:
         self.pool_remaining = Gauge("router_grounding_pool_remaining", "Free grounding units left this period", ["pool"], registry=r)
         self.pool_free = Gauge("router_grounding_pool_free_units", "The pool's free quota per period", ["pool"], registry=r)
         self.priority_tokens = Gauge("router_priority_tokens_last_minute", "Priority PayGo tokens in the last minute", ["family"], registry=r)
+        self.count_tokens = Counter("router_count_tokens", "Prompt sizes the policy wanted from Count Tokens, by outcome: counted, cache_hit, fallback (estimate + margin), unsupported (plain estimate)", ["outcome"], registry=r)
+        self.count_pool_used = Gauge("router_count_tokens_pool_used", "Count Tokens requests in the last minute (the project's 3,000/min pool)", ["pool"], registry=r)
+        self.count_pool_remaining = Gauge("router_count_tokens_pool_remaining", "Count Tokens requests left in the last minute", ["pool"], registry=r)
         self.journal_backlog = Gauge("router_journal_backlog", "Spend events journaled locally, waiting for Redis (fail_open)", registry=r)
 
     # -- request path ---------------------------------------------------------------------------
@@ -65,6 +68,13 @@ class RouterMetrics:
 
     def record_store_error(self, operation: str) -> None:
         self.store_errors.labels(operation).inc()
+
+    def record_count_tokens(self, outcome: str) -> None:
+        self.count_tokens.labels(outcome).inc()
+
+    def set_count_pool(self, pool: str, used: int, remaining: int) -> None:
+        self.count_pool_used.labels(pool).set(used)
+        self.count_pool_remaining.labels(pool).set(remaining)
 
     def record_policy_reload(self, ok: bool, version: str | None = None) -> None:
         self.policy_reloads.labels("ok" if ok else "error").inc()

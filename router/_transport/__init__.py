@@ -6,12 +6,14 @@
 - :mod:`router._transport.usage`: provider usage on a response or a stream -> :class:`ProviderUsage`;
 - :mod:`router._transport.litellm_adapter`: :class:`LiteLLMTransport`, the ONLY module of the project
   importing litellm (lazily, on the first call), and litellm's exceptions -> :class:`AttemptFailed`;
+- :mod:`router._transport.count_tokens`: Vertex's Count Tokens API, one direct call (no litellm);
 - :mod:`router._transport.mock`: :class:`MockTransport`, in-process, no I/O.
 
 Importing this package never imports litellm.
 """
 
 from router._transport.call_kwargs import build_call_kwargs, litellm_model_name
+from router._transport.count_tokens import CountFailed, TokenCount
 from router._transport.litellm_adapter import LiteLLMStream, LiteLLMTransport, custom_logger_base, map_exception
 from router._transport.mock import MockScript, MockStream, MockTransport
 from router._transport.types import (
@@ -39,6 +41,7 @@ __all__ = [
     "AttemptFailed",
     "CallResult",
     "CallSpec",
+    "CountFailed",
     "LiteLLMStream",
     "LiteLLMTransport",
     "MockScript",
@@ -46,6 +49,7 @@ __all__ = [
     "MockTransport",
     "ProviderUsage",
     "StreamUsage",
+    "TokenCount",
     "VertexSettings",
     "build_call_kwargs",
     "custom_logger_base",

@@ -5,6 +5,8 @@
 :mod:`router._transport.call_kwargs`) and hands back litellm's own ``ModelResponse`` (or its stream)
 with the provider's usage (:mod:`router._transport.usage`), which the Router bills with its own cost
 engine (litellm's cost calculation is never used). litellm's exceptions become :class:`AttemptFailed`.
+``count_tokens`` asks Vertex's Count Tokens API with the same settings, by a direct call
+(:mod:`router._transport.count_tokens` explains why not ``litellm.acount_tokens``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from router._transport.call_kwargs import build_call_kwargs
+from router._transport.count_tokens import COUNT_TIMEOUT_S, TokenCount, VertexCounter
 from router._transport.types import AttemptFailed, CallResult, CallSpec, ProviderUsage, VertexSettings
 from router._transport.usage import StreamUsage, estimate_prompt_tokens, usage_from_response
 
@@ -81,9 +84,10 @@ def map_exception(exc: BaseException) -> AttemptFailed:
 class LiteLLMTransport:
     """Calls Vertex AI through ``litellm.acompletion`` (imported on first use)."""
 
-    def __init__(self) -> None:
+    def __init__(self, count_timeout_s: float = COUNT_TIMEOUT_S) -> None:
         self._acompletion: Any = None
         self._regions_ok: set[tuple[str, str]] = set()
+        self._counter = VertexCounter(count_timeout_s)
 
     def _litellm(self) -> Any:
         if self._acompletion is None:
@@ -134,6 +138,12 @@ class LiteLLMTransport:
     def stream(self, spec: CallSpec, settings: VertexSettings) -> "LiteLLMStream":
         kwargs = build_call_kwargs(replace(spec, stream=True), settings)
         return LiteLLMStream(self, kwargs, estimate_prompt_tokens(spec.messages))
+
+    async def count_tokens(self, spec: CallSpec, settings: VertexSettings) -> TokenCount:
+        """Vertex's exact prompt size of ``spec.messages`` for ``spec``'s model (Gemini ``:countTokens``,
+        Claude ``count-tokens:rawPredict``); raises :class:`~router._transport.count_tokens.CountFailed`
+        (never answers an estimate). The deadline is ``count_timeout_s`` (2 s by default)."""
+        return await self._counter.count(spec.api, spec.vertex_model, spec.location, spec.messages, settings)
 
 
 class LiteLLMStream:

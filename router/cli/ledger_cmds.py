@@ -140,9 +140,12 @@ def quota(
     store: StoreOption,
     timezone: Annotated[str, typer.Option("--timezone", help="Reset time zone of the pools (Google's quotas reset at midnight Pacific).")] = "America/Los_Angeles",
     prefix: PrefixOption = "router",
+    project: Annotated[Optional[str], typer.Option("--project", help="Google Cloud project of the Count Tokens pool (default: VERTEXAI_PROJECT).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Grounding quota pools (used, free, remaining, next reset) and Priority PayGo ramp usage."""
+    """Grounding quota pools (used, free, remaining, next reset), Priority PayGo ramp usage and the
+    project's Count Tokens pool (requests in the last minute of its 3,000, and today's counts made,
+    cache hits, fallbacks)."""
     from router.catalog import default_catalog
     from router.cost import fmt
     from router.ledger import quota_pool_from_spec
@@ -156,14 +159,27 @@ def quota(
         fail(f"--timezone: {exc}")
     families = sorted(RAMP_BASE_TPM)
 
+    import os
+
+    from router.ledger.rate import OUTCOMES, count_tokens_pool
+
+    count_pool = count_tokens_pool(project or os.environ.get("VERTEXAI_PROJECT") or None)
+
     async def collect() -> Any:
         ledger = _open(store, prefix)
         try:
-            return await ledger.snapshot([], pools, families)
+            return await ledger.snapshot([], pools, families), await ledger.take_rate(count_pool, 0), await ledger.rate_outcomes(count_pool)
         finally:
             await ledger.close()
 
-    snap = _run(collect())
+    snap, count_usage, outcomes = _run(collect())
+    count_row = {
+        "pool": count_pool.id,
+        "used_last_minute": count_usage.used,
+        "limit_per_minute": count_usage.limit,
+        "remaining": count_usage.remaining,
+        "today_utc": {o: outcomes.get(o, 0) for o in OUTCOMES},
+    }
     pool_rows = [
         {
             "pool": p.id,
@@ -183,7 +199,7 @@ def quota(
         for f in families
     ]
     if as_json:
-        print_json({"pools": pool_rows, "priority_ramp": ramp_rows})
+        print_json({"pools": pool_rows, "priority_ramp": ramp_rows, "count_tokens": count_row})
         return
     from rich.console import Console
     from rich.table import Table
@@ -201,6 +217,12 @@ def quota(
     for r in ramp_rows:
         ramp.add_row(r["family"], f"{r['tokens_last_minute']:,}", f"{r['limit_tpm']:,}", f"{fmt(r['utilisation_pct'])}%")
     console.print(ramp)
+    counts = Table(title="Count Tokens (free, 3,000 requests per minute per project)")
+    for column in ("pool", "last minute", "limit", "remaining", "counted today", "cache hits", "fallbacks", "not countable"):
+        counts.add_column(column, justify="left" if column == "pool" else "right")
+    today = count_row["today_utc"]
+    counts.add_row(count_row["pool"], f"{count_usage.used:,}", f"{count_usage.limit:,}", f"{count_usage.remaining:,}", f"{today['counted']:,}", f"{today['cache_hit']:,}", f"{today['fallback']:,}", f"{today['unsupported']:,}")
+    console.print(counts)
 
 
 def register(app: typer.Typer) -> None:

@@ -100,6 +100,7 @@ def explain_command(
     quota: Annotated[Optional[list[str]], typer.Option("--quota", help="POOL=USED free grounding units used this period (repeatable).")] = None,
     ramp: Annotated[Optional[list[str]], typer.Option("--ramp", help="FAMILY=TOKENS priority tokens in the last minute (repeatable).")] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="When the request happens: YYYY-MM-DD (00:00 UTC) or YYYY-MM-DDTHH:MM[:SS][+HH:MM] (default: now). Prices of that date; spend pacing measures the window elapsed up to it.")] = None,
+    count_tokens: Annotated[bool, typer.Option("--count-tokens", help="With --prompt-file: ask Vertex's Count Tokens API for the prompt size when the policy's settings.count_tokens would (credentials from VERTEXAI_PROJECT, VERTEXAI_LOCATION, VERTEXAI_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS, VERTEXAI_API_BASE).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Show the decision the policy makes for a request, and why."""
@@ -117,12 +118,16 @@ def explain_command(
         fail(str(exc))
     if prompt_tokens is not None and prompt_file is not None:
         fail("--prompt-tokens and --prompt-file are exclusive")
+    if count_tokens and prompt_file is None:
+        fail("--count-tokens needs --prompt-file (the text to count)")
+    messages: list[dict[str, Any]] = []
     if prompt_file is not None:
         try:
             text = prompt_file.read_text(encoding="utf-8")
         except OSError as exc:
             fail(f"--prompt-file: {exc.strerror}")
-        prompt_tokens = estimate_prompt_tokens([{"role": "user", "content": text}])
+        messages = [{"role": "user", "content": text}]
+        prompt_tokens = estimate_prompt_tokens(messages)
     day = dt.datetime.now(dt.timezone.utc).date()
     moment: dt.datetime | None = None  # "now" for spend pacing; None: the wall clock
     if at:
@@ -164,7 +169,20 @@ def explain_command(
         required_capabilities=frozenset(capability or ()),
         at=day,
     )
-    result = explain(compiled, features, StateSnapshot(spend_map, pools, ramps, now=moment))
+    state = StateSnapshot(spend_map, pools, ramps, now=moment)
+    size = None
+    if prompt_file is not None:
+        from router.policy.counting import PromptSize
+
+        size = PromptSize(features.prompt_tokens, "estimate", features.prompt_tokens, Decimal(0))
+    elif prompt_tokens is not None:
+        from router.policy.counting import PromptSize
+
+        size = PromptSize(features.prompt_tokens, "caller")
+    if count_tokens:
+        features, counted = _count(compiled, features, state, messages)
+        size = counted or size
+    result = explain(compiled, features, state, size)
     if as_json:
         print_json(result)
         return
@@ -183,6 +201,29 @@ def _moment(option: str, text: str) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def _count(compiled: Any, features: Any, state: Any, messages: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Size the prompt as the Router would (Count Tokens through :class:`CountOnlyTransport`, no litellm;
+    a fresh in-memory quota pool, as this process makes one call)."""
+    import asyncio
+
+    from router._token_counter import PromptCounter, size_prompt
+    from router._transport.count_tokens import CountOnlyTransport
+    from router._transport.types import VertexSettings
+    from router.ledger import MemoryStore
+
+    async def run() -> tuple[Any, Any]:
+        transport = CountOnlyTransport()
+        try:
+            return await size_prompt(
+                compiled, features, state, messages,
+                counter=PromptCounter(), transport=transport, store=MemoryStore(), settings=VertexSettings.from_env(),
+            )
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(run())
+
+
 def _render(r: dict[str, Any], policy_name: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -198,6 +239,17 @@ def _render(r: dict[str, Any], policy_name: str) -> None:
     )
     console.print(f"[b]policy[/b] {policy_name} (version {r['policy_version']})")
     console.print(f"[b]request[/b] {req['prompt_tokens']:,} prompt tokens, max_tokens {req['max_tokens']:,}, prices on {req['at']}" + (f"; {attrs}" if attrs else ""))
+    size = r.get("prompt_size")
+    if size:
+        line = f"[b]prompt size[/b] {size['tokens']:,} tokens from {size['source']}"
+        if size["source"] == "estimate" and size.get("margin_percent") not in (None, "0"):
+            line += f" ({size['estimate']:,} + {size['margin_percent']}% margin)"
+        if size.get("count_model"):
+            line += f" for {size['count_model']}'s tokenizer" + (" (cached)" if size.get("cached") else "")
+        console.print(line)
+        for key in ("reason", "fallback"):
+            if size.get(key):
+                console.print(f"  {key}: {size[key]}")
     selected = r.get("rule_profile") or r["profile"]
     switched = f" -> [b]{r['profile']}[/b] (budget action)" if selected != r["profile"] else ""
     console.print(f"[b]rule[/b] {r['rule'] or '(none: default profile)'} -> [b]profile[/b] {selected}{switched}")

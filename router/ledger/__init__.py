@@ -20,6 +20,7 @@ from router._lazy import lazy_exports
 from router.ledger.base import Store
 from router.ledger.memory import MemoryStore
 from router.ledger.quota import DEFAULT_POOL_TIMEZONE, quota_pool_from_spec
+from router.ledger.rate import COUNT_TOKENS_RPM, RatePool, RateTake, count_tokens_pool
 from router.ledger.types import (
     CALENDAR_SPANS,
     ROLLING_SPANS,
@@ -37,6 +38,7 @@ from router.ledger.types import (
 
 __all__ = [
     "CALENDAR_SPANS",
+    "COUNT_TOKENS_RPM",
     "DEFAULT_POOL_TIMEZONE",
     "ROLLING_SPANS",
     "SCOPE_RE",
@@ -47,11 +49,14 @@ __all__ = [
     "PoolUsage",
     "QuotaPool",
     "RampUsage",
+    "RatePool",
+    "RateTake",
     "RedisStore",
     "Reservation",
     "ScopeInfo",
     "Store",
     "Window",
+    "count_tokens_pool",
     "quota_pool_from_spec",
     "store_from_url",
 ]

@@ -27,6 +27,7 @@ from router.ledger.keys import check_budget, checked_limit, check_family, check_
 from router.ledger.money import to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.ramp import base_tpm
+from router.ledger.rate import RatePool, RateTake
 from router.ledger.types import (
     BudgetScope,
     Consumed,
@@ -101,6 +102,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def record_priority_tokens(self, family: str, tokens: int) -> None:
         """Count Priority PayGo tokens of a model family (``flash``, ``flash-lite``, ``pro``)."""
+
+    async def take_rate(self, pool: "RatePool", n: int = 1) -> "RateTake":
+        """Take ``n`` requests from a per-minute rate pool (:mod:`router.ledger.rate`), atomically across
+        every process sharing the ledger: granted only if the window stays within ``pool.limit``
+        (nothing is taken when denied). ``n=0`` reads the pool without taking."""
+        raise NotImplementedError(f"{type(self).__name__} has no rate pools")
+
+    async def rate_outcomes(self, pool: "RatePool", outcome: str | None = None) -> dict[str, int]:
+        """Count one ``outcome`` (``counted``, ``cache_hit``, ``fallback``, ``unsupported``) of the pool
+        today (UTC) and return the day's counts by outcome; ``outcome=None`` only reads them."""
+        raise NotImplementedError(f"{type(self).__name__} has no rate pools")
 
     async def ramp_usage(self, family: str) -> RampUsage:
         """Priority tokens of ``family`` in the last minute against its current ramp limit."""

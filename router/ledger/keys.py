@@ -21,6 +21,8 @@ Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:ac
     {P}:rp:FAMILY        hash  priority tokens: second -> tokens, t, lo, ss (streak start minute), lm
     {P}:rd:EVENT         str   replay de-duplication of a journaled ramp event
     {P}:pt:MODEL@REGION  hash  Provisioned Throughput adjusted tokens: second -> tokens, t, lo
+    {P}:rt:POOL          hash  rate pool (Count Tokens requests): second -> requests, t, lo
+    {P}:rs:POOL:DAY      hash  outcomes of the prompt counts of a UTC day: outcome -> count
 """
 
 from __future__ import annotations
@@ -148,6 +150,12 @@ class KeySpace:
 
     def ramp(self, family: str) -> str:
         return f"{self.base}rp:{family}"
+
+    def rate(self, pool_id: str) -> str:
+        return f"{self.base}rt:{check_pool(pool_id)}"
+
+    def rate_stats(self, pool_id: str, day: int) -> str:
+        return f"{self.base}rs:{check_pool(pool_id)}:{int(day)}"
 
     def ramp_dedupe(self, event_id: str) -> str:
         return f"{self.base}rd:{event_id}"

@@ -18,6 +18,7 @@ from router.errors import StoreError
 from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
 from router.ledger.capacity import PtClaim, check_pt_key
+from router.ledger import rate as rate_mod
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, RECORD_GRACE_MS, Clock, Store
 from router.ledger.keys import check_budget, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
@@ -95,6 +96,8 @@ class MemoryStore(Store):
         self._pool_requests: dict[tuple[str, str], tuple[int, int, int]] = {}  # -> (free, billable, keep_until)
         self._ramps: dict[str, _Ramp] = {}
         self._pt_counters: dict[str, _Buckets] = {}
+        self._rates: dict[str, _Buckets] = {}
+        self._rate_stats: dict[tuple[str, int], dict[str, int]] = {}
         self._last_gc = 0
 
     # ------------------------------------------------------------------ internals (lock held)
@@ -120,6 +123,13 @@ class MemoryStore(Store):
             if not self._pt_counters[key].idxs:
                 del self._pt_counters[key]
         self._meta = {k: v for k, v in self._meta.items() if v[1] + META_TTL_MS > now}
+        today = now // rate_mod.DAY_MS
+        self._rate_stats = {k: v for k, v in self._rate_stats.items() if k[1] >= today - 1}
+        first = rate_mod.first_bucket(now)
+        for pool_id in list(self._rates):
+            self._rates[pool_id].evict(first)
+            if not self._rates[pool_id].idxs:
+                del self._rates[pool_id]
 
     def _held(self, bid: str, now: int) -> int:
         holds = self._holds.get(bid)
@@ -358,6 +368,33 @@ class MemoryStore(Store):
         with self._lock:
             now = self.now_ms()
             return {key: max(0, self._pt(key, now).total) if key in self._pt_counters else 0 for key in keys}
+
+    async def take_rate(self, pool: rate_mod.RatePool, n: int = 1) -> rate_mod.RateTake:
+        """See :meth:`Store.take_rate`."""
+        rate_mod.check_take(pool, n)
+        with self._lock:
+            now = self.now_ms()
+            self._gc(now)
+            buckets = self._rates.get(pool.id)
+            if buckets is None:
+                buckets = self._rates[pool.id] = _Buckets()
+            buckets.evict(rate_mod.first_bucket(now))
+            if n == 0:
+                return rate_mod.RateTake(pool.id, True, buckets.total, pool.limit)
+            if buckets.total + n > pool.limit:
+                return rate_mod.RateTake(pool.id, False, buckets.total, pool.limit)
+            buckets.add(now // rate_mod.BUCKET_MS, n)
+            return rate_mod.RateTake(pool.id, True, buckets.total, pool.limit)
+
+    async def rate_outcomes(self, pool: rate_mod.RatePool, outcome: str | None = None) -> dict[str, int]:
+        """See :meth:`Store.rate_outcomes`."""
+        rate_mod.check_take(pool, 0)
+        rate_mod.check_outcome(outcome)
+        with self._lock:
+            day = self._rate_stats.setdefault((pool.id, self.now_ms() // rate_mod.DAY_MS), {})
+            if outcome is not None:
+                day[outcome] = day.get(outcome, 0) + 1
+            return dict(day)
 
     def _ramp_usage(self, family: str, now: int) -> RampUsage:
         state = self._ramps.get(family)

@@ -37,6 +37,7 @@ from router.errors import StoreError, StoreUnavailableError
 from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
 from router.ledger.capacity import PtClaim, check_pt_key
+from router.ledger import rate as rate_mod
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, POLICY_TEXT_TTL_MS, RECORD_GRACE_MS, Clock, Store
 from router.ledger.journal import Journal
 from router.ledger.keys import KeySpace, check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
@@ -54,7 +55,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage")
+SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage", "rate", "rate_stats")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -510,6 +511,35 @@ class RedisStore(Store):
         return {key: _int(v) for key, v in zip(keys, values)}
 
     # ------------------------------------------------------------------ journal and lifecycle
+    async def take_rate(self, pool: rate_mod.RatePool, n: int = 1) -> rate_mod.RateTake:
+        """See :meth:`Store.take_rate`: ONE script call (``lua/rate.lua``). With Redis unreachable, in
+        either failure mode, a take is denied (a quota shared across processes cannot be kept without
+        the shared counter; the caller falls back) and a read raises :class:`StoreUnavailableError`."""
+        rate_mod.check_take(pool, n)
+        now = self.now_ms()
+        args = [n, now // rate_mod.BUCKET_MS, rate_mod.first_bucket(now), pool.limit, rate_mod.KEY_TTL_MS]
+        try:
+            granted, used = await self._run("rate", [self.keys.rate(pool.id)], args)
+        except _Unavailable as exc:
+            if n == 0:
+                raise self._unavailable(exc) from None
+            return rate_mod.RateTake(pool.id, False, 0, pool.limit)
+        return rate_mod.RateTake(pool.id, bool(_int(granted)), _int(used), pool.limit)
+
+    async def rate_outcomes(self, pool: rate_mod.RatePool, outcome: str | None = None) -> dict[str, int]:
+        """See :meth:`Store.rate_outcomes`: ONE script call (``lua/rate_stats.lua``). Statistics only:
+        with Redis unreachable an outcome is not counted and a read raises :class:`StoreUnavailableError`."""
+        rate_mod.check_take(pool, 0)
+        rate_mod.check_outcome(outcome)
+        key = self.keys.rate_stats(pool.id, self.now_ms() // rate_mod.DAY_MS)
+        try:
+            flat = await self._run("rate_stats", [key], [outcome or "", rate_mod.STATS_TTL_MS])
+        except _Unavailable as exc:
+            if outcome is None:
+                raise self._unavailable(exc) from None
+            return {}
+        return {_str(flat[i]): _int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
     async def replay_journal(self) -> int:
         """Apply the fail-open journal to Redis (idempotently) and truncate it; returns the number of events
         applied. Raises :class:`StoreUnavailableError` if Redis is still unreachable (the journal is kept)."""

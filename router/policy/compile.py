@@ -274,6 +274,9 @@ class CompiledPolicy:
         self.default_max_tokens: int = policy.settings.default_max_tokens
         self.quota_timezone: str = policy.settings.quota_timezone
         self.expected_ratio = policy.settings.expected_output_ratio
+        #: ``settings.count_tokens`` (never | near_limits | always) and its margin in percent.
+        self.count_tokens: str = policy.settings.count_tokens
+        self.count_margin: Decimal = policy.settings.count_tokens_margin
         ratio = policy.settings.expected_output_ratio.as_integer_ratio()
         self._ratio_num, self._ratio_den = ratio
         self.when_pool_empty = policy.grounding.when_pool_empty

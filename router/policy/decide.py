@@ -83,6 +83,8 @@ class Decision:
     retry_on: tuple[str, ...] = ()
     ranked: list[dict[str, Any]] | None = None  # every eligible candidate, best first (explain only)
     rule_profile: str | None = None  # the profile the rule (or default) selected, before budget actions
+    #: Where the prompt size came from (a :class:`router.policy.counting.PromptSize`); None: not said.
+    prompt: Any = None
 
     @property
     def model(self) -> str:
@@ -123,6 +125,7 @@ class Decision:
             "notes": list(self.notes),
             "retry_on": list(self.retry_on),
             "policy_version": self.policy_version,
+            "prompt_size": self.prompt.to_dict() if self.prompt is not None else None,
         }
 
 

@@ -28,13 +28,14 @@ def features_dict(f: RequestFeatures) -> dict[str, Any]:
     }
 
 
-def explain(compiled: Any, features: RequestFeatures, state: StateSnapshot | None = None) -> dict[str, Any]:
+def explain(compiled: Any, features: RequestFeatures, state: StateSnapshot | None = None, prompt: Any = None) -> dict[str, Any]:
     """The decision as a JSON-ready dict plus its trace: ``request``, ``budget_status``, ranked
     ``candidates``; ``refused`` / ``error`` (and ``model: None``) when the request would be refused or
-    no candidate qualifies."""
+    no candidate qualifies. ``prompt``: where the prompt size came from (a
+    :class:`~router.policy.counting.PromptSize`, shown as ``prompt_size``)."""
     state = state if state is not None else StateSnapshot()
     status: list[dict[str, Any]] = []
-    base: dict[str, Any] = {"policy_version": compiled.version, "request": features_dict(features)}
+    base: dict[str, Any] = {"policy_version": compiled.version, "request": features_dict(features), "prompt_size": prompt.to_dict() if prompt is not None else None}
     def undecided(exc: Exception, rejected: list[dict[str, str]], refused: str | None, error: str | None) -> dict[str, Any]:
         return {
             **base,
@@ -59,6 +60,7 @@ def explain(compiled: Any, features: RequestFeatures, state: StateSnapshot | Non
         return undecided(exc, [], str(exc), None)
     except NoEligibleModelError as exc:
         return undecided(exc, [{"model": m, "reason": r} for m, r in exc.rejected], None, str(exc))
+    decision.prompt = prompt
     out = {**base, **decision.to_dict()}
     out["budget_status"] = status
     out["candidates"] = decision.ranked or []

@@ -26,6 +26,7 @@ ObjectiveName = Literal["cheapest", "best_quality", "quality_per_dollar", "weigh
 WhenPoolEmpty = Literal["pay", "drop", "switch_family"]
 #: Provisioned Throughput use: first (PT, then spill to PayGo), only (PT or refuse), never (PayGo only).
 ProvisionedMode = Literal["first", "only", "never"]
+CountTokensMode = Literal["never", "near_limits", "always"]
 
 ROLLING_SHORT = ("1h", "24h", "7d", "30d")
 #: The largest token count a policy may give (far above any model's context window).
@@ -434,11 +435,26 @@ class Settings(_Base):
     default_max_tokens: int = Field(1024, gt=0, le=MAX_TOKENS, description="max_tokens when a request gives none")
     quota_timezone: str = Field("America/Los_Angeles", description="Time zone in which free grounding pools reset")
     expected_output_ratio: Number = Field(Decimal("0.5"), description="Expected output tokens as a fraction of max_tokens (for the expected cost)")
+    count_tokens: CountTokensMode = Field(
+        "near_limits",
+        description="Ask Vertex's Count Tokens API for the exact prompt size: never; near_limits (when the ~4 characters a token estimate is within count_tokens_margin of a candidate's long-context tier boundary or context window, when a budget's headroom is within the margin of the request's upper bound, or when the request has non-text parts); always",
+    )
+    count_tokens_margin: Percent = Field(
+        Decimal(25),
+        description="Percent: how far the prompt estimate may be off. near_limits counts when a limit lies within it; when a count cannot be made (quota spent, error, timeout) the estimate plus this margin is used",
+    )
 
     @field_validator("quota_timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
         return check_timezone(v)
+
+    @field_validator("count_tokens_margin")
+    @classmethod
+    def _margin(cls, v: Decimal) -> Decimal:
+        if not (0 <= v <= 1000):
+            raise ValueError("count_tokens_margin must be a percent between 0 and 1000")
+        return v
 
     @field_validator("expected_output_ratio")
     @classmethod

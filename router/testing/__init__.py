@@ -11,6 +11,7 @@ from router._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "VertexStub": "router.testing.vertex_stub",
+    "CountScript": "router.testing.vertex_stub",
     "ModelScript": "router.testing.vertex_stub",
     "StubRequest": "router.testing.vertex_stub",
     "vertex_settings_for": "router.testing.vertex_stub",

@@ -15,6 +15,9 @@ What it serves (the paths litellm builds when ``api_base`` is the stub's URL):
 - ``.../publishers/anthropic/models/M:rawPredict`` and ``:streamRawPredict`` (Anthropic Messages, SSE).
 - ``.../endpoints/openapi/chat/completions`` (OpenAI-compatible partner MaaS models, SSE with a usage
   chunk when ``stream_options.include_usage``).
+- ``.../publishers/google/models/M:countTokens`` (``totalTokens``, ``totalBillableCharacters``) and
+  ``.../publishers/anthropic/models/count-tokens:rawPredict`` (Anthropic ``{"input_tokens": N}``, the model
+  id in the body): scripted with :meth:`VertexStub.script_count` (totals, errors, latency).
 - ``.../publishers/mistralai/models/M:rawPredict|streamRawPredict`` and
   ``v1beta1/.../publishers/ai21/models/M:rawPredict|streamRawPredict`` (OpenAI format bodies).
 
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ModelScript", "ProvisionedScript", "StubRequest", "VertexStub", "vertex_settings_for"]
+__all__ = ["CountScript", "ModelScript", "ProvisionedScript", "StubRequest", "VertexStub", "vertex_settings_for"]
 
 CHARS_PER_TOKEN = 4
 DEFAULT_TEXT = "This is a reply from the loopback Vertex stub. It has a few sentences so that streams have several chunks."
@@ -158,6 +161,50 @@ class ProvisionedScript:
         return sum(n for _, n in self.events)
 
 
+@dataclass
+class CountScript:
+    """How the stub answers countTokens calls whose model name contains ``match`` (latest match wins).
+
+    ``total_tokens``: the count to answer (None: derived from the request, about 4 characters a token
+    plus :data:`MEDIA_PART_TOKENS` per inline / file part); ``billable_characters``: Gemini
+    ``totalBillableCharacters`` (None: the characters of the request's text); ``error`` / ``status`` /
+    ``error_times`` / ``error_message`` as in :class:`ModelScript`; ``latency_s`` delays the answer.
+    """
+
+    match: str
+    total_tokens: int | None = None
+    billable_characters: int | None = None
+    error: str | None = None
+    status: int | None = None
+    error_message: str | None = None
+    error_times: int | None = None
+    latency_s: float = 0.0
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        if self.error is not None and self.error not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {self.error!r}; one of {sorted(ERROR_KINDS)}")
+
+    failure = ModelScript.failure
+
+
+#: Tokens the stub counts for one inline or file part (image, PDF, audio) when no total is scripted.
+MEDIA_PART_TOKENS = 258
+
+
+def _media_parts(value: Any) -> int:
+    """Inline / file data parts in a Gemini or Anthropic request body (images, documents, audio)."""
+    if isinstance(value, list):
+        return sum(_media_parts(v) for v in value)
+    if isinstance(value, Mapping):
+        if any(k in value for k in ("inlineData", "inline_data", "fileData", "file_data")):
+            return 1
+        if value.get("type") in ("image", "document"):
+            return 1
+        return sum(_media_parts(v) for k, v in value.items() if k in ("contents", "parts", "messages", "content"))
+    return 0
+
+
 _USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "thinking_tokens", "cached_tokens", "audio_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"})
 
 
@@ -170,7 +217,7 @@ class StubRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
-    api: str | None = None  # "token", "gemini", "anthropic", "openai_maas", "mistral", "ai21"
+    api: str | None = None  # "token", "gemini", "anthropic", "openai_maas", "mistral", "ai21", "count_tokens"
     model: str | None = None
     project: str | None = None
     location: str | None = None
@@ -247,6 +294,7 @@ class VertexStub:
         self._lock = threading.Lock()
         self._scripts: list[ModelScript] = []
         self._provisioned: list[ProvisionedScript] = []
+        self._count_scripts: list[CountScript] = []
         self.requests: list[StubRequest] = []
         self._tokens: set[str] = set()
         self._token_counter = itertools.count(1)
@@ -315,11 +363,19 @@ class VertexStub:
             self._provisioned.append(entry)
         return entry
 
+    def script_count(self, match: str, **options: Any) -> CountScript:
+        """Script countTokens answers for models whose name contains ``match`` (see :class:`CountScript`)."""
+        entry = CountScript(match=match, **options)
+        with self._lock:
+            self._count_scripts.append(entry)
+        return entry
+
     def reset(self) -> None:
         """Forget scripts, PT capacity and the request log (issued tokens stay valid: litellm caches them)."""
         with self._lock:
             self._scripts.clear()
             self._provisioned.clear()
+            self._count_scripts.clear()
             self.requests.clear()
 
     def _pt_route(self, model: str, reply: "_Reply", headers: Mapping[str, str]) -> bool:
@@ -348,9 +404,22 @@ class VertexStub:
         return True
 
     def model_requests(self, match: str = "") -> list[StubRequest]:
-        """Logged model calls (not token grants) whose model name contains ``match``."""
+        """Logged model calls (not token grants, not countTokens) whose model name contains ``match``."""
         with self._lock:
-            return [r for r in self.requests if r.api not in (None, "token") and match in (r.model or "")]
+            return [r for r in self.requests if r.api not in (None, "token", "count_tokens") and match in (r.model or "")]
+
+    def count_requests(self, match: str = "") -> list[StubRequest]:
+        """Logged countTokens calls (Gemini and Claude) whose model name contains ``match``."""
+        with self._lock:
+            return [r for r in self.requests if r.api == "count_tokens" and match in (r.model or "")]
+
+    def _find_count_script(self, model: str) -> CountScript | None:
+        with self._lock:
+            for entry in reversed(self._count_scripts):
+                if entry.match in model:
+                    entry.calls += 1
+                    return entry
+        return None
 
     def _find_script(self, model: str) -> ModelScript | None:
         with self._lock:
@@ -692,6 +761,9 @@ class _Handler(BaseHTTPRequestHandler):
         publisher, method = match.group("publisher"), match.group("method")
         api = _PUBLISHER_API.get(publisher or "", "openai_maas") if publisher else "openai_maas"
         model = match.group("model") or str(body.get("model") or "")
+        if (publisher == "google" and method == "countTokens") or (publisher == "anthropic" and model == "count-tokens" and method == "rawPredict"):
+            self._count_tokens(record, api, model if api == "gemini" else str(body.get("model") or ""), body, headers, match)
+            return
         stream = bool(method and method.startswith("stream")) or bool(body.get("stream"))
         record.api, record.model, record.project, record.location, record.stream = api, model, match.group("project"), match.group("location"), stream
         stub._log(record)
@@ -726,6 +798,38 @@ class _Handler(BaseHTTPRequestHandler):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             events = _openai_events(reply, include_usage, usage_on_last=api in ("mistral", "ai21"))
         self._stream(events, reply)
+
+
+    def _count_tokens(self, record: StubRequest, api: str, model: str, body: Mapping[str, Any], headers: Mapping[str, str], match: Any) -> None:
+        """Gemini ``:countTokens`` -> ``totalTokens`` / ``totalBillableCharacters``; Claude
+        ``count-tokens:rawPredict`` -> ``input_tokens`` (an Anthropic body naming the model without @version)."""
+        stub = self.stub
+        record.api, record.model, record.project, record.location = "count_tokens", model, match.group("project"), match.group("location")
+        stub._log(record)
+        if not stub._token_ok(headers.get("authorization")):
+            record.status = 401
+            self._send_json(401, _error_body(api, 401, "UNAUTHENTICATED", "Request had invalid authentication credentials."))
+            return
+        if api == "anthropic" and (not model or "@" in model):
+            record.status = 400
+            self._send_json(400, _error_body(api, 400, "INVALID_ARGUMENT", f"count-tokens: model must be a Claude model id without @version, not {model!r}"))
+            return
+        entry = stub._find_count_script(model)
+        if entry is not None and entry.latency_s:
+            time.sleep(entry.latency_s)
+        failure = entry.failure() if entry is not None else None
+        if failure is not None:
+            status, gstatus, message = failure
+            record.status = status
+            self._send_json(status, _error_body(api, status, gstatus, message))
+            return
+        text = _prompt_text(api, body)
+        total = entry.total_tokens if entry is not None and entry.total_tokens is not None else _tokens(len(text)) + MEDIA_PART_TOKENS * _media_parts(body)
+        if api == "anthropic":
+            self._send_json(200, {"input_tokens": int(total)})
+            return
+        chars = entry.billable_characters if entry is not None and entry.billable_characters is not None else len(text.replace(" ", ""))
+        self._send_json(200, {"totalTokens": int(total), "totalBillableCharacters": int(chars), "promptTokensDetails": [{"modality": "TEXT", "tokenCount": int(total)}]})
 
 
 def _jwt_claims(assertion: str) -> dict[str, Any]:
