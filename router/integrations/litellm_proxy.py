@@ -249,8 +249,8 @@ class ProxyRouting:
         try:
             await r._refresh_shared_policy()
             request, params = r._split(messages, self._routing_kwargs(data))
-            features = request["features"]
             decision = await r._decide(request)
+            features = request["features"]  # after the decision: a Count Tokens count replaces the estimate
         except StoreUnavailableError as exc:
             raise RoutingRejected(f"router: ledger unavailable: {exc}", 503) from exc
         except (NoEligibleModelError, RequestRefusedError) as exc:

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from router.policy.compile import CompiledPolicy, from_units
 from router.policy.features import RequestFeatures, StateSnapshot
+from router.policy.units import from_units
+
+if TYPE_CHECKING:
+    from router.policy.compile import CompiledPolicy
 
 PromptSource = Literal["caller", "count_tokens", "estimate"]
 #: APIs whose models Vertex can count (Gemini ``:countTokens``, Claude ``count-tokens:rawPredict``).

@@ -67,6 +67,7 @@ def make(stub_router, tmp_path):
     def build(text: str, **kwargs):
         path = tmp_path / "policy.yaml"
         path.write_text(text, encoding="utf-8")
+        kwargs.setdefault("count_tokens_timeout_s", 10)  # a loaded test machine must not turn a count into a fallback
         return stub_router(str(path), watch_policy=False, **kwargs)
 
     return build
