@@ -80,6 +80,16 @@ def map_exception(exc: BaseException) -> AttemptFailed:
 
 
 
+def import_litellm() -> Any:
+    """Import litellm (the one place the project does): with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` unless the
+    user set it, so litellm reads its bundled cost map instead of fetching the remote one (three failing
+    fetches and a delay on an offline machine); the router never uses litellm's prices anyway."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return litellm
+
+
 # ---------------------------------------------------------------------- litellm transport
 class LiteLLMTransport:
     """Calls Vertex AI through ``litellm.acompletion`` (imported on first use)."""
@@ -91,12 +101,11 @@ class LiteLLMTransport:
 
     def _litellm(self) -> Any:
         if self._acompletion is None:
-            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the cost map at import
             try:
                 import google.auth  # noqa: F401  (litellm's Vertex auth needs it; say so instead of a 500)
             except ImportError as exc:  # pragma: no cover - depends on the environment
                 raise ImportError("calling Vertex AI through litellm needs google-auth: pip install google-auth") from exc
-            import litellm
+            litellm = import_litellm()
 
             # litellm prints "Provider List: ..." banners on stdout for every provider error; a library
             # must not write to its caller's stdout (it broke `router demo --json`).
@@ -115,7 +124,7 @@ class LiteLLMTransport:
         acompletion = self._litellm()
         model, location = kwargs["model"], kwargs.get("vertex_location")
         if location and (model, location) not in self._regions_ok:
-            import litellm
+            litellm = import_litellm()
 
             entry = litellm.model_cost.get(model) or {}
             regions = entry.get("supported_regions")
@@ -236,7 +245,7 @@ class LiteLLMStream:
 # ---------------------------------------------------------------------- litellm objects for other modules
 def model_response(model: str, text: str, usage: ProviderUsage) -> Any:
     """A litellm ``ModelResponse`` with one assistant message and ``usage`` (for :class:`MockTransport`)."""
-    import litellm
+    litellm = import_litellm()
 
     return litellm.ModelResponse(
         model=model,
@@ -247,7 +256,7 @@ def model_response(model: str, text: str, usage: ProviderUsage) -> Any:
 
 def model_response_chunk(model: str, text: str, usage: ProviderUsage | None) -> Any:
     """A litellm ``ModelResponseStream`` chunk; the last one (``usage`` given) carries the usage."""
-    import litellm
+    litellm = import_litellm()
 
     chunk = litellm.ModelResponseStream(
         model=model,
@@ -259,7 +268,7 @@ def model_response_chunk(model: str, text: str, usage: ProviderUsage | None) -> 
 
 
 def _litellm_usage(usage: ProviderUsage) -> Any:
-    import litellm
+    litellm = import_litellm()
 
     completion = usage.output_tokens + usage.thinking_tokens
     return litellm.Usage(prompt_tokens=usage.input_tokens, completion_tokens=completion, total_tokens=usage.input_tokens + completion)
@@ -270,9 +279,28 @@ def custom_logger_base() -> type:
 
     Kept here so that this module stays the only one importing litellm.
     """
+    import_litellm()
     from litellm.integrations.custom_logger import CustomLogger
 
     return CustomLogger
 
 
-__all__ = ["LiteLLMStream", "LiteLLMTransport", "custom_logger_base", "map_exception", "model_response", "model_response_chunk"]
+def proxy_exception(message: str, error_type: str, status_code: int, headers: dict[str, str] | None = None) -> Exception:
+    """The LiteLLM proxy's own error (``ProxyException``), answered as is: ``{"error": {"message", "type",
+    "param", "code"}}`` with ``status_code`` and ``headers`` (for the proxy plugin's refusals)."""
+    import_litellm()
+    from litellm.proxy._types import ProxyException
+
+    return ProxyException(message=message, type=error_type, param=None, code=status_code, headers=dict(headers or {}))
+
+
+__all__ = [
+    "LiteLLMStream",
+    "LiteLLMTransport",
+    "custom_logger_base",
+    "import_litellm",
+    "map_exception",
+    "model_response",
+    "model_response_chunk",
+    "proxy_exception",
+]

@@ -29,17 +29,22 @@ OpenAI ``user`` field), ``app``, ``task``, ``tags`` (a dict, or a list of ``"key
 What each hook does:
 
 * ``async_pre_call_hook``: decides with the policy on a ledger snapshot, reserves the upper-bound
-  cost of the first candidate whose reservation is granted (every candidate denied: HTTP 429), and
-  rewrites the request to that model: ``data["model"]`` becomes ``router/<catalog model>@<location>``
-  and ``data["user_config"]`` carries the one-deployment model list for it (``vertex_ai/<model>`` with
-  the project, location, credentials and api_base), which the proxy serves with a cached router. The
-  Vertex request options the choice needs (grounding tool, Priority PayGo header, ``stream_options``
-  with usage) and ``max_tokens`` are set on the request.
+  cost of the first candidate whose reservation is granted, and rewrites the request to that model:
+  ``data["model"]`` becomes ``router/<catalog model>@<location>`` and ``data["user_config"]`` carries a
+  model list with that deployment and every later candidate of the decision (``vertex_ai/<model>`` with
+  the project, location, credentials, api_base and the Vertex request options each needs: grounding
+  tool, Priority PayGo header, ``stream_options`` with usage), the later ones as its ``fallbacks``.
+  A budget refusal (every reservation denied, or a budget action that refuses) is answered like
+  LiteLLM's own budget errors: HTTP 400 with ``type: budget_exceeded`` (OpenAI SDKs do not retry it),
+  and ``Retry-After`` only when the denied budget's calendar window resets within the hour.
+* ``async_pre_call_deployment_hook``: before each fallback attempt, releases the failed attempt's hold
+  and reserves the fallback's upper bound (denied: that fallback is skipped), as ``Router.complete`` does.
+* ``async_post_call_success_hook``: the response's ``model`` is the catalog id of the model that served.
 * ``async_log_success_event``: bills the provider's usage with :func:`router.cost.compute_cost`
   (grounding through the free pools, priority only when Vertex says ``ON_DEMAND_PRIORITY``) and
   settles the reservation with that amount. litellm's own cost is never used for the ledger.
-* ``async_log_failure_event`` / ``async_post_call_failure_hook``: release the reservation (both are
-  idempotent; a late success still books its spend).
+* ``async_log_failure_event``: releases the failed attempt's reservation (a fallback may follow);
+  ``async_post_call_failure_hook``: releases whatever the request still holds (both idempotent).
 
 The reservation id is stored in the request's ``metadata["router_attempt_id"]`` (also visible in the
 proxy's spend logs), with ``router_model``, ``router_location``, ``router_rule`` and
@@ -56,12 +61,13 @@ import logging
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ProxyRouting", "RoutingRejected", "handler", "make_handler"]  # noqa: F822 - `handler` is built on first access (module __getattr__)
+__all__ = ["ProxyRouting", "RoutingRejected", "budget_refusal_retry_after", "handler", "make_handler"]  # noqa: F822 - `handler` is built on first access (module __getattr__)
 
 log = logging.getLogger("router.integrations.litellm_proxy")
 
@@ -70,6 +76,9 @@ CHAT_CALL_TYPES = frozenset({"completion", "acompletion"})
 DEPLOYMENT_PREFIX = "router/"
 #: Keys of the request ``metadata`` the plugin writes.
 ATTEMPT_KEY = "router_attempt_id"
+REQUEST_KEY = "router_request_id"
+#: Retry-After is sent with a budget refusal only when the denied budget's window resets within this.
+RETRY_AFTER_MAX_S = 3600
 #: How long a pending attempt is kept in memory without an outcome (its ledger hold expires anyway).
 PENDING_TTL_S = 3600.0
 
@@ -83,14 +92,52 @@ class RoutingRejected(Exception):
         self.status_code = status_code
 
 
+def budget_refusal_retry_after(scope: Any, now: Any = None) -> int | None:
+    """Seconds until ``scope``'s window resets (a :class:`~router.ledger.BudgetScope`), when that is within
+    :data:`RETRY_AFTER_MAX_S` and the window has a fixed end (calendar windows); otherwise None."""
+    import datetime as dt
+
+    window = getattr(scope, "window", None)
+    if window is None or getattr(window, "kind", None) != "calendar":
+        return None
+    from router.burn import window_bounds
+
+    moment = now or dt.datetime.now(dt.timezone.utc)
+    _start, end = window_bounds(window, moment)
+    seconds = int((end - moment).total_seconds()) + 1
+    return seconds if 0 < seconds <= RETRY_AFTER_MAX_S else None
+
+
+def _budget_named(decision: Any, scope_id: Any) -> Any:
+    """The decision's :class:`~router.ledger.BudgetScope` whose id is ``scope_id`` (None if unknown)."""
+    return next((b for b in getattr(decision, "budgets", ()) if b.id == str(scope_id)), None)
+
+
+def _budget_refusal(message: str, scope: Any) -> Exception:
+    """A refusal shaped like LiteLLM's own budget errors: HTTP 400, ``type: budget_exceeded`` (OpenAI SDKs do
+    not retry a 400, as they would a 429), with ``Retry-After`` only when the budget's window resets soon."""
+    from router._transport.litellm_adapter import proxy_exception
+
+    retry = budget_refusal_retry_after(scope)
+    return proxy_exception(message, "budget_exceeded", 400, {"Retry-After": str(retry)} if retry else None)
+
+
 @dataclass
 class _Pending:
-    attempt_id: str
-    choice: Any
+    """One routed proxy request: its decision, the candidates it may walk, and the attempt in flight."""
+
+    request_id: str
+    candidates: list[Any]  # the decision's choices, primary first
+    deployments: list[str]  # deployment name of each candidate (``router/<model>@<location>``)
     request: dict[str, Any]
-    upper: Decimal
     decision: Any
     created: float
+    current: int  # index of the attempt holding a reservation now
+    uppers: dict[int, Decimal]
+    released: set[int]
+
+    def attempt_id(self, index: int) -> str:
+        return f"{self.request_id}:{index}"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -123,6 +170,42 @@ def _request_metadata(data: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping):
             merged.update(value)
     return merged
+
+
+def _metadata_places(kwargs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    places: list[Any] = []
+    params = kwargs.get("litellm_params")
+    if isinstance(params, Mapping):
+        places += [params.get("metadata"), params.get("litellm_metadata")]
+    places += [kwargs.get("metadata"), kwargs.get("litellm_metadata")]
+    slp = kwargs.get("standard_logging_object")
+    if isinstance(slp, Mapping):
+        places.append(slp.get("metadata"))
+        places.append((slp.get("metadata") or {}).get("requester_metadata") if isinstance(slp.get("metadata"), Mapping) else None)
+    return [p for p in places if isinstance(p, Mapping)]
+
+
+def _request_id_from_kwargs(kwargs: Mapping[str, Any]) -> str | None:
+    """The routed request's id stamped by the pre-call hook, wherever litellm put the request metadata."""
+    for place in _metadata_places(kwargs):
+        found = place.get(REQUEST_KEY)
+        if isinstance(found, str) and found:
+            return found
+    attempt = _attempt_id_from_kwargs(kwargs)
+    return attempt.rpartition(":")[0] if attempt else None
+
+
+def _deployment_of(kwargs: Mapping[str, Any]) -> str | None:
+    """The deployment (``router/<model>@<location>``) a litellm call or logging event is about."""
+    for place in _metadata_places(kwargs):
+        for key in ("model_group", "deployment"):
+            value = place.get(key)
+            if isinstance(value, str) and value.startswith(DEPLOYMENT_PREFIX):
+                return value
+    slp = kwargs.get("standard_logging_object")
+    if isinstance(slp, Mapping) and isinstance(slp.get("model_group"), str) and slp["model_group"].startswith(DEPLOYMENT_PREFIX):
+        return slp["model_group"]
+    return None
 
 
 def _attempt_id_from_kwargs(kwargs: Mapping[str, Any]) -> str | None:
@@ -172,6 +255,7 @@ class ProxyRouting:
             aliases = [a.strip() for a in aliases.split(",") if a.strip()]
         self.aliases = frozenset(aliases)
         self._pending: dict[str, _Pending] = {}
+        self._served: "OrderedDict[str, str]" = OrderedDict()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ setup
@@ -237,7 +321,6 @@ class ProxyRouting:
         """Decide, reserve and rewrite ``data`` in place (see the module doc). Returns ``data``."""
         from router._transport import build_call_kwargs
         from router.errors import (
-            BudgetExceededError,
             NoEligibleModelError,
             RequestRefusedError,
             RouterError,
@@ -253,13 +336,16 @@ class ProxyRouting:
             features = request["features"]  # after the decision: a Count Tokens count replaces the estimate
         except StoreUnavailableError as exc:
             raise RoutingRejected(f"router: ledger unavailable: {exc}", 503) from exc
-        except (NoEligibleModelError, RequestRefusedError) as exc:
+        except RequestRefusedError as exc:
+            raise _budget_refusal(f"router: {exc}", None) from exc
+        except NoEligibleModelError as exc:
             raise RoutingRejected(f"router: {exc}", 400) from exc
         except RouterError as exc:
             raise RoutingRejected(f"router: {exc}", 400) from exc
         request_id = uuid.uuid4().hex
-        denied: list[str] = []
-        for index, choice in enumerate([decision.primary, *decision.fallbacks]):
+        candidates = [decision.primary, *decision.fallbacks]
+        denied: list[Any] = []
+        for index, choice in enumerate(candidates):
             attempt_id = f"{request_id}:{index}"
             upper = r._upper_bound(choice, features, request.get("state"))
             try:
@@ -267,21 +353,24 @@ class ProxyRouting:
             except StoreUnavailableError as exc:
                 raise RoutingRejected(f"router: ledger unavailable: {exc}", 503) from exc
             if not reservation.granted:
-                denied.append(str(reservation.denied_scope))
+                denied.append(reservation.denied_scope)
                 continue
             try:
-                spec = r._call_spec(choice, request, params, stream=bool(data.get("stream")))
-                call = build_call_kwargs(spec, r.vertex_settings)
+                calls = [
+                    build_call_kwargs(r._call_spec(c, request, params, stream=bool(data.get("stream"))), r.vertex_settings)
+                    for c in candidates
+                ]
             except BaseException:
                 await r.store().release(attempt_id)
                 raise
-            self._rewrite(data, choice, features, call)
+            deployments = self._rewrite(data, candidates, index, features, calls)
             meta = data.get("metadata")
             if not isinstance(meta, dict):
                 meta = data["metadata"] = {}
             meta.update(
                 {
                     ATTEMPT_KEY: attempt_id,
+                    REQUEST_KEY: request_id,
                     "router_model": choice.model,
                     "router_location": choice.location,
                     "router_rule": decision.rule,
@@ -290,39 +379,95 @@ class ProxyRouting:
                 }
             )
             loop = asyncio.get_running_loop()
+            pending = _Pending(request_id, candidates, deployments, request, decision, loop.time(), index, {index: upper}, set(range(index)))
             with self._lock:
                 self._gc(loop.time())
-                self._pending[attempt_id] = _Pending(attempt_id, choice, request, upper, decision, loop.time())
+                self._pending[request_id] = pending
+                self._served[request_id] = choice.model
             log.debug("routed %s -> %s@%s (reserved %s)", attempt_id, choice.model, choice.location, upper)
             return data
-        raise RoutingRejected(
-            f"router: budget exceeded: every candidate's reservation was denied (budget {denied[0] if denied else '?'})", 429
-        ) from BudgetExceededError(denied[0] if denied else "?", "every candidate's reservation was denied")
+        scope = _budget_named(decision, denied[0] if denied else None)
+        raise _budget_refusal(f"router: budget exceeded: every candidate's reservation was denied (budget {denied[0] if denied else '?'})", scope)
 
     @staticmethod
-    def _rewrite(data: dict[str, Any], choice: Any, features: Any, call: Mapping[str, Any]) -> None:
-        """Point the proxy at the chosen deployment through a one-entry ``user_config`` model list."""
-        deployment = {k: call[k] for k in ("model", "vertex_project", "vertex_location", "vertex_credentials", "api_base") if call.get(k) is not None}
-        name = f"{DEPLOYMENT_PREFIX}{choice.model}@{choice.location}"
-        data["model"] = name
-        data["user_config"] = {"model_list": [{"model_name": name, "litellm_params": deployment}], "num_retries": 0}
+    def _rewrite(data: dict[str, Any], candidates: list[Any], first: int, features: Any, calls: list[Mapping[str, Any]]) -> list[str]:
+        """Point the proxy at the chosen deployment through a ``user_config`` model list holding it and every
+        later candidate, the later ones as its fallbacks (each with its own request options: grounding tool,
+        Priority PayGo header, stream usage). Returns every candidate's deployment name."""
+        names = [f"{DEPLOYMENT_PREFIX}{c.model}@{c.location}" for c in candidates]
+        model_list = []
+        for index in range(first, len(candidates)):
+            call = calls[index]
+            params = {k: call[k] for k in ("model", "vertex_project", "vertex_location", "vertex_credentials", "api_base") if call.get(k) is not None}
+            for key in ("tools", "extra_headers", "stream_options"):
+                if key in call:
+                    params[key] = call[key]
+            model_list.append({"model_name": names[index], "litellm_params": params})
+        config: dict[str, Any] = {"model_list": model_list, "num_retries": 0}
+        if len(candidates) > first + 1:
+            config["fallbacks"] = [{names[first]: names[first + 1 :]}]
+        data["model"] = names[first]
+        data["user_config"] = config
         data["max_tokens"] = features.max_tokens
         data.pop("max_completion_tokens", None)
         data["drop_params"] = True
         for key in ("tools", "extra_headers", "stream_options"):
-            if key in call:
-                data[key] = call[key]
+            data.pop(key, None)  # per deployment now (the client's tools are in each deployment's list)
+        return names
+
+    async def before_attempt(self, kwargs: Mapping[str, Any]) -> None:
+        """Called by the proxy just before each deployment call (``async_pre_call_deployment_hook``): a fallback
+        attempt reserves its own upper bound first (the attempt before it failed and is released). A denied
+        reservation raises, so the proxy moves on to the next fallback without calling this one."""
+        request_id = _request_id_from_kwargs(kwargs)
+        deployment = _deployment_of(kwargs)
+        if request_id is None or deployment is None:
+            return
+        with self._lock:
+            pending = self._pending.get(request_id)
+        if pending is None or deployment not in pending.deployments:
+            return
+        index = pending.deployments.index(deployment)
+        if index == pending.current:
+            return
+        r = self.router
+        await self._release_attempt(pending, pending.current)
+        upper = r._upper_bound(pending.candidates[index], pending.request["features"], pending.request.get("state"))
+        reservation = await r._reserve(pending.attempt_id(index), pending.decision, upper)
+        pending.current = index
+        if not reservation.granted:
+            pending.released.add(index)
+            scope = _budget_named(pending.decision, reservation.denied_scope)
+            raise _budget_refusal(f"router: {deployment}: reservation denied (budget {reservation.denied_scope})", scope)
+        pending.uppers[index] = upper
+        with self._lock:
+            self._served[request_id] = pending.candidates[index].model
+        log.debug("fallback %s -> %s (reserved %s)", request_id, deployment, upper)
+
+    async def _release_attempt(self, pending: _Pending, index: int) -> bool:
+        if index in pending.released or index not in pending.uppers:
+            return False
+        pending.released.add(index)
+        return bool(await self.router.store().release(pending.attempt_id(index)))
+
+    def served_model(self, data: Mapping[str, Any]) -> str | None:
+        """The catalog id of the model that served a routed request (for the response's ``model``)."""
+        request_id = _request_metadata(data).get(REQUEST_KEY)
+        with self._lock:
+            return self._served.get(request_id) if isinstance(request_id, str) else None
 
     def _gc(self, now: float) -> None:
         stale = [k for k, p in self._pending.items() if now - p.created > PENDING_TTL_S]
         for key in stale:
             del self._pending[key]
+        while len(self._served) > 10_000:
+            self._served.popitem(last=False)
 
-    def _take(self, attempt_id: str | None) -> _Pending | None:
-        if not attempt_id:
+    def _take(self, request_id: str | None) -> _Pending | None:
+        if not request_id:
             return None
         with self._lock:
-            return self._pending.pop(attempt_id, None)
+            return self._pending.pop(request_id, None)
 
     # ------------------------------------------------------------------ outcomes
     async def settle(self, kwargs: Mapping[str, Any], response: Any) -> Decimal | None:
@@ -330,31 +475,58 @@ class ProxyRouting:
         from router._routing import RoutingRecord
         from router._transport import usage_from_response
 
-        pending = self._take(_attempt_id_from_kwargs(kwargs))
+        pending = self._take(_request_id_from_kwargs(kwargs))
         if pending is None:
             return None
+        deployment = _deployment_of(kwargs)
+        index = pending.deployments.index(deployment) if deployment in pending.deployments else pending.current
+        if index != pending.current:  # the event names an attempt the proxy moved past: still, never lose spend
+            pending.current = index
         r = self.router
         store = r.store()
+        attempt_id, upper = pending.attempt_id(index), pending.uppers.get(index, Decimal(0))
         complete = kwargs.get("complete_streaming_response") if isinstance(kwargs, Mapping) else None
         source = complete if complete is not None else response
-        record = RoutingRecord(request_id=pending.attempt_id, decision=pending.decision.to_dict())
+        record = RoutingRecord(request_id=attempt_id, decision=pending.decision.to_dict())
         try:
             usage = usage_from_response(source)
-            cost = await r._bill(pending.choice, pending.request, usage, pending.attempt_id, record, pending.upper)
+            cost = await r._bill(pending.candidates[index], pending.request, usage, attempt_id, record, upper)
         except Exception:  # noqa: BLE001 - never lose spend: book the reserved upper bound
-            log.exception("router: billing %s failed; settling the reserved upper bound", pending.attempt_id)
-            cost = pending.upper
-        await store.settle(pending.attempt_id, cost)
-        log.debug("settled %s: %s USD", pending.attempt_id, cost)
+            log.exception("router: billing %s failed; settling the reserved upper bound", attempt_id)
+            cost = upper
+        await store.settle(attempt_id, cost)
+        for other in pending.uppers:  # an attempt that failed without its failure event arriving first
+            if other != index:
+                await self._release_attempt(pending, other)
+        with self._lock:
+            self._served[pending.request_id] = pending.candidates[index].model
+        log.debug("settled %s: %s USD", attempt_id, cost)
         return cost
 
-    async def release(self, kwargs: Mapping[str, Any] | None = None, *, attempt_id: str | None = None) -> bool:
-        """Release the reservation of a failed call (idempotent)."""
-        attempt_id = attempt_id or (_attempt_id_from_kwargs(kwargs) if kwargs is not None else None)
-        pending = self._take(attempt_id)
+    async def release(self, kwargs: Mapping[str, Any] | None = None, *, attempt_id: str | None = None, final: bool = False) -> bool:
+        """Release the reservation of a failed attempt (idempotent). A failure event of one deployment
+        releases that attempt only (a fallback may follow); ``final`` (the proxy gave up on the request, or an
+        ``attempt_id`` is given) releases whatever the request still holds and forgets it."""
+        if attempt_id is not None:
+            request_id: str | None = attempt_id.rpartition(":")[0]
+            final = True
+        else:
+            request_id = _request_id_from_kwargs(kwargs) if kwargs is not None else None
+        if not request_id:
+            return False
+        with self._lock:
+            pending = self._pending.get(request_id)
         if pending is None:
             return False
-        return bool(await self.router.store().release(pending.attempt_id))
+        deployment = _deployment_of(kwargs) if kwargs is not None else None
+        if final or deployment not in pending.deployments:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            released = False
+            for index in list(pending.uppers):
+                released = await self._release_attempt(pending, index) or released
+            return released
+        return await self._release_attempt(pending, pending.deployments.index(deployment))
 
 
 # ---------------------------------------------------------------------- the CustomLogger subclass
@@ -393,17 +565,33 @@ def _handler_class() -> type:
             except Exception:  # noqa: BLE001 - a logging callback must never break the proxy
                 log.exception("router: settling a proxy call failed")
 
+        async def async_pre_call_deployment_hook(self, kwargs: dict, call_type: Any) -> Any:
+            # Every deployment call, the fallbacks included: a fallback attempt reserves before it is sent.
+            await self.routing.before_attempt(kwargs)
+            return None
+
         async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
             try:
                 await self.routing.release(kwargs)
             except Exception:  # noqa: BLE001
                 log.exception("router: releasing a failed proxy call failed")
 
+        async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> Any:
+            # The response names the catalog model that served (not the alias the client sent).
+            served = self.routing.served_model(data or {})
+            if served is not None and hasattr(response, "model"):
+                try:
+                    response.model = served
+                except (AttributeError, TypeError, ValueError):  # pragma: no cover - a response type without attrs
+                    pass
+            return response
+
         async def async_post_call_failure_hook(self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: str | None = None) -> Any:
             # The request failed in the proxy (e.g. a later hook rejected it) before any LLM outcome.
             meta = _request_metadata(request_data or {})
             try:
-                await self.routing.release(attempt_id=meta.get(ATTEMPT_KEY))
+                if meta.get(ATTEMPT_KEY):
+                    await self.routing.release(attempt_id=meta.get(ATTEMPT_KEY))
             except Exception:  # noqa: BLE001
                 log.exception("router: releasing a rejected proxy call failed")
             return None

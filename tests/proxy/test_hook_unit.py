@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from router._client import Router
-from router.integrations.litellm_proxy import ATTEMPT_KEY, ProxyRouting, RoutingRejected
+from router.integrations.litellm_proxy import ATTEMPT_KEY, ProxyRouting
 from router.ledger import BudgetScope, Window
 
 from tests.proxy.policy import POLICY
@@ -93,8 +93,10 @@ async def test_success_settles_our_bill_and_failure_releases(tmp_path):
     assert not await routing.release(attempt_id=failed["metadata"][ATTEMPT_KEY])
 
 
-async def test_every_reservation_denied_is_a_429(tmp_path):
+async def test_every_reservation_denied_is_a_budget_exceeded_400(tmp_path):
     routing = _routing(tmp_path, limit="0.0000001")
-    with pytest.raises(RoutingRejected) as info:
+    with pytest.raises(Exception) as info:
         await routing.route(_body())
-    assert info.value.status_code == 429 and "budget" in str(info.value)
+    # LiteLLM's own budget error shape: OpenAI SDKs retry a 429, never a 400.
+    assert (info.value.code, info.value.type) == ("400", "budget_exceeded")
+    assert "budget tenant:acme|calendar:month@UTC" in info.value.message
