@@ -81,6 +81,8 @@ class PromptCounter:
             metrics.record_count_tokens(outcome)
         try:
             await store.rate_outcomes(pool, outcome)
+        except NotImplementedError:  # a custom store without rate pools: no day statistics
+            pass
         except Exception:  # noqa: BLE001 - statistics must never fail a request
             if metrics is not None:
                 metrics.record_store_error("count_tokens_stats")

@@ -259,3 +259,26 @@ async def test_the_pool_is_shared_with_another_process_on_real_redis(make, verte
     response = await router.acomplete(prompt_of(190_000), max_tokens=1000)
     assert "quota spent" in response.routing.decision["prompt_size"]["fallback"]
     assert vertex_stub.count_requests() == []
+
+
+async def test_metrics_and_the_ledger_show_counts_cache_hits_fallbacks_and_the_pool(make, vertex_stub):
+    from router import RouterMetrics
+    from router.ledger import count_tokens_pool
+
+    metrics = RouterMetrics()
+    router = make(PRO_ONLY.format(mode="near_limits"), metrics=metrics)
+    vertex_stub.script_count("gemini-2.5-pro", total_tokens=210_000, error_times=None)
+    vertex_stub.script("gemini-2.5-pro", usage={"input_tokens": 210_000, "output_tokens": 100})
+    messages = prompt_of(190_000)
+    await router.acomplete(messages, max_tokens=1000)  # counted
+    await router.acomplete(messages, max_tokens=1000)  # cache hit
+    vertex_stub.script_count("gemini-2.5-pro", error="server_error")
+    await router.acomplete(prompt_of(189_000), max_tokens=1000)  # fallback
+    await router.refresh_metrics()
+    text = metrics.render().decode()
+    for outcome in ("counted", "cache_hit", "fallback"):
+        assert f'router_count_tokens_total{{outcome="{outcome}"}} 1.0' in text
+    assert 'router_count_tokens_pool_used{pool="count_tokens.router-stub-project"} 2.0' in text  # two requests sent
+    assert 'router_count_tokens_pool_remaining{pool="count_tokens.router-stub-project"} 2998.0' in text
+    day = await router.store().rate_outcomes(count_tokens_pool("router-stub-project"))
+    assert day == {"counted": 1, "cache_hit": 1, "fallback": 1}
