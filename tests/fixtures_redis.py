@@ -15,8 +15,9 @@ import pytest
 
 from router.testing.redis_server import RedisServer, find_redis_server
 
-#: ``+deferred``: the same backend with deferred settlement (``?settle=deferred``, a settle log per test).
-BACKENDS = ["memory", "fakeredis", "redis", "fakeredis+deferred", "redis+deferred"]
+#: ``+deferred``: the same backend with deferred settlement (``?settle=deferred``, a settle log per test);
+#: ``+leases``: with budget leases too (``?leases=on``).
+BACKENDS = ["memory", "fakeredis", "redis", "fakeredis+deferred", "redis+deferred", "fakeredis+leases", "redis+leases"]
 
 
 class FakeClock:
@@ -72,7 +73,7 @@ def store_url(request: pytest.FixtureRequest) -> str:
     query = ""
     if mode:
         log_dir = request.getfixturevalue("tmp_path") / "settles"
-        query = f"?settle={mode}&settle_log={log_dir}"
+        query = f"?settle=deferred&settle_log={log_dir}" + ("&leases=on" if mode == "leases" else "")
     if backend == "memory":
         return "memory://"
     if backend == "fakeredis":

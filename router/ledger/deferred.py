@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import tempfile
@@ -35,11 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from router.errors import StoreError, StoreUnavailableError
-from router.ledger.base import IDEMPOTENCY_TTL_MS
+from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS
 from router.ledger.keys import check_id, parse_budget_id
+from router.ledger.leases import Lease, LeaseSizing
 from router.ledger.money import to_nano
-from router.ledger.redis_store import _UNREACHABLE, RedisStore, _int, _Unavailable
-from router.ledger.types import BudgetScope, LedgerSnapshot, PoolUsage, QuotaPool, ScopeInfo
+from router.ledger.money import from_nano
+from router.ledger.redis_store import _UNREACHABLE, RedisStore, _int, _str, _Unavailable
+from router.ledger.types import BudgetScope, LedgerSnapshot, PoolUsage, QuotaPool, Reservation, ScopeInfo
 from router.ledger.wal import SettleLog
 
 log = logging.getLogger("router.ledger")
@@ -64,6 +67,31 @@ class _Batch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Request:
+    """A reservation waiting for the next group commit."""
+
+    rid: str
+    bids: tuple[str, ...]
+    limits: tuple[int, ...]
+    metas: tuple[str, ...]
+    nano: int
+    ttl_ms: int
+    future: "asyncio.Future[Reservation]"
+    give_up_at: float = 0.0
+    flushed: bool = False  # decided again after this store's pending settles were applied
+
+
+@dataclass
+class _Slice:
+    """A reservation granted from this process's slices."""
+
+    bids: tuple[str, ...]
+    nano: int
+    expiry: int
+    state: str = "held"  # held | released | expired
+
+
 class DeferredRedisStore(RedisStore):
     """A :class:`RedisStore` that settles through a local durable log (see the module docstring).
 
@@ -81,12 +109,10 @@ class DeferredRedisStore(RedisStore):
         settle_log_dir: str | None = None,
         flush_interval_s: float = 0.02,
         fsync: str = "batch",
-        leases: bool = False,
+        leases: bool | LeaseSizing = False,
         **options: Any,
     ) -> None:
         super().__init__(client, **options)
-        if leases:
-            raise ValueError("budget leases are not available in this version (use settle=deferred alone)")
         if not isinstance(flush_interval_s, (int, float)) or isinstance(flush_interval_s, bool) or not 0 <= flush_interval_s <= 3600:
             raise ValueError(f"flush_interval_s must be between 0 and 3600 seconds, not {flush_interval_s!r}")
         journal = options.get("journal_path") or f"{tempfile.gettempdir()}/router-ledger-{self.keys.prefix}.jsonl"
@@ -101,8 +127,18 @@ class DeferredRedisStore(RedisStore):
         self._closed = False
         self._recovered = False
         self._next_orphan_scan = 0.0
-        self._replicas_checked = 0.0
         self.flush_errors = 0
+        # group commit: reservations that go to Redis, queued while a batch is in flight
+        self._queue: list[_Request] = []
+        self._committer: asyncio.Task[None] | None = None
+        # budget leases
+        self.sizing: LeaseSizing | None = (leases if isinstance(leases, LeaseSizing) else LeaseSizing()) if leases else None
+        self.owner = self.settle_log.owner
+        self._leases: dict[str, Lease] = {}
+        self._slices: OrderedDict[str, _Slice] = OrderedDict()  # reservations granted from slices
+        self._slice_expiry: list[tuple[int, str]] = []
+        self._keeper: asyncio.Task[None] | None = None
+        self.local_grants = 0
 
     # ------------------------------------------------------------------ settle
     def _mark_done(self, rid: str, now: int) -> None:
@@ -119,14 +155,272 @@ class DeferredRedisStore(RedisStore):
         self._pending.append(entry)
         self._start_flusher()
 
+    # ------------------------------------------------------------------ reserve: slices, then group commit
+    async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
+        """See :meth:`Store.reserve`. Granted from this process's slices when they fit (no round trip),
+        otherwise decided by Redis together with the other reservations queued meanwhile (one call)."""
+        unique, nano, ttl_ms = self._check_reserve(reservation_id, budgets, amount, ttl_s)
+        now = self.now_ms()
+        found = self._slices.get(reservation_id)
+        if found is not None:
+            return Reservation(reservation_id, True, None, from_nano(found.nano))
+        bids = tuple(b.id for b, _ in unique)
+        if self.sizing is not None and unique:
+            self._expire_slices(now)
+            leases = []
+            for bid in bids:
+                lease = self._leases.get(bid)
+                if lease is None:
+                    lease = self._leases[bid] = Lease()
+                lease.note_demand(now, nano)
+                leases.append(lease)
+            until = now + ttl_ms
+            if all(lease.usable(now, until, nano) for lease in leases):
+                for lease in leases:
+                    lease.used += nano
+                    lease.last_use = now
+                self._slices[reservation_id] = _Slice(bids, nano, until)
+                heapq.heappush(self._slice_expiry, (until, reservation_id))
+                self.local_grants += 1
+                return Reservation(reservation_id, True, None, from_nano(nano))  # no round trip
+        await self._recover_once()
+        loop = asyncio.get_running_loop()
+        request = _Request(reservation_id, bids, tuple(limit for _, limit in unique),
+                           tuple(self._meta_update(b.id, limit, now) for b, limit in unique), nano, ttl_ms, loop.create_future())
+        if self.sizing is not None:
+            request.give_up_at = time.monotonic() + self.sizing.drain_wait_s
+        self._queue.append(request)
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_loop())
+        return await request.future
+
+    def _expire_slices(self, now: int) -> None:
+        heap = self._slice_expiry
+        while heap and heap[0][0] <= now:
+            until, rid = heapq.heappop(heap)
+            found = self._slices.get(rid)
+            if found is not None and found.state == "held" and found.expiry == until:
+                found.state = "expired"
+                for bid in found.bids:
+                    lease = self._leases.get(bid)
+                    if lease is not None:
+                        lease.used -= found.nano
+        # a finished reservation is remembered (for an idempotent or late settle) for the record grace
+        while self._slices:
+            rid, first = next(iter(self._slices.items()))
+            if first.state == "held" or first.expiry + RECORD_GRACE_MS > now:
+                break
+            del self._slices[rid]
+
+    async def _commit_loop(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                for request in batch:
+                    if not request.future.done():
+                        request.future.cancel()
+                raise
+            except BaseException as exc:  # every waiter gets the error (never a hung request)
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+
+    def _grant_local(self, request: _Request, now: int) -> bool:
+        """Grant ``request`` from this process's slices if it fits them all (no round trip)."""
+        until = now + request.ttl_ms
+        leases = [self._leases.get(bid) for bid in request.bids]
+        if not leases or not all(lease is not None and lease.usable(now, until, request.nano) for lease in leases):
+            return False
+        for lease in leases:
+            assert lease is not None
+            lease.used += request.nano
+            lease.last_use = now
+        self._slices[request.rid] = _Slice(request.bids, request.nano, until)
+        heapq.heappush(self._slice_expiry, (until, request.rid))
+        self.local_grants += 1
+        return True
+
+    async def _commit(self, batch: list[_Request]) -> None:
+        now = self.now_ms()
+        self._expire_slices(now)
+        sizing = self.sizing
+        if sizing is not None:  # a slice granted while these waited may hold them now
+            kept = []
+            for request in batch:
+                if not request.flushed and self._grant_local(request, now):
+                    request.future.set_result(Reservation(request.rid, True, None, from_nano(request.nano)))
+                else:
+                    kept.append(request)
+            batch = kept
+            if not batch:
+                return
+        slots: dict[str, int] = {}
+        slot_keys: list[str] = []
+        slot_args: list[Any] = []
+        req_args: list[Any] = []
+        biggest: dict[str, int] = {}
+        longest = max(r.ttl_ms for r in batch)
+        for request in batch:
+            numbers = []
+            for bid, limit, meta in zip(request.bids, request.limits, request.metas):
+                biggest[bid] = max(biggest.get(bid, 0), request.nano)
+                slot = slots.get(bid)
+                if slot is None:
+                    slot = slots[bid] = len(slots) + 1
+                    key, kind, first, _, _ = self._spend_key(bid, now)
+                    slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
+                    slot_args.append([bid, kind, first, limit, meta, 0, 0, 0, 0])
+                elif meta:
+                    slot_args[slot - 1][4] = meta
+                numbers.append(slot)
+            req_args += [request.rid, request.nano, request.ttl_ms, len(numbers), *numbers]
+        if sizing is not None:
+            for bid, slot in slots.items():
+                lease = self._leases.get(bid)
+                if lease is None:
+                    continue
+                args = slot_args[slot - 1]
+                if 0 < lease.free and (lease.free < biggest[bid] or lease.draining_until > now or lease.expiry < now + longest):
+                    # the slice cannot serve these requests: give its free part back first, so Redis decides
+                    # them with all of this process's unused capacity (leases never strand capacity)
+                    args[5] = lease.free
+                    lease.size -= lease.free
+                want = lease.want(sizing, now) - max(0, lease.free)
+                smallest = sizing.min_requests * biggest[bid]
+                if want >= smallest and lease.draining_until <= now:
+                    args[6], args[7] = want, smallest
+                    args[8] = now + longest + int(sizing.ttl_s * 1000)
+        keys = [self.keys.meta, *slot_keys, *(self.keys.record(r.rid) for r in batch)]
+        drain_ms = int(sizing.drain_s * 1000) if sizing else 1000
+        share = sizing.share if sizing else 8
+        args = [now, self.owner, RECORD_GRACE_MS, drain_ms, share, len(slots), len(batch), *(v for a in slot_args for v in a), *req_args]
+        try:
+            out = await self._run("reserve_batch", keys, args)
+        except _Unavailable as exc:
+            for bid in slots:  # nothing is known about our slices any more: use none until Redis answers
+                lease = self._leases.get(bid)
+                if lease is not None:
+                    lease.size = lease.used
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+            for request in batch:  # fail_open: granted without holds (and journaled when settled)
+                self._remember(request.rid, request.bids, request.nano, now + request.ttl_ms + RECORD_GRACE_MS, now)
+                request.future.set_result(Reservation(request.rid, True, None, from_nano(request.nano)))
+            return
+        unflushed = bool(self._pending) or any(not b.applied for b in self._batches)
+        again: list[_Request] = []
+        for i, request in enumerate(batch):
+            code, denied, held = _int(out[3 * i]), _str(out[3 * i + 1]), _int(out[3 * i + 2])
+            if code != 1 and unflushed and not request.flushed:
+                # Redis still counted the holds of settles this store has not applied yet (hold >= bill):
+                # apply them, then decide again, so a denial is exact
+                request.flushed = True
+                again.append(request)
+                continue
+            if code == 1:
+                self._remember(request.rid, request.bids, held, now + request.ttl_ms + RECORD_GRACE_MS, now)
+                request.future.set_result(Reservation(request.rid, True, None, from_nano(held)))
+            elif code == 2 and time.monotonic() < request.give_up_at:
+                # other processes hold slices that would make it fit: they were asked to drain; decide again
+                asyncio.get_running_loop().call_later(sizing.poll_s if sizing else 0.05, self._requeue, request)
+            else:
+                request.future.set_result(Reservation(request.rid, False, denied, Decimal(0)))
+        base = 3 * len(batch)
+        for bid, slot in slots.items():
+            size, expiry, draining = (_int(v) for v in out[base + 3 * (slot - 1): base + 3 * slot])
+            lease = self._leases.get(bid)
+            if lease is None:
+                if size <= 0:
+                    continue
+                lease = self._leases[bid] = Lease()
+            lease.size, lease.expiry = size - lease.pending, expiry
+            if draining:
+                lease.draining_until = now + drain_ms
+        if sizing is not None and any(lease.size > 0 for lease in self._leases.values()):
+            self._start_keeper()
+        if again:
+            try:
+                await self.flush(confirm=False)
+            except StoreError:
+                pass  # decided again against what Redis has
+            self._queue[:0] = again
+
+    def _requeue(self, request: _Request) -> None:
+        if request.future.done():
+            return
+        self._queue.append(request)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
+
+    # ------------------------------------------------------------------ the lease keeper
+    def _start_keeper(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_leases())
+
+    async def _keep_leases(self) -> None:
+        """While this process holds slices: give back the free part of those whose budget is draining (another
+        process needs it) or that sat idle for ``idle_s``; forget expired ones."""
+        assert self.sizing is not None
+        sizing = self.sizing
+        while not self._closed:
+            await asyncio.sleep(sizing.poll_s)
+            now = self.now_ms()
+            self._expire_slices(now)
+            live = {bid: lease for bid, lease in self._leases.items() if lease.size > 0 and lease.expiry > now}
+            for bid, lease in self._leases.items():
+                if lease.expiry <= now and lease.size > 0:
+                    lease.size = lease.used = 0
+            if not live:
+                self._leases = {b: lease for b, lease in self._leases.items() if lease.used or lease.pending or lease.demand_at > now - 60_000}
+                if not any(lease.size > 0 for lease in self._leases.values()):
+                    return
+                continue
+            give: list[str] = []
+            try:
+                flags = await self.client.mget([self.keys.base + "ld:" + bid for bid in live])
+            except Exception:  # noqa: BLE001 - unreachable: the slices simply stay until they expire
+                continue
+            for (bid, lease), flag in zip(live.items(), flags):
+                if flag is not None:
+                    lease.draining_until = now + int(sizing.drain_s * 1000)
+                if lease.free > 0 and (flag is not None or now - lease.last_use >= sizing.idle_s * 1000):
+                    give.append(bid)
+            if give:
+                with contextlib.suppress(StoreError, _Unavailable):
+                    await self._give_back(give)
+
+    async def _give_back(self, bids: Sequence[str]) -> None:
+        """Return the free part of this process's slices of ``bids`` to their budgets (one call)."""
+        now = self.now_ms()
+        keys: list[str] = [self.keys.meta]
+        args: list[Any] = []
+        for bid in bids:
+            lease = self._leases[bid]
+            free = max(0, lease.free)
+            lease.size -= free
+            key, kind, first, _, _ = self._spend_key(bid, now)
+            keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
+            args += [bid, kind, first, 0, "", free, 0, 0, 0]
+        out = await self._run("reserve_batch", keys, [now, self.owner, RECORD_GRACE_MS, 1000, 8, len(bids), 0, *args])
+        for i, bid in enumerate(bids):
+            lease = self._leases[bid]
+            lease.size, lease.expiry = _int(out[3 * i]) - lease.pending, _int(out[3 * i + 1])
+
+    # ------------------------------------------------------------------ settle
     async def settle(self, reservation_id: str, actual: Decimal) -> bool:
         """See :meth:`Store.settle`: acknowledged once logged locally (applied to Redis by the flusher).
-        A reservation this store did not grant, or a bill above its hold, is settled synchronously."""
+        A reservation this store did not grant, or a bill above its hold, is settled synchronously
+        (from a slice: a bill above its hold is taken from the slice's free part when it fits)."""
         check_id(reservation_id)
         nano = to_nano(actual, what="actual cost")
         now = self.now_ms()
         if reservation_id in self._done:
             return False
+        found = self._slices.get(reservation_id)
+        if found is not None:
+            return await self._settle_slice(reservation_id, found, nano, now)
         local = self._local.get(reservation_id)
         if local is None or nano > local[1] or self._closed:
             await self._recover_once()
@@ -137,12 +431,41 @@ class DeferredRedisStore(RedisStore):
         self._mark_done(reservation_id, now)
         return True
 
+    async def _settle_slice(self, rid: str, found: _Slice, nano: int, now: int) -> bool:
+        self._expire_slices(now)
+        leases = [self._leases.setdefault(bid, Lease()) for bid in found.bids]
+        held = found.nano if found.state == "held" else 0
+        absorbed = all(lease.free + held >= nano for lease in leases)
+        # the slice shrinks by the bill (booked instead); a bill beyond what the slice can cover shrinks it
+        # by what it covered, and is booked at once (the cap can then overshoot by the difference)
+        dec = nano if absorbed else held
+        for lease in leases:
+            lease.used -= held
+            lease.size -= dec
+            lease.pending += dec
+        found.state = "settled"
+        self._defer({"rid": rid, "mode": "S", "nano": nano, "held": None, "bids": list(found.bids), "at": now, "owner": self.owner, "ldec": dec})
+        self._mark_done(rid, now)
+        del self._slices[rid]
+        if not absorbed:
+            await self.flush(confirm=False)
+        return True
+
     async def release(self, reservation_id: str) -> bool:
         """See :meth:`Store.release` (synchronous: a failed call is rare, and a pending release only keeps
-        capacity held)."""
+        capacity held; a reservation granted from a slice goes back to the slice)."""
         check_id(reservation_id)
         if reservation_id in self._done:
             return False
+        found = self._slices.get(reservation_id)
+        if found is not None:
+            self._expire_slices(self.now_ms())
+            if found.state != "held":
+                return False
+            found.state = "released"
+            for bid in found.bids:
+                self._leases[bid].used -= found.nano
+            return True
         await self._recover_once()
         return await super().release(reservation_id)
 
@@ -163,7 +486,14 @@ class DeferredRedisStore(RedisStore):
     async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
         """See :meth:`Store.snapshot` (this store's pending settles are applied first)."""
         await self._sync_for_read()
-        return await super().snapshot(budgets, pools, ramp_families)
+        snap = await super().snapshot(budgets, pools, ramp_families)
+        if self.sizing is not None:  # this process's unused slices are not spend (other processes' are held)
+            self._expire_slices(self.now_ms())
+            for budget in budgets:
+                lease = self._leases.get(budget.id)
+                if lease is not None and lease.free > 0 and budget.id in snap.spend:
+                    snap.spend[budget.id] = max(Decimal(0), snap.spend[budget.id] - from_nano(lease.free))
+        return snap
 
     async def pool_usage(self, pool: QuotaPool) -> PoolUsage:
         """See :meth:`Store.pool_usage`."""
@@ -242,7 +572,16 @@ class DeferredRedisStore(RedisStore):
     async def _apply_batch(self, batch: _Batch) -> None:
         now = self.now_ms()
         for start in range(0, len(batch.entries), MAX_BATCH):
-            await self._settle_batch(batch.entries[start:start + MAX_BATCH], now)
+            chunk = batch.entries[start:start + MAX_BATCH]
+            await self._settle_batch(chunk, now)
+            if not batch.extra.get("counted"):
+                for e in chunk:  # this process's slice decrements are now in Redis
+                    if e.get("owner") == self.owner and e.get("ldec"):
+                        for bid in e.get("bids") or ():
+                            lease = self._leases.get(bid)
+                            if lease is not None:
+                                lease.pending -= int(e["ldec"])
+        batch.extra["counted"] = True
         # Read the primary's replication position after the writes: the batch is confirmed once every
         # replica acknowledged that offset (if this read fails, the batch is simply applied again later).
         batch.replid, batch.offset, _ = await self._replication()
@@ -256,7 +595,8 @@ class DeferredRedisStore(RedisStore):
         entry_args: list[Any] = []
         for e in entries:
             bids = e.get("bids") or []
-            entry_args += [e["rid"], e.get("mode", "S"), int(e.get("nano", 0)), "" if e.get("held") is None else int(e["held"]), e.get("owner") or "", len(bids)]
+            entry_args += [e["rid"], e.get("mode", "S"), int(e.get("nano", 0)), "" if e.get("held") is None else int(e["held"]),
+                           e.get("owner") or "", int(e.get("ldec", 0)), len(bids)]
             for bid in bids:
                 parse_budget_id(bid, Decimal(0))  # validates: nothing from a log file escapes the prefix
                 key, kind, first, widx, ttl = self._spend_key(bid, now, int(e.get("at", now)))
@@ -338,6 +678,14 @@ class DeferredRedisStore(RedisStore):
         """Flush and confirm what can be (waiting up to ``confirm_timeout_s`` for replicas), stop the
         flusher and close Redis. Entries Redis did not confirm stay in the log for the next process."""
         deadline = time.monotonic() + confirm_timeout_s
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._keeper
+        giving = [bid for bid, lease in self._leases.items() if lease.free > 0 and lease.expiry > self.now_ms()]
+        if giving:
+            with contextlib.suppress(StoreError, _Unavailable, OSError):
+                await self._give_back(giving)
         with contextlib.suppress(StoreError, OSError):
             while True:
                 await self.flush(confirm=True)

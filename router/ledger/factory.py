@@ -23,6 +23,13 @@ scheme (see README, "Ledger off the request path"):
 ``settle_log=DIR``         with ``settle=deferred``: the settle log directory
 ``leases=on``              budget leases (implies ``settle=deferred``): reservations are granted
                            from a slice of each budget this process leased, at memory speed
+``lease_horizon_ms=N``     a slice is about N ms of this process's recent demand (default 500)
+``lease_share=N``          a slice is at most 1/N of what is free in the budget (default 8)
+``lease_min=N``            no slice smaller than N requests (default 4): none near the limit
+``lease_ttl_ms=N``         a slice outlives the longest hold it covers by N ms (default 30000)
+``lease_idle_ms=N``        an unused slice is given back after N ms (default 1000)
+``drain_wait_ms=N``        a request denied while others' slices would fit it waits up to N ms for
+                           them to be given back (default 2000)
 =========================  =====================================================================
 
 Redis clients get ``socket_connect_timeout=1`` s and ``socket_timeout=5`` s unless the URL says otherwise,
@@ -103,7 +110,10 @@ def store_from_url(
 
 
 #: Query parameters of a ledger URL that configure the store (not redis-py).
-LEDGER_OPTIONS = ("settle", "flush_ms", "fsync", "settle_log", "leases")
+LEDGER_OPTIONS = ("settle", "flush_ms", "fsync", "settle_log", "leases", "lease_horizon_ms", "lease_share", "lease_min", "lease_ttl_ms",
+                  "lease_idle_ms", "drain_wait_ms")
+_LEASE_KNOBS = {"lease_horizon_ms": "horizon_s", "lease_share": "share", "lease_min": "min_requests", "lease_ttl_ms": "ttl_s",
+                "lease_idle_ms": "idle_s", "drain_wait_ms": "drain_wait_s"}
 
 
 def _ledger_options(url: str) -> tuple[str, dict[str, str]]:
@@ -127,6 +137,9 @@ def _redis_store(client: Any, options: dict[str, Any], ledger: dict[str, str]) -
         raise ValueError(f"ledger store URL {url!r}: settle must be sync or deferred, not {settle!r}")
     if leases not in ("on", "off"):
         raise ValueError(f"ledger store URL {url!r}: leases must be on or off, not {leases!r}")
+    lease_knobs = {k: v for k, v in ledger.items() if k in _LEASE_KNOBS}
+    if lease_knobs and leases != "on":
+        raise ValueError(f"ledger store URL {url!r}: {', '.join(sorted(lease_knobs))} only apply with leases=on")
     if settle == "sync" and leases == "off":
         unused = sorted(set(ledger) - {"settle", "leases"})
         if unused:
@@ -145,7 +158,16 @@ def _redis_store(client: Any, options: dict[str, Any], ledger: dict[str, str]) -
     if "settle_log" in ledger:
         extra["settle_log_dir"] = ledger["settle_log"]
     if leases == "on":
-        extra["leases"] = True
+        from router.ledger.leases import LeaseSizing
+
+        sizing: dict[str, Any] = {}
+        for name, value in lease_knobs.items():
+            try:
+                number = int(value)
+            except ValueError:
+                raise ValueError(f"ledger store URL {url!r}: {name} must be an integer, not {value!r}") from None
+            sizing[_LEASE_KNOBS[name]] = number / 1000 if name.endswith("_ms") else number
+        extra["leases"] = LeaseSizing(**sizing)
     return DeferredRedisStore(client, **options, **extra)
 
 

@@ -5,7 +5,7 @@
 -- KEYS: the record key of each entry, then per budget slot: spend key, hold zset, hold sum, lease hash.
 -- ARGV: now_ms, idempotency_ttl_ms, n_entries, n_slots, then per slot: kind, first;
 --       then per entry: rid, mode ('S'/'R'), nano, held ('' unknown), lease owner ('' for a Redis hold),
---       m, then per budget: slot (1-based), write index, key ttl.
+--       lease decrement (nano), m, then per budget: slot (1-based), write index, key ttl.
 -- Returns one code per entry: 1 done now, 0 nothing to do (already settled / released).
 local now = tonumber(ARGV[1])
 local idem = ARGV[2]
@@ -16,8 +16,9 @@ local a = 5 + 2 * ns
 for e = 1, ne do
   local rkey = KEYS[e]
   local rid, mode, nano, held_amt, owner = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local m = tonumber(ARGV[a + 5])
-  local b0 = a + 6
+  local ldec = tonumber(ARGV[a + 5])
+  local m = tonumber(ARGV[a + 6])
+  local b0 = a + 7
   a = b0 + 3 * m
   local rec = redis.call('HMGET', rkey, 'st', 'amt')
   local st = rec[1]
@@ -41,7 +42,7 @@ for e = 1, ne do
         if owner ~= '' then
           local size = lease_get(KEYS[k + 1], KEYS[k + 3], owner, now)
           if size > 0 then
-            local left = size - tonumber(nano)
+            local left = size - ldec
             if left < 0 then left = 0 end
             lease_set(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], owner, now, left, 0)
           end
