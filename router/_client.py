@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import os
 import time
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -25,9 +24,11 @@ from typing import Any
 
 from router._reload import PolicyWatcher
 from router._routing import Attempt, RoutingRecord
+from router._transport import AttemptFailed, CallSpec, VertexSettings
 from router._sync import LoopThread
 from router.catalog import Catalog, default_catalog, load_catalog
 from router.cost import USAGE_FIELD_OF_UNIT, Usage, compute_cost
+from router.ledger import MemoryStore
 from router.metrics import RouterMetrics
 from router.errors import (
     BudgetExceededError,
@@ -35,6 +36,7 @@ from router.errors import (
     RouterError,
     TransportError,
 )
+from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
 #: Search queries a Gemini 3 grounded request is assumed to run at most, for the reservation's upper bound.
@@ -73,6 +75,11 @@ def _timeout(value: Any, default: float) -> float:
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _as_list(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The caller's messages as a list, without copying a list (they are passed on as they are)."""
+    return messages if isinstance(messages, list) else list(messages)
 
 
 class Router:
@@ -238,7 +245,7 @@ class Router:
     @property
     def transport(self) -> Any:
         if self._transport is None:
-            from router._transport import LiteLLMTransport
+            from router._transport.litellm_adapter import LiteLLMTransport
 
             self._transport = LiteLLMTransport(count_timeout_s=self.prompt_counter.timeout_s)
         return self._transport
@@ -246,33 +253,35 @@ class Router:
     @property
     def vertex_settings(self) -> Any:
         if self._vertex_settings is None:
-            from router._transport import VertexSettings
-
             self._vertex_settings = VertexSettings.from_env(**self._vertex_settings_kwargs)
         return self._vertex_settings
 
     def store(self) -> Any:
-        """The ledger store for the running event loop (a memory store is shared by all loops)."""
-        from router.ledger import store_from_url
-
+        """The ledger store for the running event loop (a memory store is shared by all loops).
+        Resolved once per request (the request carries it)."""
         if not isinstance(self._store_spec, str):
             return self._store_spec
         if self._store_spec.startswith("memory://"):
             if self._memory_store is None:
-                self._memory_store = store_from_url(self._store_spec, **self._store_options)
+                self._memory_store = self._new_store()
             return self._memory_store
         # A network client belongs to the event loop it was made on: one per loop, dropped with the loop.
         loop = asyncio.get_running_loop()
         found = self._loop_stores.get(loop)
         if found is None:
-            found = self._loop_stores[loop] = store_from_url(self._store_spec, **self._store_options)
+            found = self._loop_stores[loop] = self._new_store()
         return found
+
+    def _new_store(self) -> Any:
+        from router.ledger import store_from_url  # loads the Redis client only for a Redis URL
+
+        return store_from_url(self._store_spec, **self._store_options)
 
     # ------------------------------------------------------------------ public API
     def complete(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
         """Synchronous :meth:`acomplete`. With ``stream=True`` returns a synchronous iterator of chunks."""
         if kwargs.get("stream"):
-            return _SyncRoutedStream(_RoutedStream(self._stream(list(messages), kwargs)), self._sync)
+            return _SyncRoutedStream(_RoutedStream(self._stream(_as_list(messages), kwargs)), self._sync)
         return self._sync.run(self.acomplete(messages, **kwargs))
 
     async def acomplete(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
@@ -286,14 +295,15 @@ class Router:
         ``response_format``, ...) is passed to the model.
         """
         if kwargs.get("stream"):
-            return _RoutedStream(self._stream(list(messages), kwargs))
-        await self._refresh_shared_policy()
-        request, params = self._split(list(messages), kwargs)
+            return _RoutedStream(self._stream(_as_list(messages), kwargs))
+        if self._shared_name is not None:
+            await self._refresh_shared_policy()
+        request, params = self._split(_as_list(messages), kwargs)
         return await self._complete(request, params)
 
     def explain(self, messages: Sequence[Mapping[str, Any]] = (), **kwargs: Any) -> dict[str, Any]:
         """The decision this Router would make now for such a request (nothing is sent or reserved)."""
-        return self._sync.run(self._explain(list(messages), kwargs))
+        return self._sync.run(self._explain(_as_list(messages), kwargs))
 
     async def ledger_state(self) -> tuple[list[Any], Any]:
         """``(budgets, snapshot)``: every budget the ledger knows and, in one read, their spend, the
@@ -346,10 +356,10 @@ class Router:
 
     # ------------------------------------------------------------------ internals
     def _split(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        from router.policy import RequestFeatures, estimate_prompt_tokens
-
+        """Routing attributes -> (request, params to pass to the model). ``kwargs`` is the caller's
+        ``**kwargs`` dict (owned by this call): it is consumed and becomes the params."""
         compiled = self.compiled  # one policy version for the whole request, even if a reload lands meanwhile
-        params = dict(kwargs)
+        params = kwargs
         params.pop("stream", None)
         grounding = params.pop("grounding", None)
         if grounding is True:
@@ -372,29 +382,28 @@ class Router:
             required_capabilities=RequestFeatures.capabilities_from(messages, params),
             at=params.pop("at", None) or _utcnow().date(),
         )
+        # One random id per call. Ledger ids are unique per call even when a caller reuses request_id: a
+        # reused id must never make the ledger treat a second call as a retry of the first (and skip booking it).
+        token = os.urandom(16).hex()
+        given_id = params.pop("request_id", None)
         request = {
-            "id": str(params.pop("request_id", None) or uuid.uuid4().hex),
+            "id": str(given_id) if given_id else token,
+            "call_id": f"{given_id}:{token[:12]}" if given_id else token,
             "messages": messages,
             "features": features,
             "timeout_s": _timeout(params.pop("timeout", None), self.request_timeout_s),
             "compiled": compiled,
             "prompt_source": source,
+            "store": self.store(),
         }
-        # Ledger ids are unique per call even when a caller reuses request_id: a reused id must never make
-        # the ledger treat a second call as a retry of the first (and skip booking it).
-        request["call_id"] = f"{request['id']}:{uuid.uuid4().hex[:12]}"
         params["max_tokens"] = features.max_tokens
         return request, params
 
-    async def _snapshot(self, compiled: Any, features: Any) -> Any:
+    async def _snapshot(self, compiled: Any, features: Any, store: Any) -> Any:
         """The ledger state the decision sees. On a shared (Redis) store it is cached for at most
         ``snapshot_max_age_s`` per set of budgets / pools / families, saving a round trip per request;
         the reservation that follows is always checked atomically against the live counters, so a
         slightly older view can change *which* model is preferred, never let a budget overflow."""
-        from router.ledger import MemoryStore
-        from router.policy import StateSnapshot
-
-        store = self.store()
         budgets = compiled.budgets_for(features)
         pools = compiled.pools_for(features)
         families = compiled.ramp_families
@@ -427,7 +436,7 @@ class Router:
 
     async def _decide(self, request: dict[str, Any]) -> Any:
         compiled, features = request["compiled"], request["features"]
-        state = await self._snapshot(compiled, features)
+        state = await self._snapshot(compiled, features, request["store"])
         request["state"] = state
         if request["prompt_source"] == "estimate" and compiled.count_tokens != "never":
             features = await self._size_prompt(request, state)
@@ -449,7 +458,7 @@ class Router:
 
         await self._refresh_shared_policy()
         request, _ = self._split(messages, kwargs)
-        state = await self._snapshot(request["compiled"], request["features"])
+        state = await self._snapshot(request["compiled"], request["features"], request["store"])
         if request["prompt_source"] == "estimate" and request["compiled"].count_tokens != "never":
             await self._size_prompt(request, state)  # counted (and cached) as the call would be
         return explain(request["compiled"], request["features"], state, self._prompt_size(request))
@@ -482,7 +491,7 @@ class Router:
             request["messages"],
             counter=self.prompt_counter,
             transport=self.transport,
-            store=self.store(),
+            store=request["store"],
             settings=self.vertex_settings,
             metrics=self.metrics,
         )
@@ -526,30 +535,35 @@ class Router:
                 return compute_cost(model, Usage.build(**fields), self.catalog.pools).total
         return compute_cost(model, Usage.build(**fields)).total
 
-    def _call_spec(self, choice: Any, request: dict[str, Any], params: dict[str, Any], stream: bool) -> Any:
-        from router._transport import CallSpec
-
+    def _call_spec(self, choice: Any, request: dict[str, Any], params: dict[str, Any], stream: bool) -> CallSpec:
+        """The attempt as the transport sees it: the caller's messages and params are passed as they are (not copied)."""
         model = self.catalog.get(choice.model)
+        features = request["features"]
+        labels = {}
+        if features.tenant:
+            labels["router-tenant"] = features.tenant
+        if features.app:
+            labels["router-app"] = features.app
         return CallSpec(
             model_id=model.id,
             api=model.api,
             vertex_model=model.vertex_model,
             location=choice.location,
-            messages=list(request["messages"]),
-            params=dict(params),
+            messages=request["messages"],
+            params=params,
             grounding=choice.grounding,
             priority=choice.priority,
             stream=stream,
             timeout_s=request["timeout_s"],
             batch=choice.batch,
-            labels={"router-tenant": request["features"].tenant or "", "router-app": request["features"].app or ""},
+            labels=labels,
         )
 
     async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:
         """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
         features = request["features"]
         model = self.catalog.get(choice.model)
-        store = self.store()
+        store = request["store"]
         # The router sends every request online (it does not submit Batch API jobs), so it reserves and
         # bills online rates even when the policy allowed batch; the request carries a batch-eligible label.
         fields: dict[str, Any] = {"at": features.at, "batch": False, "location": choice.location}
@@ -615,8 +629,7 @@ class Router:
             return self.reservation_ttl_s
         return (self.request_timeout_s if timeout_s is None else timeout_s) + RESERVATION_TTL_MARGIN_S
 
-    async def _reserve(self, attempt_id: str, decision: Any, amount: Decimal, timeout_s: float | None = None) -> Any:
-        store = self.store()
+    async def _reserve(self, store: Any, attempt_id: str, decision: Any, amount: Decimal, timeout_s: float | None = None) -> Any:
         try:
             reservation = await store.reserve(attempt_id, decision.budgets, amount, self.hold_ttl_s(timeout_s))
         except Exception:
@@ -643,9 +656,10 @@ class Router:
         record.attempts.append(attempt)
         return attempt
 
-    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Any, record: RoutingRecord, attempt: Attempt, features: Any) -> None:
+    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Any, record: RoutingRecord, attempt: Attempt, request: dict[str, Any]) -> None:
         """Book the bill of a served attempt and record it (the end of every successful call or stream)."""
-        await self.store().settle(attempt_id, cost)
+        features = request["features"]
+        await request["store"].settle(attempt_id, cost)
         self._check_bound(record, cost, upper)
         attempt.settled_usd = cost
         record.model, record.cost_usd = choice.model, cost
@@ -695,16 +709,14 @@ class Router:
         return TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
 
     async def _complete(self, request: dict[str, Any], params: dict[str, Any]) -> Any:
-        from router._transport import AttemptFailed
-
         features = request["features"]
         decision = await self._decide(request)
         record = self._new_record(request, decision)
-        store = self.store()
+        store = request["store"]
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
-            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper, request["timeout_s"]), upper)
+            attempt = self._begin_attempt(record, choice, await self._reserve(store, attempt_id, decision, upper, request["timeout_s"]), upper)
             if attempt is None:
                 continue
             try:
@@ -724,7 +736,7 @@ class Router:
             except BaseException:
                 await store.settle(attempt_id, upper)  # never lose spend on a billing error
                 raise
-            await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, features)
+            await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request)
             response = result.response
             try:
                 response.routing = record
@@ -735,18 +747,16 @@ class Router:
 
     async def _stream(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         """Async generator of chunks; settles when the stream ends, fails or is closed by the consumer."""
-        from router._transport import AttemptFailed
-
         await self._refresh_shared_policy()
         request, params = self._split(messages, kwargs)
         features = request["features"]
         decision = await self._decide(request)
         record = self._new_record(request, decision)
-        store = self.store()
+        store = request["store"]
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
-            attempt = self._begin_attempt(record, choice, await self._reserve(attempt_id, decision, upper, request["timeout_s"]), upper)
+            attempt = self._begin_attempt(record, choice, await self._reserve(store, attempt_id, decision, upper, request["timeout_s"]), upper)
             if attempt is None:
                 continue
             try:
@@ -794,7 +804,7 @@ class Router:
         raise self._exhausted(record, features)
 
     async def _settle_stream(self, stream: Any, choice: Any, request: dict[str, Any], attempt_id: str, record: RoutingRecord, attempt: Attempt, upper: Decimal) -> None:
-        store = self.store()
+        store = request["store"]
         usage = stream.final_usage()
         if not usage.complete and attempt.outcome == "ok":
             attempt.outcome = "interrupted"
@@ -806,7 +816,7 @@ class Router:
         except BaseException:
             await store.settle(attempt_id, upper)  # never lose spend, even when cancelled while billing
             raise
-        await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request["features"])
+        await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request)
 
 
 async def _close(stream: Any) -> None:

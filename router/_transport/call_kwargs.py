@@ -51,14 +51,18 @@ def build_call_kwargs(spec: CallSpec, settings: VertexSettings) -> dict[str, Any
     """The keyword arguments of the ``litellm.acompletion`` call for ``spec`` (pure; no litellm import)."""
     if spec.priority and spec.location != "global":
         raise ValueError(f"Priority PayGo is served on the global endpoint only; {spec.model_id} is routed to {spec.location!r}")
-    params = dict(spec.params)
+    params = dict(spec.params)  # popped from below; the spec's own dict serves every attempt of the call
     kwargs: dict[str, Any] = {
         "model": litellm_model_name(spec),
-        "messages": list(spec.messages),
-        "vertex_project": settings.vertex_project,
-        "vertex_location": spec.location or settings.vertex_location,
+        "messages": spec.messages,  # the caller's list, not a copy
         "drop_params": True,
     }
+    # Only what litellm needs: unset settings are left out rather than passed as None.
+    if settings.vertex_project is not None:
+        kwargs["vertex_project"] = settings.vertex_project
+    location = spec.location or settings.vertex_location
+    if location is not None:
+        kwargs["vertex_location"] = location
     if settings.vertex_credentials is not None:
         kwargs["vertex_credentials"] = settings.vertex_credentials
     if settings.api_base:

@@ -134,7 +134,7 @@ class LiteLLMTransport:
         return acompletion
 
     async def send(self, spec: CallSpec, settings: VertexSettings) -> CallResult:
-        kwargs = build_call_kwargs(replace(spec, stream=False), settings)
+        kwargs = build_call_kwargs(spec if not spec.stream else replace(spec, stream=False), settings)
         acompletion = self._prepare(kwargs)
         try:
             response = await acompletion(**kwargs)
@@ -145,7 +145,7 @@ class LiteLLMTransport:
         return CallResult(response=response, usage=usage_from_response(response))
 
     def stream(self, spec: CallSpec, settings: VertexSettings) -> "LiteLLMStream":
-        kwargs = build_call_kwargs(replace(spec, stream=True), settings)
+        kwargs = build_call_kwargs(spec if spec.stream else replace(spec, stream=True), settings)
         return LiteLLMStream(self, kwargs, estimate_prompt_tokens(spec.messages))
 
     async def count_tokens(self, spec: CallSpec, settings: VertexSettings) -> TokenCount:

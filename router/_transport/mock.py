@@ -15,6 +15,8 @@ from router._transport.litellm_adapter import model_response, model_response_chu
 from router._transport.types import FAILURE_KINDS, AttemptFailed, CallResult, CallSpec, ProviderUsage, VertexSettings
 from router._transport.usage import estimate_prompt_tokens, estimate_tokens
 
+_NO_SETTINGS = VertexSettings()
+
 
 @dataclass
 class MockScript:
@@ -104,7 +106,7 @@ class MockTransport:
         return model_response(spec.vertex_model, text, usage)
 
     async def send(self, spec: CallSpec, settings: VertexSettings | None = None) -> CallResult:
-        build_call_kwargs(replace(spec, stream=False), settings or VertexSettings())  # same validation as litellm's path
+        build_call_kwargs(spec if not spec.stream else replace(spec, stream=False), settings or _NO_SETTINGS)  # same validation as litellm's path
         self.calls.append(spec)
         entry = self._find(spec)
         if entry.latency_s:
@@ -115,7 +117,7 @@ class MockTransport:
         return CallResult(response=self._response(spec, entry.text, usage), usage=usage)
 
     def stream(self, spec: CallSpec, settings: VertexSettings | None = None) -> "MockStream":
-        build_call_kwargs(replace(spec, stream=True), settings or VertexSettings())
+        build_call_kwargs(spec if spec.stream else replace(spec, stream=True), settings or _NO_SETTINGS)
         self.calls.append(spec)
         return MockStream(self, spec, self._find(spec))
 

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 APIS = frozenset({"gemini", "anthropic", "openai_maas", "mistral", "ai21"})
@@ -81,6 +82,7 @@ class CallSpec:
 _LABEL_RE = re.compile(r"[^a-z0-9_-]")
 
 
+@lru_cache(maxsize=4096)
 def vertex_label(value: str) -> str:
     """A value Vertex accepts as a request label: lowercase letters, digits, ``_`` and ``-``, <= 63 chars."""
     return _LABEL_RE.sub("_", value.lower())[:63]

@@ -349,7 +349,7 @@ class ProxyRouting:
             attempt_id = f"{request_id}:{index}"
             upper = r._upper_bound(choice, features, request.get("state"))
             try:
-                reservation = await r._reserve(attempt_id, decision, upper)
+                reservation = await r._reserve(request["store"], attempt_id, decision, upper)
             except StoreUnavailableError as exc:
                 raise RoutingRejected(f"router: ledger unavailable: {exc}", 503) from exc
             if not reservation.granted:
@@ -433,7 +433,7 @@ class ProxyRouting:
         r = self.router
         await self._release_attempt(pending, pending.current)
         upper = r._upper_bound(pending.candidates[index], pending.request["features"], pending.request.get("state"))
-        reservation = await r._reserve(pending.attempt_id(index), pending.decision, upper)
+        reservation = await r._reserve(r.store(), pending.attempt_id(index), pending.decision, upper)
         pending.current = index
         if not reservation.granted:
             pending.released.add(index)
@@ -490,7 +490,8 @@ class ProxyRouting:
         record = RoutingRecord(request_id=attempt_id, decision=pending.decision.to_dict())
         try:
             usage = usage_from_response(source)
-            cost = await r._bill(pending.candidates[index], pending.request, usage, attempt_id, record, upper)
+            request = {**pending.request, "store": store}  # this loop's store (the callback may run on another loop)
+            cost = await r._bill(pending.candidates[index], request, usage, attempt_id, record, upper)
         except Exception:  # noqa: BLE001 - never lose spend: book the reserved upper bound
             log.exception("router: billing %s failed; settling the reserved upper bound", attempt_id)
             cost = upper

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal
 from typing import Literal
 
@@ -60,9 +61,9 @@ class BudgetScope:
         if not SCOPE_RE.match(self.scope):
             raise ValueError(f"invalid budget scope {self.scope!r}: use global, tenant:NAME, app:NAME or tag:KEY=VALUE")
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """Stable identity of the counter (scope + window), used as the key of snapshot results."""
+        """Stable identity of the counter (scope + window), used as the key of snapshot results (computed once)."""
         return f"{self.scope}|{self.window}"
 
 

@@ -98,8 +98,24 @@ def _local_midnight(day: dt.date, tz: ZoneInfo) -> int:
     return int(start.astimezone(_UTC).timestamp()) * 1000
 
 
+#: The last period computed per (kind, time zone): reused while ``now`` stays inside it, so the time-zone
+#: arithmetic runs once per day / month and zone instead of several times per request.
+_PERIODS: dict[tuple[str, str], Period] = {}
+
+
 def period(kind: str, timezone: str, now_ms: int) -> Period:
     """The calendar ``day`` or ``month`` in ``timezone`` that contains ``now_ms``."""
+    cached = _PERIODS.get((kind, timezone))
+    if cached is not None and cached.start_ms <= now_ms < cached.end_ms:
+        return cached
+    found = _compute_period(kind, timezone, now_ms)
+    if len(_PERIODS) > 1024:  # bounded: zones are few, but every (kind, zone) seen is kept
+        _PERIODS.clear()
+    _PERIODS[(kind, timezone)] = found
+    return found
+
+
+def _compute_period(kind: str, timezone: str, now_ms: int) -> Period:
     tz = zone(timezone)
     local = dt.datetime.fromtimestamp(now_ms / 1000, _UTC).astimezone(tz).date()
     if kind == "day":
