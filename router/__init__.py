@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "NoEligibleModelError": "router.errors",
     "PolicyError": "router.errors",
     "PriceNotAvailableError": "router.errors",
+    "RequestError": "router.errors",
     "RequestRefusedError": "router.errors",
     "Router": "router._client",
     "RouterError": "router.errors",

@@ -33,10 +33,12 @@ from router.metrics import RouterMetrics
 from router.errors import (
     BudgetExceededError,
     PriceNotAvailableError,
+    RequestError,
     RouterError,
     TransportError,
 )
 from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
+from router.policy.features import check_count, check_request_id
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
 #: Search queries a Gemini 3 grounded request is assumed to run at most, for the reservation's upper bound.
@@ -364,19 +366,24 @@ class Router:
         grounding = params.pop("grounding", None)
         if grounding is True:
             grounding = "google_search"
-        max_tokens = params.pop("max_tokens", None) or compiled.default_max_tokens
+        max_tokens = params.pop("max_tokens", None)
+        max_tokens = compiled.default_max_tokens if max_tokens is None else check_count("max_tokens", max_tokens)
+        if max_tokens == 0:
+            raise RequestError("max_tokens", "must be at least 1 (leave it out for the policy's default_max_tokens)")
         prompt_tokens = params.pop("prompt_tokens", None)
         source = "caller"
         if prompt_tokens is None:
             prompt_tokens = estimate_prompt_tokens(messages)
             source = "estimate"
+        else:
+            prompt_tokens = check_count("prompt_tokens", prompt_tokens)
         features = RequestFeatures(
             tenant=params.pop("tenant", None),
             app=params.pop("app", None),
             tags=dict(params.pop("tags", None) or {}),
             task=params.pop("task", None),
-            prompt_tokens=int(prompt_tokens),
-            max_tokens=int(max_tokens),
+            prompt_tokens=prompt_tokens,
+            max_tokens=max_tokens,
             grounding=grounding or None,
             latency_sensitive=bool(params.pop("latency_sensitive", False)),
             required_capabilities=RequestFeatures.capabilities_from(messages, params),
@@ -386,9 +393,11 @@ class Router:
         # reused id must never make the ledger treat a second call as a retry of the first (and skip booking it).
         token = os.urandom(16).hex()
         given_id = params.pop("request_id", None)
+        if given_id is not None:
+            given_id = check_request_id(given_id)
         request = {
-            "id": str(given_id) if given_id else token,
-            "call_id": f"{given_id}:{token[:12]}" if given_id else token,
+            "id": given_id if given_id is not None else token,
+            "call_id": f"{given_id}:{token[:12]}" if given_id is not None else token,
             "messages": messages,
             "features": features,
             "timeout_s": _timeout(params.pop("timeout", None), self.request_timeout_s),

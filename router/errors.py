@@ -5,6 +5,7 @@
     │   ├── UnknownModelError        a model id not in the catalog (carries close matches)
     │   └── PriceNotAvailableError   a price dimension the seeds do not give for that model/date
     ├── UsageError                   bad usage/counts handed to the cost engine (negative, non-integer)
+    ├── RequestError                 a call's routing argument is invalid (names the argument)
     ├── PolicyError                  a policy file is invalid (carries file, line, column)
     ├── NoEligibleModelError         a policy can be evaluated but no candidate satisfies it
     ├── RequestRefusedError          a budget action said "refuse"
@@ -49,6 +50,15 @@ class PriceNotAvailableError(CatalogError):
 
 class UsageError(RouterError, ValueError):
     """Usage handed to the cost engine is invalid (negative or non-integer counts, parts > whole)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class RequestError(RouterError, ValueError):
+    """A routing argument of a call is invalid (``tenant=""``, ``max_tokens=True``, a too long
+    ``request_id``); ``field`` is the argument's name as the caller wrote it."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field

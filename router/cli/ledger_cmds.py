@@ -56,8 +56,7 @@ def _policy_budgets(path: str) -> tuple[list[Any], list[Any]]:
         if b.kind == "global":
             concrete.append(BudgetScope("global", b.window, b.limit))
         elif b.value is not None:
-            name = f"tag:{b.key}={b.value}" if b.kind == "tag" else f"{b.kind}:{b.value}"
-            concrete.append(BudgetScope(name, b.window, b.limit))
+            concrete.append(BudgetScope(b.fixed_scope(), b.window, b.limit))
         else:
             templates.append((b.kind, b.key, b.window, b.limit))
     return concrete, templates
@@ -71,6 +70,25 @@ def _matches(budget: Any, templates: list[Any]) -> bool:
     return False
 
 
+def _scope_forms(arg: str) -> set[str]:
+    """``--scope`` as typed and with its name encoded the ledger's way (``tenant:a/b`` -> ``tenant:a%2Fb``),
+    with or without a ``|window`` suffix."""
+    from router.ledger.names import scope_of
+
+    forms = {arg}
+    head, bar, window = arg.rpartition("|") if "|" in arg else (arg, "", "")
+    kind, sep, rest = head.partition(":")
+    try:
+        if sep and kind in ("tenant", "app"):
+            forms.add(scope_of(kind, rest) + bar + window)
+        elif sep and kind == "tag" and "=" in rest:
+            key, _, value = rest.partition("=")
+            forms.add(scope_of("tag", value, key) + bar + window)
+    except (TypeError, ValueError):
+        pass
+    return forms
+
+
 def _pct(used: Decimal, limit: Decimal) -> Decimal | None:
     if limit <= 0:
         return None
@@ -79,7 +97,7 @@ def _pct(used: Decimal, limit: Decimal) -> Decimal | None:
 
 def spend(
     store: StoreOption,
-    scope: Annotated[Optional[str], typer.Option("--scope", help="Only this scope (e.g. tenant:acme) or budget id (tenant:acme|rolling:24h).")] = None,
+    scope: Annotated[Optional[str], typer.Option("--scope", help="Only this scope (e.g. tenant:acme; names as given to the Router or encoded, tenant:a/b = tenant:a%2Fb) or budget id (tenant:acme|rolling:24h).")] = None,
     policy: Annotated[Optional[str], typer.Option("--policy", help="Only the budgets this policy file declares (shown even before any spend).")] = None,
     prefix: PrefixOption = "router",
     as_json: JsonOption = False,
@@ -98,7 +116,8 @@ def spend(
             budgets = {b.id: b for b in known}
             for b in extra:
                 budgets[b.id] = b  # the policy's limit wins
-            chosen = [b for bid, b in sorted(budgets.items()) if scope is None or scope in (b.scope, bid)]
+            wanted = _scope_forms(scope) if scope is not None else set()
+            chosen = [b for bid, b in sorted(budgets.items()) if scope is None or wanted & {b.scope, bid}]
             snap = await ledger.snapshot(chosen, [], [])
             rows = []
             for b in chosen:

@@ -104,7 +104,7 @@ def explain_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Show the decision the policy makes for a request, and why."""
-    from router.errors import PolicyError, RouterError
+    from router.errors import PolicyError, RequestError, RouterError
     from router.policy import RequestFeatures, StateSnapshot, compile_policy, estimate_prompt_tokens, explain, load_policy
     from router.policy.features import RAMP_START_TPM
 
@@ -157,18 +157,22 @@ def explain_command(
         if not used.isdigit() or (limit and not limit.isdigit()):
             fail(f"--ramp: expected FAMILY=TOKENS[/LIMIT], got {key}={value}")
         ramps[key] = (int(used), int(limit) if limit else RAMP_START_TPM.get(key, 1_000_000))
-    features = RequestFeatures(
-        tenant=tenant,
-        app=app_name,
-        tags=dict(_pairs("--tag", tag)),
-        task=task,
-        prompt_tokens=prompt_tokens or 0,
-        max_tokens=max_tokens or compiled.default_max_tokens,
-        grounding=grounding,
-        latency_sensitive=latency_sensitive,
-        required_capabilities=frozenset(capability or ()),
-        at=day,
-    )
+    try:
+        features = RequestFeatures(
+            tenant=tenant,
+            app=app_name,
+            tags=dict(_pairs("--tag", tag)),
+            task=task,
+            prompt_tokens=prompt_tokens or 0,
+            max_tokens=max_tokens or compiled.default_max_tokens,
+            grounding=grounding,
+            latency_sensitive=latency_sensitive,
+            required_capabilities=frozenset(capability or ()),
+            at=day,
+        )
+    except RequestError as exc:  # tenant="", a tag without a value...
+        option = {"tenant": "--tenant", "app": "--app"}.get(exc.field, "--tag")
+        fail(f"{option}: {str(exc).partition(': ')[2]}")
     state = StateSnapshot(spend_map, pools, ramps, now=moment)
     size = None
     if prompt_file is not None:

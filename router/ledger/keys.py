@@ -1,5 +1,9 @@
-"""Names and Redis keys. Every name that reaches a key is validated here, so no input can write outside
-its prefix.
+"""Names and Redis keys. Every name that reaches a key is validated or encoded here, so no input can write
+outside its prefix and no two names share a key.
+
+Caller-supplied names are encoded reversibly by :mod:`router.ledger.names` (injective: no two names
+share a key). Pool ids, model families, policy names, prefixes and ids are not encoded but checked against
+a charset without key separators, so they too reach keys unchanged and injectively.
 
 All keys of one ledger share a single Redis Cluster hash tag, the prefix itself: ``{router}:...``.
 A multi-scope reservation touches the counters of every scope it names in one Lua script, and a script
@@ -30,7 +34,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from router.ledger.types import SCOPE_RE, BudgetScope, Window
+from router.ledger.names import MAX_NAME_CHARS, check_scope, decode_name, encode_name, scope_of  # noqa: F401 - re-exported
+from router.ledger.types import BudgetScope, Window
 from router.ledger.windows import zone
 
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
@@ -85,8 +90,7 @@ def check_budget(budget: BudgetScope) -> BudgetScope:
     """Validate a budget scope again (the dataclass may have been built around its checks) and its zone."""
     if not isinstance(budget, BudgetScope):
         raise TypeError(f"expected a BudgetScope, not {type(budget).__name__}")
-    if not SCOPE_RE.match(budget.scope):
-        raise ValueError(f"invalid budget scope {budget.scope!r}")
+    check_scope(budget.scope)
     Window(budget.window.kind, budget.window.span, budget.window.timezone)  # re-run its checks
     if budget.window.kind == "calendar":
         zone(budget.window.timezone)

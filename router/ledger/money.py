@@ -22,10 +22,15 @@ MAX_USD = Decimal(MAX_NANO).scaleb(-9)
 
 
 def to_nano(amount: Decimal | int | str, *, what: str = "amount") -> int:
-    """USD (Decimal, int or decimal string; never float) to integer nano-USD, rounded up; refuses
+    """USD (Decimal, int or decimal string; never float or bool) to integer nano-USD, rounded up; refuses
     negative, non-finite and out-of-range values."""
-    if isinstance(amount, float):
-        raise TypeError(f"{what}: money must be a Decimal, not float ({amount!r})")
+    if isinstance(amount, bool) or not isinstance(amount, (Decimal, int, str)):
+        raise TypeError(f"{what}: money must be a Decimal (or int / decimal string), not {type(amount).__name__} ({amount!r})")
+    if isinstance(amount, str):
+        try:
+            amount = Decimal(amount.strip())
+        except ArithmeticError:
+            raise ValueError(f"{what}: {amount!r} is not a decimal amount") from None
     value = amount if isinstance(amount, Decimal) else Decimal(amount)
     if not value.is_finite():
         raise ValueError(f"{what}: {value} is not a finite amount")

@@ -14,10 +14,14 @@ from functools import cached_property
 from decimal import Decimal
 from typing import Literal
 
+from router.ledger.names import check_scope
+
 ROLLING_SPANS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 CALENDAR_SPANS = ("day", "month")
-#: Scope names: ``global`` or ``kind:name``; names are restricted so no input can escape its key prefix.
-SCOPE_RE = re.compile(r"^(global|(tenant|app|tag):[A-Za-z0-9_.\-=@]{1,128})\Z")
+#: The shape of a scope: ``global``, ``tenant:NAME``, ``app:NAME`` or ``tag:KEY=VALUE``, each name in the
+#: encoded form of :func:`router.ledger.names.encode_name` (so no input can escape its key prefix).
+#: ``BudgetScope`` also checks that each name is canonically encoded (``check_scope``).
+SCOPE_RE = re.compile(r"^(global|(tenant|app):(?:[A-Za-z0-9_.~@\-]|%[0-9A-F]{2}){1,1536}|tag:(?:[A-Za-z0-9_.~@\-]|%[0-9A-F]{2}){1,1536}=(?:[A-Za-z0-9_.~@\-]|%[0-9A-F]{2}){1,1536})\Z")
 
 
 @dataclass(frozen=True)
@@ -51,15 +55,17 @@ class Window:
 
 @dataclass(frozen=True)
 class BudgetScope:
-    """A spend limit: ``scope`` (``global`` / ``tenant:acme`` / ``app:x`` / ``tag:k=v``), ``window``, ``limit_usd``."""
+    """A spend limit: ``scope`` (``global`` / ``tenant:acme`` / ``app:x`` / ``tag:k=v``), ``window``, ``limit_usd``.
+
+    Names in ``scope`` are encoded (:func:`router.ledger.names.scope_of` builds a scope from raw names:
+    ``scope_of("tenant", "a/b")`` is ``tenant:a%2Fb``)."""
 
     scope: str
     window: Window
     limit_usd: Decimal
 
     def __post_init__(self) -> None:
-        if not SCOPE_RE.match(self.scope):
-            raise ValueError(f"invalid budget scope {self.scope!r}: use global, tenant:NAME, app:NAME or tag:KEY=VALUE")
+        check_scope(self.scope)
 
     @cached_property
     def id(self) -> str:

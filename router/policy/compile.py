@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +20,7 @@ from typing import Any
 
 from router.catalog import Catalog, CatalogModel
 from router.catalog.models import GROUNDING_DIMENSION_OF
+from router.ledger.names import scope_of
 from router.ledger.types import BudgetScope, QuotaPool, Window
 from router.policy.decide import Decision, decide
 from router.policy.explain import explain
@@ -29,8 +29,6 @@ from router.policy.model import CandidateSpec, Policy, Profile, parse_window
 from router.policy.selection import choose_location, resolve_entries, static_reason
 from router.policy.units import GROUNDING_SCALE, RATE_SCALE, from_units, to_units
 from router.policy.validate import load_policy
-
-_SCOPE_SAFE = re.compile(r"[^A-Za-z0-9_.\-=@]")
 
 
 def _scaled(rate: Decimal, factor: int) -> int:
@@ -230,36 +228,37 @@ class CompiledBudget:
         self._cache: dict[str, BudgetScope] = {}
 
     def _scope(self, name: str) -> BudgetScope:
+        """The budget scope of the caller-supplied ``name`` (the tenant, app or tag value; ignored for global),
+        encoded injectively (:mod:`router.ledger.names`); cached per name."""
         found = self._cache.get(name)
         if found is None:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            found = BudgetScope(name, self.window, self.limit)
+            found = BudgetScope(self.fixed_scope(name), self.window, self.limit)
             self._cache[name] = found
         return found
+
+    def fixed_scope(self, name: str | None = None) -> str:
+        """The ledger scope this budget uses for ``name`` (its own fixed name when None)."""
+        name = self.value if name is None else name
+        if self.kind == "global":
+            return "global"
+        return scope_of(self.kind, name, self.key)
 
     def scope_for(self, f: RequestFeatures) -> BudgetScope | None:
         kind = self.kind
         if kind == "global":
-            return self._scope("global")
+            return self._scope("")
         if kind == "tag":
             assert self.key is not None
             got = f.tags.get(self.key) if f.tags else None
             if got is None or (self.value is not None and got != self.value):
                 return None
-            return self._scope(f"tag:{self.key}={_safe(got)}")
+            return self._scope(got)
         got = f.tenant if kind == "tenant" else f.app
         if got is None or (self.value is not None and got != self.value):
             return None
-        return self._scope(f"{kind}:{_safe(got)}")
-
-
-def _safe(name: str) -> str:
-    """A scope-safe name: unchanged when already safe, else sanitised with a short hash suffix."""
-    if len(name) <= 128 and not _SCOPE_SAFE.search(name) and name:
-        return name
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-    return f"{_SCOPE_SAFE.sub('_', name)[:110]}.{digest}"
+        return self._scope(got)
 
 
 # --------------------------------------------------------------------------- the compiled policy

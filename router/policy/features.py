@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from router.errors import RequestError
+from router.ledger.names import MAX_NAME_CHARS, encode_name
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -23,6 +27,54 @@ MEDIA_PART_TOKENS = 258
 #: Priority PayGo ramp start limits from the Priority PayGo guide (tokens per minute), used when the
 #: ledger reports nothing for a family yet.
 RAMP_START_TPM: dict[str, int] = {"flash": 4_000_000, "flash-lite": 4_000_000, "pro": 1_000_000}
+
+
+def check_name(field: str, value: Any, what: str = "") -> str:
+    """A tenant / app / tag name as the ledger accepts it (a non-empty string of at most 128 characters;
+    any characters, encoded injectively in ledger keys), else :class:`RequestError` naming ``field``
+    (``what`` says which part of it, e.g. "a tag name")."""
+    part = f"{what} " if what else ""
+    if not isinstance(value, str):
+        raise RequestError(field, f"{part}must be a string, not {type(value).__name__} ({value!r})")
+    if not value:
+        raise RequestError(field, f"{part}must not be empty: pass None (or leave it out) for none")
+    if len(value) > MAX_NAME_CHARS:
+        raise RequestError(field, f"{part}is {len(value)} characters long; at most {MAX_NAME_CHARS} are allowed")
+    try:
+        encode_name(value)
+    except ValueError as exc:
+        raise RequestError(field, f"{part}{exc}") from None
+    return value
+
+
+def check_count(field: str, value: Any) -> int:
+    """A token count: a non-negative int (never a bool), else :class:`RequestError` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(field, f"must be a whole number of tokens, not {type(value).__name__} ({value!r})")
+    if value < 0:
+        raise RequestError(field, f"must not be negative ({value})")
+    return value
+
+
+#: Longest ``request_id`` a caller may pass: the ledger derives per-attempt ids from it (a suffix of up to
+#: ~20 characters) and its ids are at most 256 characters.
+MAX_REQUEST_ID_CHARS = 200
+_REQUEST_ID_RE = re.compile(r"^[!-z|~]+\Z")
+
+
+def check_request_id(value: Any) -> str:
+    """A caller's ``request_id``: a str (or int) of 1-200 printable ASCII characters without spaces or braces,
+    else :class:`RequestError` naming ``request_id`` and the limit."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RequestError("request_id", f"must be a string, not {type(value).__name__} ({value!r})")
+    text = str(value)
+    if not text:
+        raise RequestError("request_id", "must not be empty (leave it out for a generated id)")
+    if len(text) > MAX_REQUEST_ID_CHARS:
+        raise RequestError("request_id", f"is {len(text)} characters long; at most {MAX_REQUEST_ID_CHARS} are allowed")
+    if not _REQUEST_ID_RE.match(text):
+        raise RequestError("request_id", f"{text!r}: use printable ASCII characters without spaces or braces")
+    return text
 
 
 def _utc_today() -> dt.date:
@@ -97,8 +149,18 @@ class RequestFeatures:
     def __post_init__(self) -> None:
         if self.grounding is True:  # type: ignore[comparison-overlap]
             object.__setattr__(self, "grounding", "google_search")
-        if self.prompt_tokens < 0 or self.max_tokens < 0:
-            raise ValueError("prompt_tokens and max_tokens must not be negative")
+        for name in ("prompt_tokens", "max_tokens"):
+            check_count(name, getattr(self, name))
+        for name in ("tenant", "app"):
+            if getattr(self, name) is not None:
+                check_name(name, getattr(self, name))
+        if self.tags is None:
+            object.__setattr__(self, "tags", {})
+        if not isinstance(self.tags, Mapping):
+            raise RequestError("tags", f"must be a dict of tag name to value, not {type(self.tags).__name__}")
+        for key, value in self.tags.items():
+            check_name("tags", key, "a tag name")
+            check_name(f"tags[{key!r}]", value)
         if not isinstance(self.required_capabilities, frozenset):
             object.__setattr__(self, "required_capabilities", frozenset(self.required_capabilities))
 
