@@ -173,6 +173,7 @@ def _request_metadata(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _metadata_places(kwargs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every place litellm may have put the request metadata in a call's or a logging event's kwargs."""
     places: list[Any] = []
     params = kwargs.get("litellm_params")
     if isinstance(params, Mapping):
@@ -210,20 +211,10 @@ def _deployment_of(kwargs: Mapping[str, Any]) -> str | None:
 
 def _attempt_id_from_kwargs(kwargs: Mapping[str, Any]) -> str | None:
     """The reservation id stamped by the pre-call hook, wherever litellm put the request metadata."""
-    places: list[Any] = []
-    params = kwargs.get("litellm_params")
-    if isinstance(params, Mapping):
-        places += [params.get("metadata"), params.get("litellm_metadata")]
-    places += [kwargs.get("metadata"), kwargs.get("litellm_metadata")]
-    slp = kwargs.get("standard_logging_object")
-    if isinstance(slp, Mapping):
-        places.append(slp.get("metadata"))
-        places.append((slp.get("metadata") or {}).get("requester_metadata") if isinstance(slp.get("metadata"), Mapping) else None)
-    for place in places:
-        if isinstance(place, Mapping):
-            found = place.get(ATTEMPT_KEY)
-            if isinstance(found, str) and found:
-                return found
+    for place in _metadata_places(kwargs):
+        found = place.get(ATTEMPT_KEY)
+        if isinstance(found, str) and found:
+            return found
     return None
 
 

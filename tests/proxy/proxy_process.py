@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,17 @@ def running_proxy(tmp_path: Path, config: str, policy: str, redis_server: Any, s
             process.wait(timeout=5)
 
 
+
+
+async def ledger_spend(proxy: dict[str, Any], scope: str, *, with_holds: bool = False) -> Decimal:
+    """Settled spend of ``scope`` this month in the proxy's ledger (``with_holds``: plus active reservations)."""
+    from router.ledger import BudgetScope, Window, store_from_url
+
+    store = store_from_url(proxy["redis"].url, prefix=proxy["prefix"])
+    budget = BudgetScope(scope, Window.parse("calendar:month@UTC"), Decimal("10"))
+    try:
+        if with_holds:
+            return (await store.snapshot([budget], (), ())).spend.get(budget.id, Decimal(0))
+        return await store.spend(budget)
+    finally:
+        await store.close()

@@ -4,22 +4,16 @@ list), routes to the loopback Vertex stub, and settles the exact bill in a real 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.litellm, pytest.mark.redis_server]
 
 from tests.proxy.policy import POLICY as _POLICY
-from tests.proxy.proxy_process import CONFIG, running_proxy
+from tests.proxy.proxy_process import CONFIG, ledger_spend, running_proxy
 
 POLICY = _POLICY.replace("LIMIT", "10")
 
@@ -40,28 +34,6 @@ MASTER_KEY = "sk-router-proxy-test-" + uuid.uuid4().hex
 def proxy(request, tmp_path, redis_server, vertex_stub_server):
     with running_proxy(tmp_path, request.param, POLICY, redis_server, vertex_stub_server, MASTER_KEY) as running:
         yield running
-
-
-@pytest.fixture
-def vertex_stub_server():
-    from router.testing.vertex_stub import VertexStub
-
-    with VertexStub() as stub:
-        yield stub
-
-
-async def _spend(url: str, prefix: str, scope: str, *, with_holds: bool = False) -> Decimal:
-    """Settled spend of ``scope`` this month (``with_holds``: plus active reservations)."""
-    from router.ledger import BudgetScope, Window, store_from_url
-
-    store = store_from_url(url, prefix=prefix)
-    budget = BudgetScope(scope, Window.parse("calendar:month@UTC"), Decimal("10"))
-    try:
-        if with_holds:
-            return (await store.snapshot([budget], (), ())).spend.get(budget.id, Decimal(0))
-        return await store.spend(budget)
-    finally:
-        await store.close()
 
 
 async def test_proxy_routes_reserves_and_settles(proxy):
@@ -96,7 +68,7 @@ async def test_proxy_routes_reserves_and_settles(proxy):
     spent = Decimal(0)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        spent = await _spend(proxy["redis"].url, proxy["prefix"], "tenant:acme")
+        spent = await ledger_spend(proxy, "tenant:acme")
         if spent:
             break
         time.sleep(0.1)
@@ -115,7 +87,7 @@ async def test_proxy_routes_reserves_and_settles(proxy):
     second = Decimal("0.000106")  # 900 x $0.1 + 40 x $0.4, per 1M
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        spent = await _spend(proxy["redis"].url, proxy["prefix"], "tenant:acme")
+        spent = await ledger_spend(proxy, "tenant:acme")
         if spent != expected:
             break
         time.sleep(0.1)
@@ -132,10 +104,10 @@ async def test_proxy_routes_reserves_and_settles(proxy):
     held = Decimal(-1)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the failure event releases the hold asynchronously
-        held = await _spend(proxy["redis"].url, proxy["prefix"], "tenant:globex", with_holds=True)
+        held = await ledger_spend(proxy, "tenant:globex", with_holds=True)
         if held == 0:
             break
         time.sleep(0.1)
     assert held == 0
-    assert await _spend(proxy["redis"].url, proxy["prefix"], "tenant:globex") == 0
-    assert await _spend(proxy["redis"].url, proxy["prefix"], "tenant:acme") == expected
+    assert await ledger_spend(proxy, "tenant:globex") == 0
+    assert await ledger_spend(proxy, "tenant:acme") == expected

@@ -13,7 +13,7 @@ import pytest
 
 from router.integrations.litellm_proxy import budget_refusal_retry_after
 from router.ledger import BudgetScope, Window
-from tests.proxy.proxy_process import CONFIG, running_proxy
+from tests.proxy.proxy_process import CONFIG, ledger_spend, running_proxy
 
 MASTER_KEY = "sk-router-fallback-test-" + uuid.uuid4().hex
 
@@ -35,27 +35,6 @@ budgets:
     window: calendar:month@UTC
     limit_usd: "LIMIT"
 """
-
-
-@pytest.fixture
-def vertex_stub_server():
-    from router.testing.vertex_stub import VertexStub
-
-    with VertexStub() as stub:
-        yield stub
-
-
-async def _spend(proxy: dict, scope: str, *, with_holds: bool) -> Decimal:
-    from router.ledger import store_from_url
-
-    store = store_from_url(proxy["redis"].url, prefix=proxy["prefix"])
-    budget = BudgetScope(scope, Window.parse("calendar:month@UTC"), Decimal("10"))
-    try:
-        if with_holds:
-            return (await store.snapshot([budget], (), ())).spend.get(budget.id, Decimal(0))
-        return await store.spend(budget)
-    finally:
-        await store.close()
 
 
 async def _post(proxy: dict, body: dict):
@@ -89,8 +68,8 @@ async def test_a_429_falls_back_inside_the_proxy_and_only_the_served_attempt_is_
         held = settled = Decimal(-1)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:  # settled by the success event, in the background
-            settled = await _spend(proxy, "tenant:acme", with_holds=False)
-            held = await _spend(proxy, "tenant:acme", with_holds=True)
+            settled = await ledger_spend(proxy, "tenant:acme", with_holds=False)
+            held = await ledger_spend(proxy, "tenant:acme", with_holds=True)
             if settled == expected and held == expected:
                 break
             time.sleep(0.1)
