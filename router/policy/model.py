@@ -43,6 +43,14 @@ _NUM_TEXT = re.compile(r"^\$?-?[0-9_]+(\.[0-9_]+)?$")
 MAX_POLICY_NUMBER = MAX_USD
 
 
+def _parses(text: str) -> bool:
+    """A number Decimal reads but the plain pattern refuses (an exponent, ``.5``); not inf / nan."""
+    try:
+        return Decimal(text.replace("_", "").removeprefix("$")).is_finite()
+    except InvalidOperation:
+        return False
+
+
 def _bounded(number: Decimal, shown: Any) -> Decimal:
     if not number.is_finite():
         raise ValueError(f"{shown!r} is not a finite number")
@@ -63,8 +71,10 @@ def _number(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
         if not _NUM_TEXT.match(text):
-            if text.lower().lstrip("$-").replace("_", "").replace(".", "", 1).replace("e", "", 1).lstrip("+-").isdigit():
-                raise ValueError(f"{value!r} is not a plain decimal number (digits and an optional '.', no exponent)")
+            if _parses(text):
+                raise ValueError(f"{value!r} is not a plain decimal number (digits with an optional '.' and fraction, e.g. 0.5; no exponent)")
+            if text.lower().lstrip("+-") in ("inf", "infinity", "nan", "snan"):
+                raise ValueError(f"{value!r} is not a finite number")
             raise ValueError(f"{value!r} is not a number")
         return _bounded(Decimal(text.replace("_", "").removeprefix("$")), value)
     if isinstance(value, (int, Decimal)):

@@ -99,7 +99,7 @@ def test_an_unknown_enum_value_is_echoed_with_a_suggestion():
     assert "unknown value 'visoin'; did you mean 'vision'?" in message
 
 
-@pytest.mark.parametrize("value", ['"1e400"', '"1e2"', '"5E0"', "1e400"])
+@pytest.mark.parametrize("value", ['"1e400"', '"1e2"', '"5E0"', '"1e-3"', '".5"', '"inf"', "1e400"])
 def test_exponent_money_is_refused_like_the_schema_does(value):
     line, col, message = one(BUDGET.replace('limit_usd: "5"', f"limit_usd: {value}"))
     assert (line, col) == (10, 5)
