@@ -340,7 +340,7 @@ class ProxyRouting:
             attempt_id = f"{request_id}:{index}"
             upper = r._upper_bound(choice, features, request.get("state"))
             try:
-                reservation = await r._reserve(request["store"], attempt_id, decision, upper)
+                reservation = await r._reserve(request["store"], attempt_id, decision, upper, request["timeout_s"])
             except StoreUnavailableError as exc:
                 raise RoutingRejected(f"router: ledger unavailable: {exc}", 503) from exc
             if not reservation.granted:
@@ -424,7 +424,7 @@ class ProxyRouting:
         r = self.router
         await self._release_attempt(pending, pending.current)
         upper = r._upper_bound(pending.candidates[index], pending.request["features"], pending.request.get("state"))
-        reservation = await r._reserve(r.store(), pending.attempt_id(index), pending.decision, upper)
+        reservation = await r._reserve(r.store(), pending.attempt_id(index), pending.decision, upper, pending.request["timeout_s"])
         pending.current = index
         if not reservation.granted:
             pending.released.add(index)
