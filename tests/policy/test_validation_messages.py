@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from router.catalog import default_catalog
 from router.cli import get_app
-from router.errors import PolicyError
-from router.policy import load_policy
+from router.errors import PolicyError, RouterError
+from router.policy import RequestFeatures, StateSnapshot, compile_policy, load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "version: 1\nprofiles:\n  cheap:\n    objective: cheapest\ndefault_profile: cheap\n"
@@ -133,6 +133,7 @@ def _mutations(line: str) -> list[str]:
     if ":" in stripped:
         key, _, _ = stripped.partition(":")
         out += [f"{key}: true\n", f"{key}: \"1e400\"\n", f"{key}: [\n", f"{key}: calendar:day@America\n", f"{key}: -1\n"]
+        out += [f"{key}: 1{'0' * 41}\n", f"{key}: \"\"\n", f"{key}: {{}}\n", f"{key}: calendar:day@\n", f"{key}: [x, {{y: 1}}]\n"]
     return out
 
 
@@ -146,7 +147,13 @@ def test_mutating_any_line_of_an_example_never_tracebacks(example):
         for mutated in _mutations(line):
             text = "".join(lines[:index] + [mutated] + lines[index + 1 :])
             try:
-                load_policy(text, catalog, filename="p.yaml")
+                policy = load_policy(text, catalog, filename="p.yaml")
             except PolicyError as exc:
                 for name, row, col, message in exc.problems:
                     assert name == "p.yaml" and 1 <= row <= len(lines) + 1 and col >= 1 and message, (example, index, mutated)
+                continue
+            # A mutation the validator accepts must also compile and decide (or refuse) without a traceback.
+            try:
+                compile_policy(policy, catalog).decide(RequestFeatures(tenant="acme", app="search", prompt_tokens=500, max_tokens=200), StateSnapshot())
+            except RouterError:
+                pass
