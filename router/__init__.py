@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "BudgetExceededError": "router.errors",
     "Catalog": "router.catalog",
     "CatalogError": "router.errors",
+    "ContextWindowExceededError": "router.errors",
     "CostBreakdown": "router.cost",
     "CostLine": "router.cost",
     "NoEligibleModelError": "router.errors",

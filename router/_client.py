@@ -41,8 +41,7 @@ from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
 from router.policy.features import check_count, check_request_id
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
-#: Search queries a Gemini 3 grounded request is assumed to run at most, for the reservation's upper bound.
-MAX_SEARCH_QUERIES_RESERVED = 4
+_UNIT_NAMES = {"grounded_prompt": "grounded prompts", "search_query": "search queries", "web_search": "web searches", "request": "grounding requests"}
 
 
 def _is_policy_file(policy: Any) -> bool:
@@ -512,11 +511,14 @@ class Router:
         return [decision.primary, *decision.fallbacks]
 
     def _upper_bound(self, choice: Any, features: Any, state: Any = None) -> Decimal:
-        """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, and the grounding
-        units the free pool (as of the decision's snapshot) would not cover.
+        """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, plus its grounding
+        billed in full (``choice.grounding_units``: one grounded prompt / request, or the policy's
+        ``grounding.expected_queries`` search queries / web searches).
 
-        A grounded request racing others for the last free units of a pool can bill up to its grounding
-        units beyond this bound; the settlement records the exact amount either way."""
+        The free pool is never counted on: the decision saw it through a snapshot that may be stale, and the
+        pool grants its units only at settlement, so a request racing others for the last free units could
+        otherwise be billed above its reservation. The settlement books the exact bill (grounding the pool
+        covered is free). ``state`` is unused (kept for callers)."""
         precomputed = getattr(choice, "upper_bound_cost", None)
         if precomputed is not None and not (choice.priority or choice.grounding):
             # The engine's bound is our cost engine's at online rates, from rates precompiled per model
@@ -536,13 +538,8 @@ class Router:
         if kind:
             option = model.grounding[kind]
             fields["grounding_kind"] = kind
-            # At most MAX_SEARCH_QUERIES_RESERVED queries / searches per request; one prompt or request.
-            per_request = MAX_SEARCH_QUERIES_RESERVED if option.unit in ("search_query", "web_search") else 1
-            fields[USAGE_FIELD_OF_UNIT[option.unit]] = per_request
-            if option.pool and state is not None:
-                fields["grounding_quota_used"] = state.pools.get(option.pool, 0)
-                return compute_cost(model, Usage.build(**fields), self.catalog.pools).total
-        return compute_cost(model, Usage.build(**fields)).total
+            fields[USAGE_FIELD_OF_UNIT[option.unit]] = max(1, getattr(choice, "grounding_units", 0))
+        return compute_cost(model, Usage.build(**fields)).total  # no pools: every grounding unit is billed
 
     def _call_spec(self, choice: Any, request: dict[str, Any], params: dict[str, Any], stream: bool) -> CallSpec:
         """The attempt as the transport sees it: the caller's messages and params are passed as they are (not copied)."""
@@ -619,7 +616,8 @@ class Router:
         if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY" and model.priority_ramp_family:
             await store.record_priority_tokens(model.priority_ramp_family, usage.input_tokens + usage.output_tokens + usage.thinking_tokens)
         try:
-            breakdown = compute_cost(model, Usage.build(**fields), self.catalog.pools)
+            # The provider served this prompt: its usage is the bill, whatever the catalog's context window says.
+            breakdown = compute_cost(model, Usage.build(**fields), self.catalog.pools, check_context_window=False)
         except PriceNotAvailableError as exc:
             # Never lose spend: bill what was reserved and say why.
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
@@ -665,25 +663,61 @@ class Router:
         record.attempts.append(attempt)
         return attempt
 
-    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Any, record: RoutingRecord, attempt: Attempt, request: dict[str, Any]) -> None:
+    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Any, record: RoutingRecord, attempt: Attempt, request: dict[str, Any], usage: Any) -> None:
         """Book the bill of a served attempt and record it (the end of every successful call or stream)."""
         features = request["features"]
         await request["store"].settle(attempt_id, cost)
-        self._check_bound(record, cost, upper)
+        self._check_bound(record, cost, upper, choice, request, usage)
         attempt.settled_usd = cost
         record.model, record.cost_usd = choice.model, cost
         self._finish(record, features, attempt.outcome)
 
-    def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal) -> None:
-        """Say so when the bill passed its reservation: a budget can then overshoot by the difference.
-        It happens when the prompt estimate (about 4 characters a token) was low: pass ``prompt_tokens``."""
+    def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal, choice: Any, request: dict[str, Any], usage: Any) -> None:
+        """Say so, naming the cause, when the bill passed its reservation: a budget can then overshoot by the
+        difference. Only what the router cannot know before the answer does that (see :meth:`_overrun_causes`)."""
         if cost > upper:
-            record.warnings.append(
-                f"billed ${cost} > reserved ${upper}: the prompt estimate was low (pass prompt_tokens from "
-                "the Count Tokens API for an exact bound); the ledger recorded the full amount"
-            )
+            causes = "; ".join(self._overrun_causes(choice, request, usage, record))
+            record.warnings.append(f"billed ${cost} > reserved ${upper}: {causes}; the ledger recorded the full amount")
             if self.metrics is not None:
                 self.metrics.overruns.inc()
+
+    def _overrun_causes(self, choice: Any, request: dict[str, Any], usage: Any, record: RoutingRecord) -> list[str]:
+        """Why a bill passed its reservation: which reserved quantity the provider's usage exceeded."""
+        features = request["features"]
+        causes: list[str] = []
+        if usage.input_tokens > features.prompt_tokens:
+            source = self._prompt_size(request).source
+            if source == "caller":
+                causes.append(
+                    f"the provider counted {usage.input_tokens:,} prompt tokens, more than the prompt_tokens="
+                    f"{features.prompt_tokens:,} passed with the request"
+                )
+            elif source == "count_tokens":
+                causes.append(
+                    f"the provider billed {usage.input_tokens:,} prompt tokens, more than the {features.prompt_tokens:,} "
+                    "Count Tokens counted (a fallback to a model of another tokenizer family, or tool declarations)"
+                )
+            else:
+                causes.append(
+                    f"the prompt estimate was low ({features.prompt_tokens:,} tokens at about 4 characters a token; the "
+                    f"provider counted {usage.input_tokens:,}): pass prompt_tokens from the Count Tokens API for an exact bound"
+                )
+        produced = usage.output_tokens + usage.thinking_tokens
+        if produced > features.max_tokens:
+            causes.append(f"the model produced {produced:,} output tokens (thinking included), more than max_tokens={features.max_tokens:,}")
+        if usage.cache_write_5m_tokens or usage.cache_write_1h_tokens:
+            causes.append("prompt cache writes are billed above the input rate the reservation uses")
+        reserved_units = getattr(choice, "grounding_units", 0)
+        if choice.grounding and record.grounding_billable_units > reserved_units:
+            unit = self.catalog.get(choice.model).grounding[choice.grounding].unit
+            causes.append(
+                f"the model ran {record.grounding_billable_units} billable {_UNIT_NAMES.get(unit, unit)}, more than the "
+                f"{reserved_units} reserved (grounding.expected_queries): how many searches a model runs is not known "
+                "before it answers"
+            )
+        if not causes:
+            causes.append("a priced dimension of the usage that the reservation did not include")
+        return causes
 
     def _finish(self, record: RoutingRecord, features: Any, outcome: str) -> None:
         if self._request_log is not None and record.model is not None and outcome in ("ok", "interrupted"):
@@ -745,7 +779,7 @@ class Router:
             except BaseException:
                 await store.settle(attempt_id, upper)  # never lose spend on a billing error
                 raise
-            await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request)
+            await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request, result.usage)
             response = result.response
             try:
                 response.routing = record
@@ -825,7 +859,7 @@ class Router:
         except BaseException:
             await store.settle(attempt_id, upper)  # never lose spend, even when cancelled while billing
             raise
-        await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request)
+        await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request, usage)
 
 
 async def _close(stream: Any) -> None:

@@ -12,6 +12,8 @@ Rules it applies (all from the seeds, see ``price_catalog/``):
   when the response's ``trafficType`` says ``ON_DEMAND_PRIORITY``: a downgraded request is billed standard.
 * Grounding: the units the free pool still covers are free; only the overflow is billed (per 1,000).
 * A price the catalog does not have raises :class:`~router.errors.PriceNotAvailableError`; never 0.
+* A prompt longer than the model's context window raises
+  :class:`~router.errors.ContextWindowExceededError` (the model refuses it; it has no price).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router.catalog.models import GROUNDING_DIMENSION_OF, CatalogModel, QuotaPoolSpec
-from router.errors import PriceNotAvailableError, UsageError
+from router.errors import ContextWindowExceededError, PriceNotAvailableError, UsageError
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1_000)
@@ -247,15 +249,23 @@ def _prompt_tokens_for_tier(usage: Usage) -> int:
     return (usage.input_chars + 3) // 4
 
 
-def compute_cost(model: CatalogModel, usage: Usage, pools: dict[str, QuotaPoolSpec] | None = None) -> CostBreakdown:
+def compute_cost(
+    model: CatalogModel, usage: Usage, pools: dict[str, QuotaPoolSpec] | None = None, *, check_context_window: bool = True
+) -> CostBreakdown:
     """Bill ``usage`` on ``model``: itemised lines and an exact Decimal total.
 
     ``pools`` (``catalog.pools``) lets grounding units inside a free pool be billed at 0; without it,
     grounding units are billed unless ``usage.grounding_billable_units`` says otherwise.
+    A prompt longer than the model's context window raises :class:`ContextWindowExceededError`, unless
+    ``check_context_window`` is False (billing a response the provider did serve: its usage is the bill).
     """
     usage.check()
+    prompt_tokens = _prompt_tokens_for_tier(usage)
+    if check_context_window and prompt_tokens > model.context_window:
+        chars = usage.input_chars if not usage.input_tokens else None
+        raise ContextWindowExceededError(model.id, prompt_tokens, model.context_window, chars)
     biller = _Biller(model, usage)
-    long = bool(model.long_context and model.long_context.applies(_prompt_tokens_for_tier(usage)))
+    long = bool(model.long_context and model.long_context.applies(prompt_tokens))
     warnings: list[str] = []
     if usage.location and usage.location != "global" and not model.regional_prices_verified:
         warnings.append(

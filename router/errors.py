@@ -5,6 +5,7 @@
     │   ├── UnknownModelError        a model id not in the catalog (carries close matches)
     │   └── PriceNotAvailableError   a price dimension the seeds do not give for that model/date
     ├── UsageError                   bad usage/counts handed to the cost engine (negative, non-integer)
+    │   └── ContextWindowExceededError  a prompt longer than the model's context window (never priced)
     ├── RequestError                 a call's routing argument is invalid (names the argument)
     ├── PolicyError                  a policy file is invalid (carries file, line, column)
     ├── NoEligibleModelError         a policy can be evaluated but no candidate satisfies it
@@ -54,6 +55,25 @@ class UsageError(RouterError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class ContextWindowExceededError(UsageError):
+    """A prompt longer than the model's context window: Vertex refuses such a request, so it has no price.
+    ``model``, ``prompt_tokens`` and ``context_window`` say which window was passed, and by how much."""
+
+    def __init__(self, model: str, prompt_tokens: int, context_window: int, input_chars: int | None = None) -> None:
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.context_window = context_window
+        if input_chars is None:
+            field, size = "input_tokens", f"{prompt_tokens:,} tokens"
+        else:
+            field, size = "input_chars", f"{input_chars:,} characters (about {prompt_tokens:,} tokens at 4 characters a token)"
+        super().__init__(
+            field,
+            f"a prompt of {size} exceeds the context window of {model} ({context_window:,} tokens); "
+            "the model refuses such a request, so it is not priced",
+        )
 
 
 class RequestError(RouterError, ValueError):

@@ -6,5 +6,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 pytest_plugins = [
     "tests.fixtures_redis",
+    "tests.fixtures_overruns",
     "router.testing.pytest_plugin",
 ]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from router.errors import NoEligibleModelError, RequestRefusedError
 from router.ledger.types import BudgetScope
 from router.policy.features import RequestFeatures, StateSnapshot
-from router.policy.units import RESERVED_SEARCH_QUERIES, from_units, to_units
+from router.policy.units import from_units, to_units
 
 if TYPE_CHECKING:  # types only: compile imports this module, never the other way round
     from router.policy.compile import Cand, CompiledPolicy
@@ -53,6 +53,9 @@ class Choice:
     estimated_cost: Decimal = Decimal(0)
     upper_bound_cost: Decimal = Decimal(0)
     quality: Decimal | None = None
+    #: Grounding units ``upper_bound_cost`` bills in full (never counting on a free pool): one grounded
+    #: prompt / request, or ``grounding.expected_queries`` search queries / web searches.
+    grounding_units: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,8 +231,8 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
     empty_mode = cp.when_pool_empty
     notes: list[str] = []
     rejected: list[tuple[str, str]] = []
-    # eligible rows: (tier, cand, expected units, upper units, batch, grounding kind or None)
-    elig: list[tuple[int, Cand, int, int, bool, str | None]] = []
+    # eligible rows: (tier, cand, expected units, upper units, batch, grounding kind or None, grounding units reserved)
+    elig: list[tuple[int, Cand, int, int, bool, str | None, int]] = []
     for c in prof.cands:
         if c.static_reason is not None:
             rejected.append((c.model_id, c.static_reason))
@@ -241,6 +244,9 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
         r = row.std
         if r is None:
             rejected.append((c.model_id, row.missing or "no price"))
+            continue
+        if prompt > c.ctx:
+            rejected.append((c.model_id, f"prompt {prompt:,} tokens > the model's context window of {c.ctx:,} tokens"))
             continue
         if fit and need > c.ctx:
             rejected.append((c.model_id, f"context window {c.ctx:,} < prompt {prompt:,} + max_tokens {max_tokens:,} tokens"))
@@ -271,6 +277,7 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
             ub = base + max_tokens * r[1]
         tier = 0
         gk = None
+        g_units = 0
         if kind is not None:
             opt = c.grounding.get(kind)
             if opt is None:
@@ -281,7 +288,8 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
                 rejected.append((c.model_id, f"no price for {kind} grounding on {day.isoformat()}"))
                 continue
             unit, pool_id = opt
-            per_query = unit == "search_query"
+            # Per-query billing (Gemini 3 search queries, Claude web searches): the policy's expected count.
+            per_query = unit in ("search_query", "web_search")
             units = cp.expected_queries if per_query else 1
             gk = kind
             spec = pools.get(pool_id) if pool_id else None
@@ -307,11 +315,14 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
                 tier = 0 if grate == 0 else 1
             if gk is not None:
                 exp += g_exp
-                ub += (RESERVED_SEARCH_QUERIES if per_query else 1) * grate
+                # The bound bills every unit, free pool or not: the snapshot the pool's room was read from
+                # may be stale, and a unit the pool does not grant at settlement is billed.
+                g_units = units
+                ub += units * grate
         if bound is not None and exp > bound:
             rejected.append((c.model_id, f"estimated ${_fmt(from_units(exp))} > max ${_fmt(from_units(bound))} per request"))
             continue
-        elig.append((tier if prefer else 0, c, exp, ub, batch, gk))
+        elig.append((tier if prefer else 0, c, exp, ub, batch, gk, g_units))
     if not elig:
         exc = NoEligibleModelError(f"no eligible model in profile {profile_name!r}: all {len(rejected)} candidates rejected", rejected)
         exc.rule, exc.profile, exc.actions, exc.budgets = rule, profile_name, actions, scopes  # type: ignore[attr-defined]
@@ -372,7 +383,7 @@ def _rank(objective: str, elig: list, wq: float, wc: float) -> list:
 
 
 def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: tuple, notes: list[str]) -> Choice:
-    _, c, exp, ub, batch, gk = row
+    _, c, exp, ub, batch, gk, g_units = row
     priority = False
     fam = c.priority_family
     if f.latency_sensitive and fam is not None and not batch:
@@ -397,7 +408,7 @@ def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: t
                     f"{c.model_id}: no Priority PayGo: {ramp.tokens_last_minute:,} + {need:,} tokens in the last minute > {ceiling:,}/min {what} ({fam})"
                 )
     assert c.location is not None
-    return Choice(c.model_id, c.location, batch, priority, gk, from_units(exp), from_units(ub), c.quality)
+    return Choice(c.model_id, c.location, batch, priority, gk, from_units(exp), from_units(ub), c.quality, g_units)
 
 
 __all__ = ["Choice", "Decision", "decide"]

@@ -388,7 +388,7 @@ class Grounding(_Base):
 
     prefer_free_pool: bool = True
     when_pool_empty: WhenPoolEmpty = Field("pay", description="pay: keep it and pay the grounding; drop: send without grounding; switch_family: only models whose pool has room (or no pool)")
-    expected_queries: int = Field(1, ge=1, le=100, description="Search queries a per-query grounded request is expected to run (for the expected cost)")
+    expected_queries: int = Field(1, ge=1, le=100, description="Search queries (Gemini 3) or web searches (Claude) a grounded request is expected to run: the expected cost and the reservation count this many")
 
 
 class Priority(_Base):

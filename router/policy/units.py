@@ -12,8 +12,6 @@ RATE_SCALE = 10**12  # token rates: USD per 1M tokens * RATE_SCALE
 UNIT_EXP = 18  # cost units are 10**-18 USD
 UNIT = Decimal(1).scaleb(-UNIT_EXP)
 GROUNDING_SCALE = 10**15  # grounding: USD per 1,000 units -> per unit in 10**-18 USD
-#: Search queries a per-query grounded request may run, for the upper bound (same as the Router's reservation).
-RESERVED_SEARCH_QUERIES = 4
 
 
 def to_units(value: Decimal) -> int:
@@ -27,4 +25,4 @@ def from_units(units: int) -> Decimal:
     return Decimal(units).scaleb(-UNIT_EXP).normalize() if units else Decimal(0)
 
 
-__all__ = ["GROUNDING_SCALE", "RATE_SCALE", "RESERVED_SEARCH_QUERIES", "UNIT", "UNIT_EXP", "from_units", "to_units"]
+__all__ = ["GROUNDING_SCALE", "RATE_SCALE", "UNIT", "UNIT_EXP", "from_units", "to_units"]

@@ -26,7 +26,8 @@ Gemini ``usageMetadata`` (``promptTokenCount`` includes cached and audio tokens,
 apart from ``candidatesTokenCount``, ``trafficType``), Anthropic ``usage`` (``input_tokens`` without
 cache reads/writes, ``cache_creation`` 5m/1h breakdown, ``server_tool_use.web_search_requests``) and
 OpenAI ``usage`` (``completion_tokens`` includes reasoning tokens). Unscripted values are derived
-from the request: about 4 characters per prompt token, the reply's length for output.
+from the request: about 4 characters per prompt token, the reply's length for output (an unscripted
+reply stops at the request's max tokens, as a model does).
 """
 
 from __future__ import annotations
@@ -451,6 +452,9 @@ class VertexStub:
     def _reply(self, api: str, model: str, body: Mapping[str, Any], headers: Mapping[str, str], entry: ModelScript | None) -> _Reply:
         usage = dict(entry.usage or {}) if entry else {}
         text = (entry.text if entry and entry.text is not None else DEFAULT_TEXT)
+        limit = _max_output_tokens(api, body)
+        if limit is not None and "output_tokens" not in usage:
+            text = text[: limit * CHARS_PER_TOKEN]  # like a model, stop at the request's max tokens
         n_chunks = max(1, entry.stream_chunks if entry else 4)
         size = max(1, math.ceil(len(text) / n_chunks))
         chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
@@ -483,6 +487,16 @@ class VertexStub:
             chunk_delay_s=entry.chunk_delay_s if entry else 0.0,
             model=model,
         )
+
+
+def _max_output_tokens(api: str, body: Mapping[str, Any]) -> int | None:
+    """The request's output token limit (Gemini ``generationConfig``, Anthropic / OpenAI ``max_tokens``)."""
+    if api == "gemini":
+        config = body.get("generationConfig") or body.get("generation_config") or {}
+        value = config.get("maxOutputTokens", config.get("max_output_tokens"))
+    else:
+        value = body.get("max_tokens", body.get("max_completion_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _query_from(prompt: str) -> str:

@@ -58,9 +58,9 @@ HAND_COMPUTED = [
     ("claude-sonnet-4-5", dict(input_tokens=1_000, web_searches=3), "0.033", "web search $10 per 1,000"),
     # Claude Opus 4.1 (LiteLLM prices it $0 on Vertex): $15 / $75.
     ("claude-opus-4-1", dict(input_tokens=1_000, output_tokens=1_000), "0.09", "Opus 4.1 is not free"),
-    ("claude-opus-4-1", dict(input_tokens=1_000_000, cache_write_5m_tokens=1_000_000, batch=True), "9.375", "batch cache write 5 min"),
-    # MiniMax M2: $0.30 / $1.20.
-    ("minimax-m2", dict(input_tokens=1_000_000, output_tokens=1_000_000), "1.5", "partner MaaS row"),
+    ("claude-opus-4-1", dict(input_tokens=100_000, cache_write_5m_tokens=100_000, batch=True), "0.9375", "batch cache write 5 min ($9.375 per 1M)"),
+    # MiniMax M2: $0.30 / $1.20 (196,608-token window).
+    ("minimax-m2", dict(input_tokens=100_000, output_tokens=100_000), "0.15", "partner MaaS row"),
 ]
 
 
@@ -122,9 +122,9 @@ def test_gemini_3_grounding_needs_search_queries_not_prompts(catalog):
 
 
 def test_deepseek_ocr_is_free_until_2025_12_17(catalog):
-    usage = dict(input_tokens=1_000_000, output_tokens=1_000_000)
+    usage = dict(input_tokens=5_000, output_tokens=1_000)  # its window is 8,192 tokens
     assert bill(catalog, "deepseek-ocr", at=dt.date(2025, 12, 16), **usage).total == 0
-    assert bill(catalog, "deepseek-ocr", at=dt.date(2025, 12, 17), **usage).total == Decimal("1.50")  # $0.30 + $1.20
+    assert bill(catalog, "deepseek-ocr", at=dt.date(2025, 12, 17), **usage).total == Decimal("0.0027")  # 5K x $0.30 + 1K x $1.20 per 1M
 
 
 # --- character-billed Gemini 1.x (seed 001) ---------------------------------------------------------

@@ -129,11 +129,11 @@ def test_upper_bound_equals_cost_engine(catalog, model, prompt):
 
 def test_context_window_fit(catalog):
     cp = compile_text(ALL_CHEAPEST)
-    d = cp.decide(feats(prompt_tokens=300_000, max_tokens=1000))
+    d = cp.decide(feats(prompt_tokens=199_500, max_tokens=1000))
     reasons = dict(d.rejected)
-    assert reasons["claude-haiku-4-5"] == "context window 200,000 < prompt 300,000 + max_tokens 1,000 tokens"
+    assert reasons["claude-haiku-4-5"] == "context window 200,000 < prompt 199,500 + max_tokens 1,000 tokens"
     for choice in d.choices:
-        assert catalog.get(choice.model).context_window >= 301_000
+        assert catalog.get(choice.model).context_window >= 200_500
     # exactly fitting is fine
     d = cp.decide(feats(prompt_tokens=199_000, max_tokens=1000))
     assert "claude-haiku-4-5" not in dict(d.rejected)
@@ -143,7 +143,7 @@ def test_context_fit_can_be_disabled():
     cp = compile_text(
         "version: 1\ncandidates: [{model: claude-haiku-4-5}]\nprofiles: {p: {constraints: {context_fit: false}}}\ndefault_profile: p\n"
     )
-    assert cp.decide(feats(prompt_tokens=300_000)).primary.model == "claude-haiku-4-5"
+    assert cp.decide(feats(prompt_tokens=199_500, max_tokens=1000)).primary.model == "claude-haiku-4-5"
 
 
 def test_max_tokens_above_model_output_limit():

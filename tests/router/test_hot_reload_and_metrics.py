@@ -77,7 +77,7 @@ async def test_router_records_requests_cost_and_fallbacks(stub_router, vertex_st
     r = stub_router(str(path), metrics=metrics)
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1000, "output_tokens": 100})
     vertex_stub.script("gemini-2.5-flash-lite", error="rate_limited", error_times=1)
-    record = (await r.acomplete(HELLO, max_tokens=100, tenant="acme")).routing
+    record = (await r.acomplete(HELLO, max_tokens=100, tenant="acme", prompt_tokens=1000)).routing
     assert record.model == "gemini-2.5-flash"
     text = metrics.render().decode()
     assert 'router_requests_total{model="gemini-2.5-flash",outcome="ok",rule="-",tenant="acme"} 1.0' in text

@@ -56,7 +56,7 @@ async def spend_of(r: Router) -> dict[str, Decimal]:
 async def test_gemini_bill_is_our_cost_engine_on_the_provider_usage(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 12_000, "cached_tokens": 2_000, "output_tokens": 300, "thinking_tokens": 700})
-    response = await r.acomplete(HELLO, max_tokens=2_000)
+    response = await r.acomplete(HELLO, max_tokens=2_000, prompt_tokens=12_000)
     assert isinstance(response, ModelResponse) and response.choices[0].message.content
     record = response.routing
     cost = Decimal("0.00556")  # seed 000: 10,000 x 0.30 + 2,000 cached x 0.03 + (300 + 700 thinking) x 2.50, per 1M
@@ -72,7 +72,7 @@ async def test_claude_cache_writes_and_hits_are_billed_at_their_own_rates(stub_r
         "claude-sonnet-4-5",
         usage={"input_tokens": 10_000, "cache_write_5m_tokens": 2_000, "cache_write_1h_tokens": 1_000, "cached_tokens": 3_000, "output_tokens": 100},
     )
-    record = (await r.acomplete(HELLO, max_tokens=500)).routing
+    record = (await r.acomplete(HELLO, max_tokens=500, prompt_tokens=10_000)).routing
     # seed 000, Claude Sonnet 4.5 per 1M: 4,000 plain x $3 + 2,000 5-min writes x $3.75 + 1,000 1-h writes x $6
     # + 3,000 cache hits x $0.30 + 100 out x $15 = 12,000 + 7,500 + 6,000 + 900 + 1,500
     assert record.cost_usd == Decimal("0.0279")
@@ -82,7 +82,7 @@ async def test_claude_cache_writes_and_hits_are_billed_at_their_own_rates(stub_r
 async def test_partner_maas_model_through_the_openai_endpoint(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("deepseek-v3.2")))
     vertex_stub.script("deepseek", usage={"input_tokens": 5_000, "output_tokens": 1_000})
-    record = (await r.acomplete(HELLO, max_tokens=1_000)).routing
+    record = (await r.acomplete(HELLO, max_tokens=1_000, prompt_tokens=5_000)).routing
     assert record.cost_usd == Decimal("0.00448")  # seed 000, DeepSeek-V3.2: 5,000 x $0.56 + 1,000 x $1.68, per 1M
     assert vertex_stub.model_requests()[-1].path.endswith("/endpoints/openapi/chat/completions")
 
@@ -98,18 +98,18 @@ async def test_long_context_usage_bills_every_token_at_the_long_rate(stub_router
 async def test_grounding_counts_only_with_web_urls_and_bills_past_the_free_pool(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, grounding_urls=2)
-    first = (await r.acomplete(HELLO, max_tokens=200, grounding=True)).routing
+    first = (await r.acomplete(HELLO, max_tokens=200, grounding=True, prompt_tokens=1_000)).routing
     assert (first.grounding_free_units, first.grounding_billable_units) == (1, 0)
     assert "googleSearch" in str(vertex_stub.model_requests()[-1].body.get("tools"))
     # Grounding that found no web source is not billed and uses no quota (seed 000).
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, grounding_urls=0)
-    none = (await r.acomplete(HELLO, max_tokens=200, grounding=True)).routing
+    none = (await r.acomplete(HELLO, max_tokens=200, grounding=True, prompt_tokens=1_000)).routing
     assert (none.grounding_free_units, none.grounding_billable_units) == (0, 0)
     # Fill the shared Flash pool to its 1,500 daily grounded prompts: the next one is billed $35 / 1,000.
     pool = r.compiled.quota_pool("gemini-2x-flash-search-daily")
     await r.store().consume(pool, 1_499, "someone-else")
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, grounding_urls=3)
-    paid = (await r.acomplete(HELLO, max_tokens=200, grounding=True)).routing
+    paid = (await r.acomplete(HELLO, max_tokens=200, grounding=True, prompt_tokens=1_000)).routing
     assert (paid.grounding_free_units, paid.grounding_billable_units) == (0, 1)
     assert paid.cost_usd == Decimal("0.03555")  # 1,000 x $0.30 + 100 x $2.50 per 1M = $0.00055, + $35 / 1,000 prompts
 
@@ -117,7 +117,7 @@ async def test_grounding_counts_only_with_web_urls_and_bills_past_the_free_pool(
 async def test_gemini_3_grounding_counts_search_queries_in_the_monthly_pool(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-3-flash-preview")))
     vertex_stub.script("gemini-3-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, search_queries=["a", "b", "c"])
-    record = (await r.acomplete(HELLO, max_tokens=200, grounding=True)).routing
+    record = (await r.acomplete(HELLO, max_tokens=200, grounding=True, prompt_tokens=1_000)).routing
     assert (record.grounding_free_units, record.grounding_billable_units) == (3, 0)
     usage = await r.store().pool_usage(r.compiled.quota_pool("gemini-3-search-monthly"))
     assert usage.used == 3
@@ -133,7 +133,7 @@ def priced_router(stub_router, tmp_path):
 async def test_priority_is_sent_on_the_global_endpoint_and_billed_at_priority_rates(priced_router, vertex_stub):
     r, catalog = priced_router
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "output_tokens": 1_000}, traffic_type="auto")
-    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True)).routing
+    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True, prompt_tokens=10_000)).routing
     sent = vertex_stub.model_requests()[-1]
     assert sent.headers.get("x-vertex-ai-llm-shared-request-type") == "priority"
     assert "/locations/global/" in sent.path
@@ -145,7 +145,7 @@ async def test_priority_is_sent_on_the_global_endpoint_and_billed_at_priority_ra
 async def test_a_downgraded_priority_request_is_billed_standard(priced_router, vertex_stub):
     r, _ = priced_router
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "output_tokens": 1_000}, traffic_type="ON_DEMAND")
-    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True)).routing
+    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True, prompt_tokens=10_000)).routing
     assert vertex_stub.model_requests()[-1].headers.get("x-vertex-ai-llm-shared-request-type") == "priority"
     assert record.traffic_type == "ON_DEMAND"
     assert record.cost_usd == Decimal("0.0055")  # seed 000 standard: 10,000 x $0.30 + 1,000 x $2.50, per 1M
@@ -163,7 +163,7 @@ async def test_fallback_on_retryable_errors_bills_only_the_successful_attempt(st
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash-lite, gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 2_000, "output_tokens": 100})
     vertex_stub.script("gemini-2.5-flash-lite", error=error)  # the latest matching script wins
-    record = (await r.acomplete(HELLO, max_tokens=200)).routing
+    record = (await r.acomplete(HELLO, max_tokens=200, prompt_tokens=2_000)).routing
     assert [a.model for a in record.attempts] == ["gemini-2.5-flash-lite", "gemini-2.5-flash"]
     assert record.attempts[0].outcome in {"rate_limited", "server_error", "context_overflow"}
     assert record.attempts[0].settled_usd == 0 and record.attempts[0].reserved_usd > 0
@@ -209,7 +209,7 @@ async def test_a_budget_that_cannot_hold_the_upper_bound_refuses_before_calling(
 async def test_async_stream_settles_from_the_final_usage_chunk(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 4_000, "output_tokens": 250, "thinking_tokens": 50}, stream_chunks=5)
-    stream = await r.acomplete(HELLO, max_tokens=500, stream=True)
+    stream = await r.acomplete(HELLO, max_tokens=500, stream=True, prompt_tokens=4_000)
     text = "".join([(c.choices[0].delta.content or "") async for c in stream if c.choices])
     assert text
     cost = Decimal("0.00195")  # seed 000: 4,000 x $0.30 + (250 + 50 thinking) x $2.50, per 1M
@@ -220,7 +220,7 @@ async def test_async_stream_settles_from_the_final_usage_chunk(stub_router, vert
 async def test_claude_stream_settles_exactly(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("claude-haiku-4-5")))
     vertex_stub.script("claude-haiku-4-5", usage={"input_tokens": 3_000, "output_tokens": 400})
-    stream = await r.acomplete(HELLO, max_tokens=500, stream=True)
+    stream = await r.acomplete(HELLO, max_tokens=500, stream=True, prompt_tokens=3_000)
     async for _ in stream:
         pass
     assert stream.routing.cost_usd == Decimal("0.005")  # seed 000, Claude Haiku 4.5: 3,000 x $1 + 400 x $5, per 1M
@@ -229,9 +229,9 @@ async def test_claude_stream_settles_exactly(stub_router, vertex_stub, tmp_path)
 def test_sync_complete_and_sync_stream(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100})
-    response = r.complete(HELLO, max_tokens=200)
+    response = r.complete(HELLO, max_tokens=200, prompt_tokens=1_000)
     assert response.routing.cost_usd == Decimal("0.00055")  # seed 000: 1,000 x $0.30 + 100 x $2.50, per 1M
-    chunks = list(r.complete(HELLO, max_tokens=200, stream=True))
+    chunks = list(r.complete(HELLO, max_tokens=200, stream=True, prompt_tokens=1_000))
     assert chunks
 
 
@@ -251,7 +251,7 @@ async def test_a_stream_closed_early_by_the_consumer_is_settled_for_what_was_pro
 async def test_concurrent_calls_leave_exactly_their_sum_in_the_ledger(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash-lite")))
     vertex_stub.script("gemini-2.5-flash-lite", usage={"input_tokens": 777, "output_tokens": 33})
-    records = [resp.routing for resp in await asyncio.gather(*(r.acomplete(HELLO, max_tokens=100, tenant=f"t{i % 3}") for i in range(30)))]
+    records = [resp.routing for resp in await asyncio.gather(*(r.acomplete(HELLO, max_tokens=100, tenant=f"t{i % 3}", prompt_tokens=777) for i in range(30)))]
     assert len({rec.request_id for rec in records}) == 30
     assert sum(rec.cost_usd for rec in records) == (await spend_of(r))["global|calendar:month@UTC"]
 
@@ -276,13 +276,15 @@ def test_module_level_complete_reads_the_environment(vertex_router_kwargs, verte
         reset_default_router()
 
 
+@pytest.mark.reservation_overrun
 async def test_a_bill_above_its_reservation_is_recorded_in_full_and_flagged(stub_router, vertex_stub, tmp_path):
-    """The prompt estimate (4 characters a token) can be low; the ledger still books the whole bill."""
+    """A deliberately wrong ``prompt_tokens`` (the one overrun the suite allows): the ledger still books the
+    whole bill, and the warning names the cause."""
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 50_000, "output_tokens": 10})
-    record = (await r.acomplete(HELLO, max_tokens=10)).routing
+    record = (await r.acomplete(HELLO, max_tokens=10, prompt_tokens=20)).routing
     assert record.cost_usd > record.attempts[-1].reserved_usd
-    assert any("prompt estimate was low" in w for w in record.warnings)
+    assert any("provider counted 50,000 prompt tokens, more than the prompt_tokens=20 passed" in w for w in record.warnings)
     assert await spend_of(r) == {"global|calendar:month@UTC": record.cost_usd}
 
 
@@ -304,7 +306,7 @@ default_profile: p
 """
     r = stub_router(write(tmp_path, text))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "output_tokens": 1_000})
-    record = (await r.acomplete(HELLO, max_tokens=1_000, tenant="Acme Corp", app="search")).routing
+    record = (await r.acomplete(HELLO, max_tokens=1_000, tenant="Acme Corp", app="search", prompt_tokens=10_000)).routing
     assert record.decision["batch"] is True
     labels = vertex_stub.model_requests()[-1].body["labels"]
     assert labels == {"router-tenant": "acme_corp", "router-app": "search", "router-batch-eligible": "true"}
@@ -316,8 +318,8 @@ default_profile: p
 async def test_a_reused_request_id_still_books_every_call(stub_router, vertex_stub, tmp_path):
     r = stub_router(write(tmp_path, policy("gemini-2.5-flash")))
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100})
-    first = (await r.acomplete(HELLO, max_tokens=100, request_id="dup")).routing
-    second = (await r.acomplete(HELLO, max_tokens=100, request_id="dup")).routing
+    first = (await r.acomplete(HELLO, max_tokens=100, request_id="dup", prompt_tokens=1_000)).routing
+    second = (await r.acomplete(HELLO, max_tokens=100, request_id="dup", prompt_tokens=1_000)).routing
     assert await spend_of(r) == {"global|calendar:month@UTC": first.cost_usd + second.cost_usd}
 
 

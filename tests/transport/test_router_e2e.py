@@ -28,7 +28,7 @@ def router(stub_router, tmp_path):
 async def test_fallback_after_429_and_usage_billed(router, vertex_stub):
     vertex_stub.script("gemini-2.5-flash", error="rate_limited")
     vertex_stub.script("claude", usage={"input_tokens": 1000, "output_tokens": 100})
-    response = await router.acomplete([{"role": "user", "content": "hello"}], max_tokens=200)
+    response = await router.acomplete([{"role": "user", "content": "hello"}], max_tokens=200, prompt_tokens=1000)
     assert response.choices[0].message.content
     record = response.routing
     assert [a.outcome for a in record.attempts] == ["rate_limited", "ok"]
