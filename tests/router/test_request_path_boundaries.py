@@ -155,7 +155,7 @@ async def test_a_stream_failing_before_its_first_chunk_falls_back_and_bills_only
     transport.script("gemini-2.5-flash", usage={"input_tokens": 1000, "output_tokens": 100})
     transport.script("gemini-2.5-flash-lite", error="server_error")
     r = Router(policy("{model: gemini-2.5-flash-lite}, {model: gemini-2.5-flash}"), store=store, transport=transport, watch_policy=False)
-    stream = await r.acomplete(HELLO, max_tokens=200, stream=True)
+    stream = await r.acomplete(HELLO, max_tokens=200, stream=True, prompt_tokens=1000)
     await drain(stream)
     assert [(a.model, a.outcome) for a in stream.routing.attempts] == [("gemini-2.5-flash-lite", "server_error"), ("gemini-2.5-flash", "ok")]
     # gemini-2.5-flash (seed 000): 1,000 x $0.30 + 100 x $2.50, per 1M = 0.0003 + 0.00025
@@ -185,7 +185,7 @@ async def test_a_stream_closed_by_the_caller_is_closed_upstream_and_billed():
     store, transport = Ledger(), ClosingTransport()
     transport.script("gemini-2.5-flash-lite", text="x" * 400, stream_chunks=4, usage={"input_tokens": 1000, "output_tokens": 100})
     r = Router(policy("{model: gemini-2.5-flash-lite}"), store=store, transport=transport, watch_policy=False)
-    stream = await r.acomplete(HELLO, max_tokens=200, stream=True)
+    stream = await r.acomplete(HELLO, max_tokens=200, stream=True, prompt_tokens=1000)
     async for _ in stream:
         break
     await stream.aclose()
@@ -203,7 +203,7 @@ async def test_only_traffic_billed_as_priority_counts_in_the_ramp(traffic, ramp_
     catalog = load_catalog(overlays=[REPO / "tests" / "data" / "priority_overlay.yaml"])
     r = Router(policy("{model: gemini-2.5-flash, priority: true}", "priority: {max_tokens_per_minute: 1000000}\n"),
                catalog=catalog, store=store, transport=transport, watch_policy=False)
-    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True)).routing
+    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True, prompt_tokens=10_000)).routing
     assert transport.calls[-1].priority  # sent as priority; the provider says how it was served
     assert (await store.ramp_usage("flash")).tokens_last_minute == ramp_tokens
     # standard: 10,000 x $0.30 + 1,000 x $2.50 per 1M (seed 000); priority: the test overlay's 0.60 / 5.00
