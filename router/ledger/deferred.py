@@ -51,6 +51,8 @@ log = logging.getLogger("router.ledger")
 MAX_BATCH = 128
 #: How often a live process looks for settle logs left by dead processes.
 ORPHAN_SCAN_S = 5.0
+#: How long a replica that disappeared from the primary's list is waited for before it is taken as removed.
+REPLICA_GRACE_S = 60.0
 
 
 @dataclass
@@ -128,6 +130,7 @@ class DeferredRedisStore(RedisStore):
         self._recovered = False
         self._next_orphan_scan = 0.0
         self.flush_errors = 0
+        self._replicas_seen: dict[str, tuple[int, float]] = {}  # replication id -> (replicas, last seen)
         # group commit: reservations that go to Redis, queued while a batch is in flight
         self._queue: list[_Request] = []
         self._committer: asyncio.Task[None] | None = None
@@ -631,11 +634,20 @@ class DeferredRedisStore(RedisStore):
 
     async def _confirm(self) -> None:
         replid, _, replicas = await self._replication()
+        # A replica that dropped its link (lagging, restarting) is not listed: until it is back (or gone for
+        # REPLICA_GRACE_S), confirm nothing, since a failover could promote it without our entries.
+        seen, since = self._replicas_seen.get(replid, (0, 0.0))
+        now = time.monotonic()
+        if len(replicas) >= seen or now - since > REPLICA_GRACE_S:
+            self._replicas_seen[replid] = (len(replicas), now)
+            missing = False
+        else:
+            missing = True
         keep: list[_Batch] = []
         for batch in self._batches:
             if batch.applied and batch.replid != replid:
                 batch.applied = False  # failover (or restart): the new primary may miss it; apply again
-            if not batch.applied or (replicas and min(replicas) < batch.offset):
+            if not batch.applied or missing or (replicas and min(replicas) < batch.offset):
                 keep.append(batch)  # not applied yet, or a replica has not acknowledged it yet
             elif batch.segment is not None:
                 self.settle_log.drop(batch.segment)

@@ -163,20 +163,50 @@ class RedisServer:
 
 
 class RedisClusterServers:
-    """A throwaway 3-primary Redis Cluster (no replicas) on loopback: ``.url`` is ``redis+cluster://``."""
+    """A throwaway Redis Cluster on loopback: ``nodes`` primaries (3) and ``replicas`` replicas per primary
+    (0); ``.url`` is ``redis+cluster://`` with every primary as a seed node. ``servers`` lists the primaries
+    then the replicas; ``replicas_of[i]`` are the replicas of ``primaries[i]``."""
 
-    def __init__(self, nodes: int = 3, binary: str | None = None) -> None:
+    def __init__(self, nodes: int = 3, binary: str | None = None, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
         self.servers: list[RedisServer] = []
+        self.primaries: list[RedisServer] = []
+        self.replicas_of: list[list[RedisServer]] = []
         try:
-            for i in range(nodes):
-                self.servers.append(self._node(i, binary))
+            for i in range(nodes * (1 + replicas)):
+                self.servers.append(self._node(i, binary, node_timeout_ms=node_timeout_ms))
+            self.primaries = self.servers[:nodes]
+            self.replicas_of = [self.servers[nodes + i * replicas: nodes + (i + 1) * replicas] for i in range(nodes)]
             self._form()
+            if replicas:
+                self._replicate()
         except BaseException:
             self.close()
             raise
 
+    def node_id(self, server: RedisServer) -> str:
+        """The cluster node id of ``server``."""
+        return self._command(server.port, "CLUSTER", "MYID").split(b"\r\n")[1].decode()
+
+    def _replicate(self) -> None:
+        first = self.primaries[0].port
+        for replica in (r for group in self.replicas_of for r in group):
+            self._command(first, "CLUSTER", "MEET", "127.0.0.1", replica.port)
+        ids = [self.node_id(p) for p in self.primaries]
+        deadline = time.monotonic() + 30
+        pending = [(r, ids[i]) for i, group in enumerate(self.replicas_of) for r in group]
+        while pending and time.monotonic() < deadline:
+            # a replica that does not know its primary yet says so: try again
+            pending = [(r, pid) for r, pid in pending if not self._command(r.port, "CLUSTER", "REPLICATE", pid).startswith(b"+OK")]
+            time.sleep(0.1)
+        while time.monotonic() < deadline:
+            if all(b"master_link_status:up" in self._command(r.port, "INFO", "replication") for group in self.replicas_of for r in group) \
+                    and all(b"cluster_state:ok" in self._command(s.port, "CLUSTER", "INFO") for s in self.servers):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster replicas did not come up within 30 s")
+
     @staticmethod
-    def _node(i: int, binary: str | None, attempts: int = 5) -> RedisServer:
+    def _node(i: int, binary: str | None, attempts: int = 5, node_timeout_ms: int = 2000) -> RedisServer:
         """One cluster node on a port whose bus port (PORT + 10000) is free too; another process may still
         take either port between the check and the start, so a node that fails to start is retried on
         another port."""
@@ -184,7 +214,7 @@ class RedisClusterServers:
             try:
                 return RedisServer(
                     port=free_port(cluster_bus=True), binary=binary,
-                    extra_args=("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", "2000"),
+                    extra_args=("--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{i}.conf", "--cluster-node-timeout", str(node_timeout_ms)),
                 )
             except RuntimeError:
                 if attempt == attempts - 1:
@@ -199,22 +229,23 @@ class RedisClusterServers:
             return sock.recv(65536)
 
     def _form(self) -> None:
-        first = self.servers[0].port
-        for server in self.servers[1:]:
+        first = self.primaries[0].port
+        for server in self.primaries[1:]:
             self._command(first, "CLUSTER", "MEET", "127.0.0.1", server.port)
-        share = 16384 // len(self.servers) + 1
-        for i, server in enumerate(self.servers):
+        share = 16384 // len(self.primaries) + 1
+        for i, server in enumerate(self.primaries):
             self._command(server.port, "CLUSTER", "ADDSLOTSRANGE", i * share, min(16383, (i + 1) * share - 1))
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            if all(b"cluster_state:ok" in self._command(s.port, "CLUSTER", "INFO") for s in self.servers):
+            if all(b"cluster_state:ok" in self._command(s.port, "CLUSTER", "INFO") for s in self.primaries):
                 return
             time.sleep(0.1)
         raise RuntimeError("the Redis Cluster did not reach cluster_state:ok within 15 s")
 
     @property
     def url(self) -> str:
-        return f"redis+cluster://127.0.0.1:{self.servers[0].port}"
+        """``redis+cluster://`` with every primary as a seed node."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.primaries)
 
     def close(self) -> None:
         for server in self.servers:
