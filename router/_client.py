@@ -323,8 +323,8 @@ class Router:
             return
         from router.errors import StoreError
 
-        journal = getattr(self.store(), "journal", None)
-        self.metrics.journal_backlog.set(journal.backlog() if journal is not None else 0)
+        backlog = getattr(self.store(), "journal_backlog", None)  # this ledger's events only
+        self.metrics.journal_backlog.set(backlog() if backlog is not None else 0)
         try:
             budgets, snap = await self.ledger_state()
         except StoreError:

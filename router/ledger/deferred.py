@@ -26,7 +26,6 @@ import contextlib
 import heapq
 import logging
 import os
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from typing import Any
 
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS
+from router.ledger.journal import default_journal_path
 from router.ledger.keys import check_id, parse_budget_id
 from router.ledger.leases import Lease, LeaseSizing
 from router.ledger.money import to_nano
@@ -98,7 +98,7 @@ class DeferredRedisStore(RedisStore):
     """A :class:`RedisStore` that settles through a local durable log (see the module docstring).
 
     ``settle_log_dir``: the settle log directory (default: ``JOURNAL_PATH.settles`` next to the fail-open
-    journal, i.e. ``$TMPDIR/router-ledger-PREFIX.jsonl.settles``); every process sharing the directory
+    journal, i.e. ``$TMPDIR/router-ledger-PREFIX-DIGEST.jsonl.settles``, one per ledger); every process sharing the directory
     recovers the logs of dead ones. ``flush_interval_s``: how long settles are collected before one batch
     is sent (the staleness bound seen by other processes, plus one round trip). ``fsync``: ``batch``
     (fsync each segment before it is sent) or ``always`` (fsync every settle before it returns).
@@ -117,7 +117,7 @@ class DeferredRedisStore(RedisStore):
         super().__init__(client, **options)
         if not isinstance(flush_interval_s, (int, float)) or isinstance(flush_interval_s, bool) or not 0 <= flush_interval_s <= 3600:
             raise ValueError(f"flush_interval_s must be between 0 and 3600 seconds, not {flush_interval_s!r}")
-        journal = options.get("journal_path") or f"{tempfile.gettempdir()}/router-ledger-{self.keys.prefix}.jsonl"
+        journal = options.get("journal_path") or default_journal_path(options.get("url", "redis://"), self.keys.prefix)
         self.settle_log = SettleLog(settle_log_dir or f"{journal}.settles", fsync=fsync)
         self.flush_interval_s = float(flush_interval_s)
         self._pending: list[dict[str, Any]] = []

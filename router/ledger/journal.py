@@ -9,18 +9,59 @@ id, consumes by request id, ramp tokens by event id), and deletes a file only wh
 and it did not grow since it was read: a replay cut short is simply done again later.
 Events the ledger cannot attribute (a settle of a reservation it never saw, after its record expired)
 go to ``PATH.unattributed`` for an operator, never silently away.
+
+A journal belongs to one ledger. The default path names it (:func:`default_journal_path`: a digest of the
+Redis URL's host, port and db and the key prefix, :func:`ledger_identity`), and every event records the
+ledger identity and, once the store has reached Redis, the ledger's id (a random id the ledger stores
+under its prefix on first contact). A replay applies only the events of its own ledger (``take(belongs)``)
+and leaves every other event in place: a replay never deletes an event it did not apply.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+Belongs = Callable[[dict[str, Any]], bool]
+
+
+def ledger_identity(url: str, prefix: str) -> str:
+    """Which ledger a store URL and prefix name, without credentials or client options:
+    ``redis://HOST:PORT/DB#PREFIX`` (``unix://PATH/DB``, cluster seeds sorted, ``fakeredis://NAME``)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    query = dict(parse_qsl(parts.query))
+    db = query.get("db") or parts.path.strip("/") or "0"
+    if scheme == "unix":
+        return f"unix://{parts.path}/{query.get('db', '0')}#{prefix}"
+    if scheme == "fakeredis":
+        return f"fakeredis://{parts.netloc or parts.path.strip('/') or 'default'}#{prefix}"
+    hosts = parts.netloc.rpartition("@")[2]
+    nodes = []
+    for node in hosts.split(","):
+        host, colon, port = node.rpartition(":")
+        if not colon or not port.isdigit():
+            host, port = node, "6379"
+        nodes.append(f"{(host or 'localhost').lower()}:{port}")
+    if "cluster" in scheme:
+        return f"{scheme}://{','.join(sorted(nodes))}#{prefix}"
+    return f"{scheme}://{nodes[0]}/{db}#{prefix}"
+
+
+def default_journal_path(url: str, prefix: str) -> str:
+    """``$TMPDIR/router-ledger-PREFIX-DIGEST.jsonl``: one journal per ledger (DIGEST: 12 hex digits of the
+    SHA-256 of :func:`ledger_identity`), so two services on different Redis servers never share one."""
+    digest = hashlib.sha256(ledger_identity(url, prefix).encode("utf-8")).hexdigest()[:12]
+    return f"{tempfile.gettempdir()}/router-ledger-{prefix}-{digest}.jsonl"
 
 
 def _append_bytes(path: Path, data: bytes) -> None:
@@ -41,8 +82,10 @@ class Journal:
         self.unattributed = self.path.with_name(self.path.name + ".unattributed")
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._taken: list[tuple[Path, int]] = []
+        self._taken: list[tuple[Path, int, bytes]] = []
         self._own: Path | None = None
+        #: Replaying files that hold only other ledgers' events, with their size: not pending for us.
+        self._foreign: dict[Path, int] = {}
         #: A cheap hint that there may be something to replay (checked on every operation).
         self.pending = self._has_events()
 
@@ -50,7 +93,15 @@ class Journal:
         return sorted(self.path.parent.glob(f"{self.path.name}.replaying*"))
 
     def _has_events(self) -> bool:
-        return self.path.exists() or bool(self._replaying_files())
+        if self.path.exists():
+            return True
+        for path in self._replaying_files():
+            try:
+                if self._foreign.get(path) != path.stat().st_size:
+                    return True
+            except FileNotFoundError:
+                continue
+        return False
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -76,8 +127,9 @@ class Journal:
         """Keep an event that cannot be replayed (for an operator to look at)."""
         self._write(self.unattributed, event)
 
-    def take(self) -> list[dict[str, Any]]:
-        """Hand the journal over for replay and return the events of every ``.replaying`` file.
+    def take(self, belongs: Belongs | None = None) -> list[dict[str, Any]]:
+        """Hand the journal over for replay and return the events of every ``.replaying`` file for which
+        ``belongs(event)`` is true (every event without ``belongs``); the others stay in their file.
 
         Replay is idempotent, so two processes reading the same orphan file is safe; each deletes only
         what it took and only if the file did not grow since (:meth:`done`), so no event is deleted unread."""
@@ -93,40 +145,68 @@ class Journal:
                     os.replace(self.path, self._own)
             files = self._replaying_files()
             contents = [p.read_bytes() for p in files]
-        # Remember each file's size as read: done() deletes a file only if nothing was added since.
-        self._taken = [(p, len(data)) for p, data in zip(files, contents)]
         if not files:
             self.pending = False
         events = []
-        for data in contents:
-            for line in data.decode().splitlines():
-                line = line.strip()
+        self._taken = []
+        for path, data in zip(files, contents):
+            kept: list[bytes] = []  # lines of other ledgers: never applied here, so never deleted here
+            for raw in data.splitlines(keepends=True):
+                line = raw.strip()
                 if not line:
                     continue
                 try:
-                    events.append(json.loads(line))
+                    event = json.loads(line)
                 except json.JSONDecodeError:  # a torn last line from a crash mid-write
-                    self.set_aside({"op": "corrupt", "line": line})
+                    self.set_aside({"op": "corrupt", "line": line.decode(errors="replace")})
+                    continue
+                if belongs is None or (isinstance(event, dict) and belongs(event)):
+                    events.append(event)
+                else:
+                    kept.append(line + b"\n")
+            # Remember each file's size as read: done() deletes a file only if nothing was added since.
+            self._taken.append((path, len(data), b"".join(kept)))
         return events
 
-    def backlog(self) -> int:
-        """How many events wait for replay (journaled while Redis was unreachable)."""
+    def backlog(self, belongs: Belongs | None = None) -> int:
+        """How many events wait for replay (journaled while Redis was unreachable); with ``belongs``, only
+        the events it accepts (this ledger's)."""
         count = 0
         for path in (self.path, *self._replaying_files()):
             try:
                 with open(path, "rb") as handle:
-                    count += sum(1 for line in handle if line.strip())
+                    for line in handle:
+                        if not line.strip():
+                            continue
+                        if belongs is not None:
+                            try:
+                                event = json.loads(line)
+                            except json.JSONDecodeError:
+                                continue
+                            if not isinstance(event, dict) or not belongs(event):
+                                continue
+                        count += 1
             except FileNotFoundError:
                 continue
         return count
 
     def done(self) -> None:
-        """All taken events were applied: delete the files this process took (and only those)."""
+        """All taken events were applied: delete the files this process took (and only those), keeping the
+        events of other ledgers in place."""
         with self._locked():
-            for path, size in self._taken:
+            for path, size, kept in self._taken:
                 try:
-                    if path.stat().st_size == size:  # events appended after we read it stay for the next replay
+                    if path.stat().st_size != size:  # events appended after we read it stay for the next replay
+                        continue
+                    if kept:
+                        if len(kept) != size:
+                            tmp = path.with_name(path.name + ".tmp")
+                            tmp.write_bytes(kept)
+                            os.replace(tmp, path)
+                        self._foreign[path] = len(kept)
+                    else:
                         path.unlink()
+                        self._foreign.pop(path, None)
                 except FileNotFoundError:
                     continue
             self._taken = []

@@ -19,6 +19,7 @@ Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:ac
     {P}:ha:BID           str   sum of the holds in hz (nano-USD)
     {P}:lh:BID           hash  budget leases (slices): OWNER -> "nano|expiry_ms" (the hold is "L:OWNER|nano" in hz)
     {P}:h:RID            hash  reservation record: st (held|settled|released), amt, b (BIDs), act
+    {P}:id               str   the ledger's random id (binds fail_open journals to this ledger)
     {P}:meta             hash  known budgets: BID -> "limit_nano|last_seen_ms" (for ``router spend``)
     {P}:q:POOL:START     str   units used in a quota pool's period
     {P}:qr:POOL:RID      str   consume result "free|billable" (idempotency)
@@ -127,6 +128,7 @@ class KeySpace:
         self.prefix = check_prefix(prefix)
         self.base = "{" + prefix + "}:"
         self.meta = self.base + "meta"
+        self.ledger_id = self.base + "id"
 
     def rolling(self, bid: str) -> str:
         return f"{self.base}r:{bid}"

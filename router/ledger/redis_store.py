@@ -12,15 +12,19 @@
 * Failure modes: when Redis is unreachable, ``fail_closed`` raises :class:`StoreUnavailableError`
   naming the URL; ``fail_open`` serves (reservations are granted without holds, consumes are billed in
   full, snapshots read as zero), journals every spend event (settle, release, consume, ramp tokens) to
-  a local append-only file (:mod:`router.ledger.journal`) and replays it idempotently on the next
-  operation that reaches Redis (or on :meth:`RedisStore.replay_journal`), then truncates it.
+  a local append-only file (:mod:`router.ledger.journal`) bound to this ledger, and replays it
+  idempotently as soon as Redis answers again: a background probe tries Redis every
+  :data:`PROBE_INTERVAL_S` while it is down, and on its first answer ends the bypass and replays; every
+  operation, reads included (``spend``, ``snapshot``, ``list_scopes``, ``pool_usage``), replays a
+  pending journal first. Only this ledger's events are replayed (matched by the ledger's id and
+  identity, see :mod:`router.ledger.journal`); other events stay in the file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import tempfile
 import time
 import uuid
 from collections import OrderedDict
@@ -39,7 +43,7 @@ from router.ledger import ramp as ramp_mod
 from router.ledger.capacity import PtClaim, check_pt_key
 from router.ledger import rate as rate_mod
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, POLICY_TEXT_TTL_MS, RECORD_GRACE_MS, Clock, Store
-from router.ledger.journal import Journal
+from router.ledger.journal import Journal, default_journal_path, ledger_identity
 from router.ledger.keys import KeySpace, check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
 from router.ledger.quota import check_quota_pool
@@ -55,7 +59,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage", "rate", "rate_stats")
+SCRIPTS = ("ledger_id", "reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage", "rate", "rate_stats")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -63,6 +67,8 @@ META_TTL_MS = 35 * 86_400_000
 META_REFRESH_MS = 60_000
 #: Replay de-duplication keys for journaled ramp events live this long.
 RAMP_DEDUPE_TTL_MS = 600_000
+#: In ``fail_open``, while Redis is unreachable, a background probe tries it this often (seconds).
+PROBE_INTERVAL_S = 0.05
 #: RedisClusterException: no seed node reachable, or slots not covered during a failover.
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, rexc.RedisClusterException, OSError, asyncio.TimeoutError)
 
@@ -119,8 +125,10 @@ class RedisStore(Store):
     """The ledger on Redis. ``client``: a ``redis.asyncio.Redis`` / ``RedisCluster`` (or fakeredis) client.
 
     ``url`` is only used in messages (its password is redacted). ``failure_mode``: ``fail_closed`` or
-    ``fail_open``; ``journal_path``: the fail-open journal (default: ``$TMPDIR/router-ledger-PREFIX.jsonl``).
-    ``retry_interval_s``: in ``fail_open``, how long to skip Redis after it failed before trying again.
+    ``fail_open``; ``journal_path``: the fail-open journal (default: one per ledger,
+    ``$TMPDIR/router-ledger-PREFIX-DIGEST.jsonl``, see :func:`~router.ledger.journal.default_journal_path`).
+    ``retry_interval_s``: in ``fail_open``, how long an operation skips Redis after it failed (a background
+    probe ends the skip as soon as Redis answers).
     """
 
     def __init__(
@@ -140,11 +148,15 @@ class RedisStore(Store):
         self.client = client
         self.url = redact(url)
         self.keys = KeySpace(prefix)
+        #: Which ledger this is (URL host, port, db and prefix; no credentials), recorded in journal events.
+        self.identity = ledger_identity(url, prefix)
+        #: The ledger's random id (``{P}:id``), known after the first contact in ``fail_open``.
+        self.ledger_id: str | None = None
         self.failure_mode = failure_mode
         self.retry_interval_s = retry_interval_s
         self.journal: Journal | None = None
         if failure_mode == "fail_open":
-            self.journal = Journal(journal_path or f"{tempfile.gettempdir()}/router-ledger-{prefix}.jsonl")
+            self.journal = Journal(journal_path or default_journal_path(url, prefix))
         self._scripts = {name: client.register_script(text) for name, text in script_sources().items()}
         # reservation id -> (budget ids, held nano, keep until ms): lets a settle book spend even when the
         # Redis record is gone (Redis restarted empty, fail_open journal) and saves a round trip.
@@ -152,10 +164,11 @@ class RedisStore(Store):
         self._down_until = 0.0
         self._replay_lock: asyncio.Lock | None = None
         self._meta_sent: dict[str, tuple[int, int]] = {}
+        self._probe: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ plumbing
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        if self.failure_mode == "fail_open" and time.monotonic() < self._down_until:
+    async def _run(self, name: str, keys: list[str], args: list[Any], probe: bool = False) -> Any:
+        if self.failure_mode == "fail_open" and not probe and time.monotonic() < self._down_until:
             raise _Unavailable("unreachable a moment ago; retrying shortly")
         try:
             return await self._scripts[name](keys=keys, args=args)
@@ -164,18 +177,87 @@ class RedisStore(Store):
         except rexc.ConnectionError as exc:
             if _pool_exhausted(exc):  # BlockingConnectionPool timed out waiting: saturated, not down
                 raise StoreError(f"ledger store {self.url}: connection pool exhausted ({exc})") from exc
-            if self.failure_mode == "fail_open":
-                self._down_until = time.monotonic() + self.retry_interval_s
+            self._went_down()
             raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
         except _UNREACHABLE as exc:
-            if self.failure_mode == "fail_open":
-                self._down_until = time.monotonic() + self.retry_interval_s
+            self._went_down()
             raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
         except rexc.RedisError as exc:
             if self.failure_mode == "fail_open" and _transient(exc):
                 # OOM, READONLY / MASTERDOWN during a failover, LOADING: journal rather than lose spend.
                 raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
             raise StoreError(f"ledger store {self.url}: {name} script failed: {exc}") from exc
+
+    def _went_down(self) -> None:
+        """fail_open: skip Redis for a moment, and probe it in the background until it answers."""
+        if self.failure_mode != "fail_open":
+            return
+        self._down_until = time.monotonic() + self.retry_interval_s
+        if self._probe is None or self._probe.done():
+            try:
+                self._probe = asyncio.get_running_loop().create_task(self._recover())
+            except RuntimeError:  # no running loop: the next operation after retry_interval_s tries again
+                self._probe = None
+
+    async def _recover(self) -> None:
+        """Probe Redis until it answers; then end the bypass and replay the journal right away."""
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            try:
+                await self._claim_id(probe=True)
+            except (_Unavailable, StoreError):
+                continue
+            self._down_until = 0.0
+            if self.journal is not None and self.journal.pending and not self._lock().locked():
+                try:
+                    await self.replay_journal()
+                except StoreError:
+                    continue
+            return
+
+    async def _claim_id(self, probe: bool = False) -> str:
+        """The ledger's id, stored on first contact (``ledger_id.lua``). This store proposes the id it knew
+        (or one its journal recorded for this ledger) so a Redis that came back empty keeps its identity."""
+        proposal = self.ledger_id or self._journaled_id() or uuid.uuid4().hex
+        found = _str(await self._run("ledger_id", [self.keys.ledger_id], [proposal], probe=probe))
+        self.ledger_id = found
+        return found
+
+    def _journaled_id(self) -> str | None:
+        """A ledger id recorded by this ledger's events in the journal (any process sharing it)."""
+        if self.journal is None or not self.journal.pending:
+            return None
+        found: list[str] = []
+
+        def mine(event: dict[str, Any]) -> bool:
+            if event.get("ledger") == self.identity and isinstance(event.get("lid"), str) and not found:
+                found.append(event["lid"])
+            return False
+
+        self.journal.backlog(mine)
+        return found[0] if found else None
+
+    def _belongs(self, event: dict[str, Any]) -> bool:
+        """Whether a journaled event was written for this ledger: its ledger id when it recorded one (the
+        process had reached Redis), else its ledger identity; events of an older journal format (neither)
+        belong to whoever replays their file."""
+        lid = event.get("lid")
+        if lid is not None:
+            return lid == self.ledger_id
+        ledger = event.get("ledger")
+        return ledger is None or ledger == self.identity
+
+    def _journal(self, event: dict[str, Any]) -> None:
+        """Append a spend event to the fail-open journal, bound to this ledger."""
+        assert self.journal is not None
+        event["ledger"] = self.identity
+        if self.ledger_id is not None:
+            event["lid"] = self.ledger_id
+        self.journal.append(event)
+
+    def journal_backlog(self) -> int:
+        """Events of this ledger journaled during an outage and not yet replayed (0 without a journal)."""
+        return self.journal.backlog(self._belongs) if self.journal is not None else 0
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
         return StoreUnavailableError(f"ledger store {self.url} is unreachable ({exc}); refusing to serve without it (failure_mode={self.failure_mode})")
@@ -185,10 +267,20 @@ class RedisStore(Store):
             self._replay_lock = asyncio.Lock()
         return self._replay_lock
 
-    async def _before(self) -> None:
-        """Replay a pending fail-open journal first (best effort: if Redis is still down, carry on)."""
+    async def _before(self, force: bool = False) -> None:
+        """fail_open: learn the ledger's id on first contact, and replay a pending journal first (best effort:
+        if Redis is still down, carry on). ``force``: even within ``retry_interval_s`` of a failure (reads
+        that would otherwise report the store unavailable)."""
         journal = self.journal
-        if journal is None or not journal.pending or self._lock().locked() or time.monotonic() < self._down_until:
+        if journal is None or (not force and time.monotonic() < self._down_until):
+            return
+        if self._lock().locked():  # a replay is under way (the probe's, or another task's): let it finish
+            async with self._lock():
+                pass
+        if not journal.pending:
+            if self.ledger_id is None:
+                with contextlib.suppress(_Unavailable, StoreError):
+                    await self._claim_id()
             return
         try:
             await self.replay_journal()
@@ -278,8 +370,7 @@ class RedisStore(Store):
         except _Unavailable as exc:
             if self.failure_mode == "fail_closed":
                 raise self._unavailable(exc) from None
-            assert self.journal is not None
-            self.journal.append({"op": "settle", "rid": reservation_id, "nano": nano, "at": now, "bids": list(bids) if bids else None, "held": held})
+            self._journal({"op": "settle", "rid": reservation_id, "nano": nano, "at": now, "bids": list(bids) if bids else None, "held": held})
             self._local.pop(reservation_id, None)
             return True
         if code == -1:
@@ -299,14 +390,15 @@ class RedisStore(Store):
         except _Unavailable as exc:
             if self.failure_mode == "fail_closed":
                 raise self._unavailable(exc) from None
-            assert self.journal is not None
-            self.journal.append({"op": "release", "rid": reservation_id, "at": now, "bids": list(bids) if bids else None, "held": held})
+            self._journal({"op": "release", "rid": reservation_id, "at": now, "bids": list(bids) if bids else None, "held": held})
             self._local.pop(reservation_id, None)
             return True
         self._local.pop(reservation_id, None)
         return code == 1
 
-    async def _read(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], families: Sequence[str], now: int) -> list[Any]:
+    async def _read(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], families: Sequence[str], now: int, force: bool = False) -> list[Any]:
+        """One snapshot.lua call. ``force``: try Redis even within ``retry_interval_s`` of a failure (a read
+        that reports the store unavailable rather than zeros must not say so when Redis is back)."""
         keys: list[str] = []
         args: list[Any] = [now, len(budgets), len(pools), len(families)]
         for budget in budgets:
@@ -318,14 +410,14 @@ class RedisStore(Store):
         for family in families:
             keys.append(self.keys.ramp(family))
             args.append(now // ramp_mod.BUCKET_MS - ramp_mod.BUCKETS + 1)
-        # No journal replay here: a read stays one round trip on the decision path; the next mutation replays.
-        return [_int(v) for v in await self._run("snapshot", keys, args)]
+        await self._before(force)  # a pending fail_open journal is replayed first, so reads never under-report
+        return [_int(v) for v in await self._run("snapshot", keys, args, probe=force)]
 
     async def spend(self, budget: BudgetScope) -> Decimal:
         """See :meth:`Store.spend`. Raises :class:`StoreUnavailableError` when Redis is down (any mode)."""
         check_budget(budget)
         try:
-            values = await self._read([budget], (), (), self.now_ms())
+            values = await self._read([budget], (), (), self.now_ms(), force=True)
         except _Unavailable as exc:
             raise self._unavailable(exc) from None
         return from_nano(values[0])
@@ -358,8 +450,9 @@ class RedisStore(Store):
     async def list_scopes(self) -> list[ScopeInfo]:
         """See :meth:`Store.list_scopes`."""
         now = self.now_ms()
+        await self._before(force=True)
         try:
-            flat = await self._run("scopes", [self.keys.meta], [now - META_TTL_MS])
+            flat = await self._run("scopes", [self.keys.meta], [now - META_TTL_MS], probe=True)
         except _Unavailable as exc:
             raise self._unavailable(exc) from None
         pairs = sorted((_str(flat[i]), _str(flat[i + 1])) for i in range(0, len(flat), 2))
@@ -430,9 +523,8 @@ class RedisStore(Store):
         except _Unavailable as exc:
             if self.failure_mode == "fail_closed":
                 raise self._unavailable(exc) from None
-            assert self.journal is not None
             pool_doc = {"id": pool.id, "free_units": pool.free_units, "period": pool.period, "timezone": pool.timezone}
-            self.journal.append({"op": "consume", "pool": pool_doc, "units": units, "rid": request_id, "at": now})
+            self._journal({"op": "consume", "pool": pool_doc, "units": units, "rid": request_id, "at": now})
             return Consumed(0, units)
 
     async def pool_usage(self, pool: QuotaPool) -> PoolUsage:
@@ -440,7 +532,7 @@ class RedisStore(Store):
         check_quota_pool(pool)
         now = self.now_ms()
         try:
-            values = await self._read((), [pool], (), now)
+            values = await self._read((), [pool], (), now, force=True)
         except _Unavailable as exc:
             raise self._unavailable(exc) from None
         return PoolUsage(pool.id, values[0], pool.free_units, period(pool.period, pool.timezone, now).end)
@@ -463,8 +555,7 @@ class RedisStore(Store):
         except _Unavailable as exc:
             if self.failure_mode == "fail_closed":
                 raise self._unavailable(exc) from None
-            assert self.journal is not None
-            self.journal.append({"op": "ramp", "family": family, "tokens": tokens, "at": now, "event": uuid.uuid4().hex})
+            self._journal({"op": "ramp", "family": family, "tokens": tokens, "at": now, "event": uuid.uuid4().hex})
 
     # ------------------------------------------------------------------ Provisioned Throughput capacity
     # Not journaled in fail_open: the counter only matters for the next 30 seconds. With Redis down a
@@ -548,10 +639,14 @@ class RedisStore(Store):
         applied = 0
         async with self._lock():
             self._down_until = 0.0
+            try:
+                await self._claim_id()  # which ledger this is: only its own events are applied
+            except _Unavailable as exc:
+                raise self._unavailable(exc) from None
             for _ in range(8):  # a batch left from a cut replay first, then what was appended since
                 if not self.journal.pending:
                     break
-                events = self.journal.take()
+                events = self.journal.take(self._belongs)
                 now = self.now_ms()
                 try:
                     for event in events:
@@ -581,6 +676,11 @@ class RedisStore(Store):
             self.journal.set_aside(event)
 
     async def close(self) -> None:
-        """Close the Redis connection pool."""
+        """Stop the fail_open probe and close the Redis connection pool."""
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._probe
+            self._probe = None
         close = getattr(self.client, "aclose", None) or getattr(self.client, "close")
         await close()
