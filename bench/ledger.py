@@ -6,7 +6,12 @@ Measures, for one budget scope and for three (global + tenant + app, rolling and
 * throughput at 64 concurrent reserve+settle cycles on one event loop;
 * the in-process memory store, for reference.
 
-Prints a markdown table. Target: reserve+settle p50 <= 0.25 ms on loopback.
+* the same on Redis with deferred settlement (``?settle=deferred``) and with budget leases
+  (``?leases=on``: reservations granted from this process's slices);
+* the staleness bound: how long after ``settle`` returns another store (another process) sees the bill
+  in ``spend`` (deferred settlement, default 20 ms flush interval).
+
+Prints markdown tables. Target: reserve+settle p50 <= 0.25 ms on loopback; staleness <= 100 ms.
 
     python bench/ledger.py [--cycles 5000] [--concurrency 64]
 """
@@ -71,27 +76,57 @@ async def concurrent(store, budgets, cycles: int, concurrency: int) -> float:  #
     return cycles / (time.perf_counter() - start)
 
 
-async def run(url: str, cycles: int, concurrency: int) -> list[tuple[str, str, float, float, float, float]]:
+async def run(url: str, cycles: int, concurrency: int, name: str | None = None) -> list[tuple[str, str, float, float, float, float]]:
     rows = []
     store = store_from_url(url, prefix="bench" + uuid.uuid4().hex[:6])
     try:
         for label, budgets in (("1 scope", ONE), ("3 scopes", THREE)):
             lat, seq_ops = await sequential(store, budgets, cycles)
             conc_ops = await concurrent(store, budgets, cycles, concurrency)
-            rows.append((url.split("://")[0], label, statistics.median(lat), pct(lat, 0.99), seq_ops, conc_ops))
+            rows.append((name or url.split("://")[0], label, statistics.median(lat), pct(lat, 0.99), seq_ops, conc_ops))
     finally:
         await store.close()
     return rows
+
+
+async def staleness(server_url: str, log_dir: str, samples: int) -> list[float]:
+    """Milliseconds from ``settle`` returning on a deferred store to another store seeing it in ``spend``."""
+    prefix = "stale" + uuid.uuid4().hex[:6]
+    writer = store_from_url(f"{server_url}?settle=deferred&settle_log={log_dir}", prefix=prefix)
+    reader = store_from_url(server_url, prefix=prefix)
+    lags = []
+    try:
+        seen = await reader.spend(ONE[0])
+        for i in range(samples):
+            assert (await writer.reserve(f"s{i}", ONE, AMOUNT, 60)).granted
+            await asyncio.sleep(0.003)  # let the previous flush finish: each sample starts from a quiet flusher
+            start = time.perf_counter()
+            await writer.settle(f"s{i}", ACTUAL)
+            while (now := await reader.spend(ONE[0])) == seen:
+                pass
+            lags.append((time.perf_counter() - start) * 1000)
+            seen = now
+    finally:
+        await writer.close()
+        await reader.close()
+    return lags
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--staleness-samples", type=int, default=300)
     opts = parser.parse_args()
+    import os
+    import tempfile
+
     rows = asyncio.run(run("memory://", opts.cycles, opts.concurrency))
-    with RedisServer() as server:
+    with RedisServer() as server, tempfile.TemporaryDirectory() as logs:
         rows += asyncio.run(run(server.url, opts.cycles, opts.concurrency))
+        rows += asyncio.run(run(f"{server.url}?settle=deferred&settle_log={logs}/d", opts.cycles, opts.concurrency, "redis, settle=deferred"))
+        rows += asyncio.run(run(f"{server.url}?leases=on&settle_log={logs}/l", opts.cycles, opts.concurrency, "redis, leases=on"))
+        lags = asyncio.run(staleness(server.url, f"{logs}/s", opts.staleness_samples))
     try:
         import hiredis  # noqa: F401
 
@@ -103,6 +138,9 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for store, label, p50, p99, seq, conc in rows:
         print(f"| {store} | {label} | {p50:.3f} | {p99:.3f} | {seq:,.0f} | {conc:,.0f} |")
+    print(f"\nstaleness (settle=deferred, flush every 20 ms): another store sees a settled bill after "
+          f"p50 {statistics.median(lags):.1f} ms, p99 {pct(lags, 0.99):.1f} ms, max {max(lags):.1f} ms ({len(lags)} samples)")
+    print(f"load average while measuring: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -552,10 +552,13 @@ class DeferredRedisStore(RedisStore):
         :class:`StoreUnavailableError` when Redis cannot be reached (the entries stay in the log)."""
         async with self._lock_flush():
             await self._recover_locked()
-            segment = self.settle_log.seal()
-            if self._pending or segment is not None:
-                self._batches.append(_Batch(segment, self._pending))
-                self._pending = []
+            rotated = self.settle_log.rotate()
+            entries, self._pending = self._pending, []  # exactly the rotated segment's entries
+            if entries or rotated is not None:
+                self._batches.append(_Batch(rotated[0] if rotated else None, entries))
+            if rotated is not None:
+                # fsync off the event loop: settles append to the next segment meanwhile
+                await asyncio.to_thread(SettleLog.finish, rotated[1], rotated[2])
             applied = 0
             try:
                 for _ in range(2):  # a second pass applies again what a failover lost

@@ -81,16 +81,32 @@ class SettleLog:
         else:
             self._dirty = True
 
-    def seal(self) -> Path | None:
-        """Close the current segment (fsynced) and return it; the next append starts a new one."""
+    def rotate(self) -> tuple[Path, int, bool] | None:
+        """Start a new segment for the next append; returns the old one's path, its open file descriptor and
+        whether it needs an fsync. The caller hands them to :meth:`finish` (which may block: fsync)."""
         if self._fd is None:
             return None
-        if self._dirty:
-            os.fsync(self._fd)
-            self._dirty = False
-        os.close(self._fd)
-        sealed, self._fd, self._current, self.count = self._current, None, None, 0
-        return sealed
+        rotated = (self._current, self._fd, self._dirty)
+        self._fd, self._current, self._dirty, self.count = None, None, False, 0
+        assert rotated[0] is not None
+        return rotated  # type: ignore[return-value]
+
+    @staticmethod
+    def finish(fd: int, dirty: bool) -> None:
+        """fsync (if needed) and close a rotated segment."""
+        try:
+            if dirty:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def seal(self) -> Path | None:
+        """Close the current segment (fsynced) and return it; the next append starts a new one."""
+        rotated = self.rotate()
+        if rotated is None:
+            return None
+        self.finish(rotated[1], rotated[2])
+        return rotated[0]
 
     @staticmethod
     def entries(segment: Path) -> list[dict[str, Any]]:
@@ -154,7 +170,7 @@ class SettleLog:
 
     def close(self, remove: bool) -> None:
         """Close the log; with ``remove`` (everything confirmed) delete its files."""
-        sealed = self.seal()
+        self.seal()
         if remove:
             for segment in self.dir.glob(f"{self.owner}.*.jsonl"):
                 self.drop(segment)
@@ -162,6 +178,4 @@ class SettleLog:
                 (self.dir / f"{self.owner}.lock").unlink()
             except FileNotFoundError:
                 pass
-        elif sealed is not None:
-            pass
         os.close(self._lock_fd)
