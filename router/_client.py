@@ -303,7 +303,9 @@ class Router:
         return await self._complete(request, params)
 
     def explain(self, messages: Sequence[Mapping[str, Any]] = (), **kwargs: Any) -> dict[str, Any]:
-        """The decision this Router would make now for such a request (nothing is sent or reserved)."""
+        """The decision this Router would make now for such a request (no model call, nothing reserved;
+        when the policy's ``settings.count_tokens`` wants a count, the prompt is counted and cached as
+        the call would do, so the call that follows does not count it again)."""
         return self._sync.run(self._explain(_as_list(messages), kwargs))
 
     async def ledger_state(self) -> tuple[list[Any], Any]:
