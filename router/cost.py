@@ -307,8 +307,9 @@ def _bill_tokens(b: _Biller, u: Usage, long: bool) -> None:
 
 def _bill_characters(b: _Biller, u: Usage, long: bool) -> None:
     per, unit = THOUSAND, "characters"
-    if u.cached_input_tokens or u.audio_input_tokens or u.cache_write_5m_tokens or u.cache_write_1h_tokens:
-        raise UsageError("cached_input_tokens", f"{b.model.id} is billed by characters: pass --cached-input-chars")
+    for name in ("cached_input_tokens", "audio_input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"):
+        if getattr(u, name):
+            raise UsageError(name, f"{b.model.id} is billed by characters: pass --cached-input-chars")
     for name in ("input_tokens", "output_tokens", "thinking_tokens", "image_output_tokens"):
         if getattr(u, name):
             chars = name.replace("_tokens", "_chars").replace("thinking", "output").replace("image_output", "output")

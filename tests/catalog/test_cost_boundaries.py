@@ -63,3 +63,43 @@ def test_cost_units_round_up():
     assert to_units(D("0.0000000000000000011")) == 2
     assert to_units(D("0.000000000000000001")) == 1
     assert to_units(D("0.0000000000000000001")) == 1
+
+
+def test_the_bill_as_json(catalog):
+    # seed 000, Gemini 2.5 Flash per 1M: 800 plain x 0.30 = 0.00024; 200 cached x 0.030 = 0.000006; 100 x 2.50 = 0.00025
+    bill = compute_cost(catalog.get("gemini-2.5-flash"), Usage.build(input_tokens=1000, cached_input_tokens=200, output_tokens=100, at=DAY))
+    source = "000_8191c03ed1050dc1.txt: Gemini 2.5 table, Gemini 2.5 Flash rows"
+
+    def line(dimension, quantity, rate, amount):
+        return {"dimension": dimension, "quantity": quantity, "unit": "tokens", "rate_usd": rate, "per": "1000000", "amount_usd": amount, "provenance": source}
+
+    assert bill.to_dict() == {
+        "model": "gemini-2.5-flash",
+        "at": "2026-11-02",
+        "long_context": False,
+        "total_usd": "0.000496",
+        "lines": [line("input", "800", "0.3", "0.00024"), line("cached_input", "200", "0.03", "0.000006"), line("output", "100", "2.5", "0.00025")],
+        "grounding": {"free_units": 0, "billable_units": 0},
+        "warnings": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "field,hint",
+    [
+        ("cached_input_tokens", "pass --cached-input-chars"),
+        ("audio_input_tokens", "pass --cached-input-chars"),
+        ("cache_write_5m_tokens", "pass --cached-input-chars"),
+        ("cache_write_1h_tokens", "pass --cached-input-chars"),
+        ("output_tokens", "pass output_chars"),
+        ("thinking_tokens", "pass output_chars"),
+        ("image_output_tokens", "pass output_chars"),
+    ],
+)
+def test_token_counts_on_a_character_billed_model_name_the_field(catalog, field, hint):
+    from router.errors import UsageError
+
+    extra = {"input_tokens": 10} if field in ("cached_input_tokens", "audio_input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens") else {}
+    with pytest.raises(UsageError) as info:
+        compute_cost(catalog.get("gemini-1.5-flash"), Usage.build(input_chars=40, at=DAY, **extra, **{field: 5}))
+    assert info.value.field == field and hint in str(info.value) and "gemini-1.5-flash" in str(info.value)

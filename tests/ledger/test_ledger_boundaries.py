@@ -203,3 +203,22 @@ async def test_replayed_priority_tokens_count_in_the_minute_they_were_used(journ
     assert await store.replay_journal() == 1
     assert (await store.ramp_usage("flash")).tokens_last_minute == 1_000_000
     await store.close()
+
+
+async def test_after_a_long_idle_the_oldest_in_window_bucket_still_counts(store, clock):
+    """rolling:30d has 720 one-hour buckets: a counter idle for more than 256 buckets is evicted in one sweep,
+    which must keep the bucket exactly at the window's start."""
+    hour = 3600
+    b = budget("tenant:a", "rolling:30d", "100")
+    clock.set((clock.now // hour) * hour)
+    await store.reserve("old", [b], D("0.1"), 60)
+    await store.settle("old", D("0.1"))
+    clock.advance(300 * hour)
+    await store.reserve("edge", [b], D("0.2"), 60)
+    await store.settle("edge", D("0.2"))
+    clock.advance(30 * 24 * hour)  # "edge" is now the oldest bucket of the window; "old" left it 300 hours ago
+    assert (await store.reserve("probe", [b], D("0.01"), 60)).granted  # a mutating read: evicts, then holds
+    await store.release("probe")
+    assert await store.spend(b) == D("0.2")
+    clock.advance(hour)
+    assert await store.spend(b) == 0
