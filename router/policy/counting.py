@@ -113,8 +113,8 @@ def count_trigger(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot) 
         if budgets:
             w_in, w_out = _worst_rates(cp, prof, f)
             worst_in, worst_out = max(worst_in, w_in), max(worst_out, w_out)
-        if need * (_HUNDRED + m) < _floor(cp, prof) * _HUNDRED:
-            continue  # far below every limit of this profile (the common case: one comparison)
+        if need < _floor(cp, prof):
+            continue  # far below every limit of this profile (the common case: one integer comparison)
         rates = cp.rates_on(f.at)
         for c in prof.cands:
             if c.static_reason is not None:
@@ -156,7 +156,9 @@ def _worst_rates(cp: CompiledPolicy, prof: Any, f: RequestFeatures) -> tuple[int
 
 
 def _floor(cp: CompiledPolicy, prof: Any) -> int:
-    """The smallest tier boundary or context window among a profile's usable candidates (cached)."""
+    """The smallest prompt + max_tokens that can be within the margin of a tier boundary or context window
+    of a profile's usable candidates: ``ceil(min limit / (1 + m))`` (cached; an integer, so the common
+    check is one integer comparison)."""
     cache = cp.__dict__.setdefault("_count_floor", {})
     found = cache.get(prof.name)
     if found is None:
@@ -165,7 +167,12 @@ def _floor(cp: CompiledPolicy, prof: Any) -> int:
             lc = c.model.long_context
             if c.static_reason is None and lc is not None:
                 limits.append(lc.threshold_tokens)
-        found = cache[prof.name] = min(limits) if limits else 1 << 62
+        if limits:
+            scaled = Decimal(min(limits)) * _HUNDRED / (_HUNDRED + cp.count_margin)
+            found = int(scaled) if scaled == int(scaled) else int(scaled) + 1
+        else:
+            found = 1 << 62
+        cache[prof.name] = found
     return found
 
 
