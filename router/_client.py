@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from router import _pt_path
 from router._reload import PolicyWatcher
 from router._routing import Attempt, RoutingRecord
 from router._transport import AttemptFailed, CallSpec, VertexSettings
@@ -34,6 +35,7 @@ from router.errors import (
     BudgetExceededError,
     PriceNotAvailableError,
     RequestError,
+    RequestRefusedError,
     RouterError,
     TransportError,
 )
@@ -342,6 +344,10 @@ class Router:
                 self.metrics.record_store_error("refresh_metrics")
                 return
             self.metrics.set_count_pool(usage.pool_id, usage.used, usage.remaining)
+        try:
+            await _pt_path.refresh_metrics(self)
+        except StoreError:
+            self.metrics.record_store_error("refresh_metrics")
 
     async def aclose(self) -> None:
         current = asyncio.get_running_loop()
@@ -447,6 +453,8 @@ class Router:
     async def _decide(self, request: dict[str, Any]) -> Any:
         compiled, features = request["compiled"], request["features"]
         state = await self._snapshot(compiled, features, request["store"])
+        if compiled.pt_keys:  # Provisioned Throughput windows: a fresh read (they move within seconds)
+            await _pt_path.read_usage(request["store"], compiled, state)
         request["state"] = state
         if request["prompt_source"] == "estimate" and compiled.count_tokens != "never":
             features = await self._size_prompt(request, state)
@@ -469,6 +477,7 @@ class Router:
         await self._refresh_shared_policy()
         request, _ = self._split(messages, kwargs)
         state = await self._snapshot(request["compiled"], request["features"], request["store"])
+        await _pt_path.read_usage(request["store"], request["compiled"], state)
         if request["prompt_source"] == "estimate" and request["compiled"].count_tokens != "never":
             await self._size_prompt(request, state)  # counted (and cached) as the call would be
         return explain(request["compiled"], request["features"], state, self._prompt_size(request))
@@ -558,7 +567,7 @@ class Router:
             vertex_model=model.vertex_model,
             location=choice.location,
             messages=request["messages"],
-            params=params,
+            params=_pt_path.with_headers(choice, params),
             grounding=choice.grounding,
             priority=choice.priority,
             stream=stream,
@@ -629,7 +638,7 @@ class Router:
         record.grounding_billable_units = breakdown.grounding_billable_units
         record.warnings.extend(breakdown.warnings)
         record.usage = {k: v for k, v in vars(usage).items()} if hasattr(usage, "__dict__") else dict(usage)
-        return breakdown.total
+        return await _pt_path.bill(self, choice, request, usage, request_id, record, breakdown)
 
     def hold_ttl_s(self, timeout_s: float | None = None) -> float:
         """The TTL of a call's holds: ``reservation_ttl_s`` when set, else the call's timeout (default
@@ -745,6 +754,10 @@ class Router:
             self.metrics.record_fallback(attempt.model, exc.kind)
 
     def _exhausted(self, record: RoutingRecord, features: Any) -> RouterError:
+        saturated = [a for a in record.attempts if a.outcome == "pt_saturated"]
+        if saturated and len(saturated) == len(record.attempts):
+            self._finish(record, features, "refused")
+            return RequestRefusedError("refused: " + "; ".join(f"{a.model}: {a.detail}" for a in saturated))
         denied = [a for a in record.attempts if a.outcome == "denied"]
         if record.attempts and len(denied) == len(record.attempts):
             self._finish(record, features, "denied")
@@ -761,6 +774,10 @@ class Router:
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
+            if choice.provisioned is not None:  # claim PT capacity: $0 to reserve, or the PayGo spill
+                upper = await _pt_path.claim(self, choice, request, attempt_id, upper, record)
+                if upper is None:
+                    continue
             attempt = self._begin_attempt(record, choice, await self._reserve(store, attempt_id, decision, upper, request["timeout_s"]), upper)
             if attempt is None:
                 continue
@@ -769,6 +786,7 @@ class Router:
             except AttemptFailed as exc:
                 await store.release(attempt_id)  # a failed (non-200) attempt is never billed
                 self._failed_attempt(record, attempt, exc)
+                await _pt_path.release(self, request, attempt_id)
                 if exc.kind in self._retry_on(decision):
                     continue
                 self._finish(record, features, "failed")
@@ -801,6 +819,10 @@ class Router:
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
             upper = self._upper_bound(choice, features, request.get("state"))
+            if choice.provisioned is not None:  # claim PT capacity: $0 to reserve, or the PayGo spill
+                upper = await _pt_path.claim(self, choice, request, attempt_id, upper, record)
+                if upper is None:
+                    continue
             attempt = self._begin_attempt(record, choice, await self._reserve(store, attempt_id, decision, upper, request["timeout_s"]), upper)
             if attempt is None:
                 continue
@@ -820,6 +842,7 @@ class Router:
                 if produced == 0:
                     await store.release(attempt_id)
                     self._failed_attempt(record, attempt, exc)
+                    await _pt_path.release(self, request, attempt_id)
                     if exc.kind in self._retry_on(decision):
                         continue
                     self._finish(record, features, "failed")

@@ -13,7 +13,7 @@ class Attempt:
 
     model: str
     location: str
-    outcome: str  # "ok" | "rate_limited" | "server_error" | "timeout" | "context_overflow" | "bad_request" | "denied" | "interrupted"
+    outcome: str  # "ok" | "rate_limited" | "server_error" | "timeout" | "context_overflow" | "bad_request" | "denied" | "interrupted" | "pt_saturated"
     reserved_usd: Decimal = Decimal(0)
     settled_usd: Decimal = Decimal(0)
     detail: str = ""
@@ -25,7 +25,9 @@ class RoutingRecord:
     ``decision`` is the decision as ``router explain --json`` prints it (a dict; built on first access,
     so that requests nobody inspects do not pay for it); ``attempts`` what each try did; ``usage`` the
     provider's usage; ``cost_lines`` / ``cost_usd`` the exact bill; grounding units counted free / billable;
-    ``traffic_type`` as the provider reported it; ``policy_version`` the policy that decided.
+    ``traffic_type`` as the provider reported it; ``provisioned`` the Provisioned Throughput use (a
+    PT-served request costs $0 in budgets; its amortised subscription cost is recorded here);
+    ``policy_version`` the policy that decided.
     """
 
     def __init__(self, request_id: str, decision: Any) -> None:
@@ -40,6 +42,10 @@ class RoutingRecord:
         self.grounding_free_units = 0
         self.grounding_billable_units = 0
         self.traffic_type: str | None = None
+        #: Provisioned Throughput use (None: the request could not use any): key MODEL@REGION, mode,
+        #: traffic served | spilled, and when served the burndown-adjusted tokens, GSU-seconds, the
+        #: amortised subscription cost and what PayGo would have cost; when spilled its PayGo cost.
+        self.provisioned: dict[str, Any] | None = None
         self.warnings: list[str] = []
         self.policy_version: str | None = None
 
@@ -82,6 +88,7 @@ class RoutingRecord:
                 "grounding_free_units": self.grounding_free_units,
                 "grounding_billable_units": self.grounding_billable_units,
                 "traffic_type": self.traffic_type,
+                "provisioned": self.provisioned,
                 "warnings": self.warnings,
             }
         )

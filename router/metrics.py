@@ -51,6 +51,13 @@ class RouterMetrics:
         self.count_tokens = Counter("router_count_tokens", "Prompt sizes the policy wanted from Count Tokens, by outcome: counted, cache_hit, fallback (estimate + margin), unsupported (plain estimate)", ["outcome"], registry=r)
         self.count_pool_used = Gauge("router_count_tokens_pool_used", "Count Tokens requests in the last minute (the project's 3,000/min pool)", ["pool"], registry=r)
         self.count_pool_remaining = Gauge("router_count_tokens_pool_remaining", "Count Tokens requests left in the last minute", ["pool"], registry=r)
+        self.pt_requests = Counter(
+            "router_pt_requests", "Requests that could use Provisioned Throughput, by outcome (served, spilled, saturated)", ["model", "region", "outcome"], registry=r
+        )
+        self.pt_utilisation = Gauge("router_pt_utilisation_ratio", "Provisioned Throughput burndown-adjusted tokens in the 30 s window / capacity", ["model", "region"], registry=r)
+        self.pt_served_share = Gauge("router_pt_served_share_ratio", "Share of this month's PT-eligible requests served by Provisioned Throughput", ["model", "region"], registry=r)
+        self.pt_spilled = Gauge("router_pt_spilled_requests", "Requests spilled to PayGo this month (ledger)", ["model", "region"], registry=r)
+        self.pt_amortised = Gauge("router_pt_amortised_usd", "Amortised subscription cost of the PT-served requests this month", ["model", "region"], registry=r)
         self.journal_backlog = Gauge("router_journal_backlog", "Spend events journaled locally, waiting for Redis (fail_open)", registry=r)
 
     # -- request path ---------------------------------------------------------------------------
@@ -65,6 +72,20 @@ class RouterMetrics:
 
     def record_fallback(self, model: str, reason: str) -> None:
         self.fallbacks.labels(model, reason).inc()
+
+    def record_pt(self, key: str, outcome: str) -> None:
+        """Count a PT-eligible request of ``MODEL@REGION``: ``served``, ``spilled`` or ``saturated``."""
+        model, _, region = key.partition("@")
+        self.pt_requests.labels(model, region, outcome).inc()
+
+    def set_pt(self, key: str, used: int, capacity: int, totals: Any = None) -> None:
+        """Set the PT gauges of ``MODEL@REGION``: window utilisation, and this month's totals if given."""
+        model, _, region = key.partition("@")
+        self.pt_utilisation.labels(model, region).set(used / capacity if capacity else 0.0)
+        if totals is not None:
+            self.pt_served_share.labels(model, region).set(float(totals.served_share))
+            self.pt_spilled.labels(model, region).set(totals.spilled)
+            self.pt_amortised.labels(model, region).set(float(totals.amortised_usd))
 
     def record_store_error(self, operation: str) -> None:
         self.store_errors.labels(operation).inc()

@@ -68,8 +68,11 @@ def log_entry(record: Any, features: Any, at: dt.datetime) -> dict[str, Any]:
         "capabilities": sorted(features.required_capabilities),
         "model": record.model,
         "decided_model": (record.decision or {}).get("model"),
-        "usage": {k: usage.get(k, 0) for k in ("input_tokens", "output_tokens", "thinking_tokens", "grounding_web_urls", "search_queries", "web_searches")},
+        "usage": {k: usage.get(k, 0) for k in ("input_tokens", "output_tokens", "thinking_tokens", "audio_input_tokens", "grounding_web_urls", "search_queries", "web_searches")},
         "cost_usd": str(record.cost_usd),
+        "location": next((a.location for a in reversed(record.attempts) if a.outcome in ("ok", "interrupted")), None),
+        "traffic_type": record.traffic_type,
+        **({"provisioned": {k: str(v) if isinstance(v, Decimal) else v for k, v in record.provisioned.items()}} if record.provisioned else {}),
     }
 
 

@@ -121,7 +121,8 @@ def spend(
     journal: Annotated[Optional[str], typer.Option("--journal", help="The Router's fail_open journal_path, if not the default: replayed before reading.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Spend per budget scope and window: settled, held, limit, utilisation. A fail_open journal of this
+    """Spend per budget scope and window: settled, held, limit, utilisation; and Provisioned Throughput use
+    per subscription and month (served, spilled, amortised cost, PayGo avoided). A fail_open journal of this
     ledger (spend made while Redis was unreachable) is replayed first, so the figures include it."""
     from router.cost import fmt
 
@@ -146,6 +147,7 @@ def spend(
                 settled = await ledger.spend(b)
                 total = snap.spend[b.id]
                 rows.append({
+                    "kind": "budget",
                     "scope": b.scope,
                     "window": str(b.window),
                     "id": b.id,
@@ -155,6 +157,22 @@ def spend(
                     "remaining_usd": max(Decimal(0), b.limit_usd - total),
                     "utilisation_pct": _pct(total, b.limit_usd),
                 })
+            if scope is None or scope == "provisioned" or scope.startswith("provisioned:"):
+                for t in await ledger.pt_totals():  # Provisioned Throughput: used, not booked in budgets
+                    if scope not in (None, "provisioned", f"provisioned:{t.key}"):
+                        continue
+                    rows.append({
+                        "kind": "provisioned",
+                        "scope": f"provisioned:{t.key}",
+                        "month": t.month,
+                        "served_requests": t.served,
+                        "spilled_requests": t.spilled,
+                        "served_share_pct": (t.served_share * 100).quantize(Decimal("0.1")),
+                        "burndown_tokens": t.tokens,
+                        "amortised_usd": t.amortised_usd,
+                        "paygo_avoided_usd": t.paygo_avoided_usd,
+                        "spill_paygo_usd": t.spill_paygo_usd,
+                    })
             return rows
         finally:
             await ledger.close()
@@ -174,10 +192,22 @@ def spend(
     table = Table(title=f"Spend in {store}")
     for column in ("scope", "window", "spent (USD)", "held (USD)", "limit (USD)", "used %"):
         table.add_column(column, justify="left" if column in ("scope", "window") else "right")
-    for r in rows:
+    budget_rows = [r for r in rows if r["kind"] == "budget"]
+    pt_rows = [r for r in rows if r["kind"] == "provisioned"]
+    for r in budget_rows:
         pct = "-" if r["utilisation_pct"] is None else f"{fmt(r['utilisation_pct'])}%"
         table.add_row(r["scope"], r["window"], fmt(r["spent_usd"]), fmt(r["held_usd"]), fmt(r["limit_usd"]), pct)
-    Console().print(table if rows else "no budgets in this ledger yet")
+    Console().print(table if budget_rows else "no budgets in this ledger yet")
+    if pt_rows:
+        pt_table = Table(title="Provisioned Throughput (PayGo spend above; PT-served requests book $0 in budgets)")
+        for column in ("subscription", "month", "served", "spilled", "PT share", "burndown tokens", "amortised (USD)", "PayGo avoided (USD)", "spills PayGo (USD)"):
+            pt_table.add_column(column, justify="left" if column in ("subscription", "month") else "right")
+        for r in pt_rows:
+            pt_table.add_row(
+                r["scope"].removeprefix("provisioned:"), r["month"], str(r["served_requests"]), str(r["spilled_requests"]), f"{fmt(r['served_share_pct'])}%",
+                f"{r['burndown_tokens']:,}", fmt(r["amortised_usd"]), fmt(r["paygo_avoided_usd"]), fmt(r["spill_paygo_usd"]),
+            )
+        Console().print(pt_table)
 
 
 def quota(

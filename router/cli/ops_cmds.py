@@ -170,10 +170,51 @@ async def _ledger_state(store_url: str, timezone: str, prefix: str = "router") -
         from router.ledger.ramp import RAMP_BASE_TPM
 
         snap = await store.snapshot(budgets, pools, list(RAMP_BASE_TPM))
+        now = dt.datetime.now(dt.timezone.utc)
+        month = now.strftime("%Y-%m")
+        pt_totals = [t for t in await store.pt_totals() if t.month == month]
+        pt_used = await store.pt_usage(sorted({t.key for t in pt_totals}))
     finally:
         await store.close()
-    now = dt.datetime.now(dt.timezone.utc)
-    return {"at": now, "budgets": budgets, "snapshot": snap}
+    return {"at": now, "budgets": budgets, "snapshot": snap, "pt_totals": pt_totals, "pt_used": pt_used}
+
+
+def _pt_rows(state: dict[str, Any], capacities: dict[str, int]) -> list[dict[str, Any]]:
+    """Provisioned Throughput per subscription: the 30 s window's adjusted tokens (and utilisation when
+    the capacity is known from ``--policy``), this month's served / spilled requests and PT-served share."""
+    rows = []
+    for t in state.get("pt_totals", []):
+        used = state["pt_used"].get(t.key, 0)
+        capacity = capacities.get(t.key)
+        rows.append(
+            {
+                "subscription": t.key,
+                "window_tokens": used,
+                "capacity": capacity,
+                "utilisation": (Decimal(used) / capacity).quantize(Decimal("0.0001")) if capacity else None,
+                "served": t.served,
+                "spilled": t.spilled,
+                "served_share": t.served_share.quantize(Decimal("0.0001")),
+                "amortised_usd": t.amortised_usd,
+                "paygo_avoided_usd": t.paygo_avoided_usd,
+            }
+        )
+    return rows
+
+
+def _capacities(policy: Path | None) -> dict[str, int]:
+    """Capacity per 30 s window of each subscription of ``policy`` active today (empty without one)."""
+    if policy is None:
+        return {}
+    from router.catalog import default_catalog
+    from router.policy import load_policy
+    from router.provisioned import active_subscriptions
+
+    catalog = default_catalog()
+    with cli_errors():
+        loaded = load_policy(policy, catalog)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return {sub.key: sub.capacity for sub in active_subscriptions(loaded.provisioned.subscriptions, catalog, today).values()}
 
 
 def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -198,7 +239,7 @@ def _budget_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _render(state: dict[str, Any], wide: bool = False) -> Any:
+def _render(state: dict[str, Any], wide: bool = False, capacities: dict[str, int] | None = None) -> Any:
     """The monitor screen. Ids are never truncated: in a narrow terminal long ids wrap inside their
     column (``--wide`` keeps each on one line and lets the terminal scroll)."""
     from rich.console import Group
@@ -232,7 +273,17 @@ def _render(state: dict[str, Any], wide: bool = False) -> Any:
         ramp.add_column(col, overflow="fold")
     for usage in state["snapshot"].ramp.values():
         ramp.add_row(usage.family, f"{usage.tokens_last_minute:,}", f"{usage.limit_tpm:,}")
-    return Group(budgets, pools, ramp)
+    pt_rows = _pt_rows(state, capacities or {})
+    if not pt_rows:
+        return Group(budgets, pools, ramp)
+    pt = Table(title="Provisioned Throughput (30 s window; this month)")
+    pt.add_column("subscription", overflow=overflow, no_wrap=wide, min_width=12)
+    for col in ("window tokens", "utilisation", "served", "spilled", "PT share"):
+        pt.add_column(col, overflow="fold")
+    for row in pt_rows:
+        util = "-" if row["utilisation"] is None else f"{row['utilisation'] * 100:.1f}% of {row['capacity']:,}"
+        pt.add_row(row["subscription"], f"{row['window_tokens']:,}", util, str(row["served"]), str(row["spilled"]), f"{row['served_share'] * 100:.1f}%")
+    return Group(budgets, pools, ramp, pt)
 
 
 def monitor(
@@ -243,10 +294,14 @@ def monitor(
     as_json: Annotated[bool, typer.Option("--json", help="Print one snapshot as JSON and exit.")] = False,
     prefix: Prefix = "router",
     wide: Annotated[bool, typer.Option("--wide", help="Keep every id on one line (wider than the terminal if need be) instead of wrapping it.")] = False,
+    policy: Annotated[Optional[Path], typer.Option("--policy", help="A policy with Provisioned Throughput subscriptions: shows their capacity and utilisation.")] = None,
 ) -> None:
-    """Live view: budgets filling, burn rate per hour and projected spend at window end, grounding pools, priority ramp."""
+    """Live view: budgets filling, burn rate per hour and projected spend at window end, grounding pools, priority ramp,
+    Provisioned Throughput (window tokens, utilisation with --policy, spill-overs, PT-served share)."""
     from rich.console import Console
     from rich.live import Live
+
+    capacities = _capacities(policy)
 
     def read() -> dict[str, Any]:
         with cli_errors():
@@ -263,18 +318,19 @@ def monitor(
                     for u in state["snapshot"].pools.values()
                 ],
                 "priority": [{"family": u.family, "tokens_last_minute": u.tokens_last_minute, "limit_tpm": u.limit_tpm} for u in state["snapshot"].ramp.values()],
+                "provisioned": _pt_rows(state, capacities),
             }
         )
         return
     console = Console(width=max(Console().width, 160)) if wide else Console()
     if once:
-        console.print(_render(read(), wide))
+        console.print(_render(read(), wide, capacities))
         return
-    with Live(_render(read(), wide), console=console, refresh_per_second=4) as live:
+    with Live(_render(read(), wide, capacities), console=console, refresh_per_second=4) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(_render(read(), wide))
+                live.update(_render(read(), wide, capacities))
         except KeyboardInterrupt:
             pass
 
@@ -300,6 +356,7 @@ def metrics(
         with cli_errors():
             watcher = PolicyWatcher(policy, lambda text, name: validate(text), on_reload=lambda ok, v, e: registry.record_policy_reload(ok, v))
         registry.record_policy_reload(True, watcher.version)
+    capacities = _capacities(policy)  # Provisioned Throughput utilisation needs the subscriptions
     serve_metrics(registry, port, addr)
     typer.echo(f"serving http://{addr}:{port}/metrics from {store}")
     try:
@@ -313,6 +370,8 @@ def metrics(
                 typer.echo(f"warning: ledger read failed: {exc}", err=True)
             else:
                 registry.set_ledger(state["budgets"], state["snapshot"], state["at"])
+                for row in state["pt_totals"]:
+                    registry.set_pt(row.key, state["pt_used"].get(row.key, 0), capacities.get(row.key, 0), row)
             time.sleep(interval)
     except KeyboardInterrupt:
         pass

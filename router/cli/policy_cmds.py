@@ -99,6 +99,7 @@ def explain_command(
     spend: Annotated[Optional[list[str]], typer.Option("--spend", help="SCOPE=USD spent so far, e.g. tenant:acme=42.5 (repeatable).")] = None,
     quota: Annotated[Optional[list[str]], typer.Option("--quota", help="POOL=USED free grounding units used this period (repeatable).")] = None,
     ramp: Annotated[Optional[list[str]], typer.Option("--ramp", help="FAMILY=TOKENS priority tokens in the last minute (repeatable).")] = None,
+    pt: Annotated[Optional[list[str]], typer.Option("--pt", help="MODEL@REGION=TOKENS Provisioned Throughput burndown-adjusted tokens in the current 30 s window (repeatable).")] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="When the request happens: YYYY-MM-DD (00:00 UTC) or YYYY-MM-DDTHH:MM[:SS][+HH:MM] (default: now). Prices of that date; spend pacing measures the window elapsed up to it.")] = None,
     count_tokens: Annotated[bool, typer.Option("--count-tokens", help="With --prompt-file: ask Vertex's Count Tokens API for the prompt size when the policy's settings.count_tokens would (credentials from VERTEXAI_PROJECT, VERTEXAI_LOCATION, VERTEXAI_CREDENTIALS or GOOGLE_APPLICATION_CREDENTIALS, VERTEXAI_API_BASE).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
@@ -157,6 +158,13 @@ def explain_command(
         if not used.isdigit() or (limit and not limit.isdigit()):
             fail(f"--ramp: expected FAMILY=TOKENS[/LIMIT], got {key}={value}")
         ramps[key] = (int(used), int(limit) if limit else RAMP_START_TPM.get(key, 1_000_000))
+    pt_used: dict[str, int] = {}
+    for key, value in _pairs("--pt", pt):
+        if key not in compiled.pt_keys:
+            fail(f"--pt: {key!r} is not a subscription of the policy (subscriptions: {', '.join(compiled.pt_keys) or 'none'})")
+        if not value.isdigit():
+            fail(f"--pt: {value!r} is not a whole number of tokens")
+        pt_used[key] = int(value)
     try:
         features = RequestFeatures(
             tenant=tenant,
@@ -173,7 +181,7 @@ def explain_command(
     except RequestError as exc:  # tenant="", a tag without a value...
         option = {"tenant": "--tenant", "app": "--app"}.get(exc.field, "--tag")
         fail(f"{option}: {str(exc).partition(': ')[2]}")
-    state = StateSnapshot(spend_map, pools, ramps, now=moment)
+    state = StateSnapshot(spend_map, pools, ramps, now=moment, pt=pt_used)
     size = None
     if prompt_file is not None:
         from router.policy.counting import PromptSize

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from router.ledger.capacity import PtClaim, check_pt_key, check_tokens
+from router.ledger.capacity import PtClaim, PtTotals, check_pt_key, check_tokens
 from router.ledger.keys import check_budget, checked_limit, check_family, check_id
 from router.ledger.money import to_nano
 from router.ledger.quota import check_quota_pool
@@ -132,6 +132,17 @@ class Store(abc.ABC):
 
     async def pt_usage(self, keys: Sequence[str]) -> dict[str, int]:
         """Adjusted tokens in the current window of each ``MODEL@REGION`` key (one consistent read)."""
+        raise NotImplementedError(f"{type(self).__name__} has no Provisioned Throughput counter")
+
+    async def pt_settle(self, key: str, bucket: int, delta: int, served: bool, tokens: int, amortised: Decimal, paygo: Decimal) -> None:
+        """End of a request that could use PT, atomically: reconcile the capacity counter (``delta`` into
+        ``bucket``, as :meth:`pt_adjust`) and count it in ``key``'s month: ``served`` by PT with ``tokens``
+        adjusted tokens, ``amortised`` subscription cost and ``paygo`` (the PayGo cost it avoided), or
+        spilled with ``paygo`` its PayGo cost."""
+        raise NotImplementedError(f"{type(self).__name__} has no Provisioned Throughput counter")
+
+    async def pt_totals(self) -> list[PtTotals]:
+        """Provisioned Throughput totals per ``MODEL@REGION`` and UTC month (recent months first)."""
         raise NotImplementedError(f"{type(self).__name__} has no Provisioned Throughput counter")
 
     @staticmethod

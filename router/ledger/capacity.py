@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 #: Rolling window and bucket size, seconds (see :mod:`router.provisioned` for the assumption).
 WINDOW_S = 30
@@ -57,4 +58,37 @@ class PtClaim:
         return max(0, self.capacity - self.used)
 
 
-__all__ = ["KEY_TTL_MS", "PtClaim", "WINDOW_S", "check_pt_key", "check_tokens", "first_bucket"]
+#: Monthly PT totals (per key and UTC month) are kept this long.
+MONTH_TTL_MS = 400 * 86_400_000
+
+
+def month_of(now_ms: int) -> str:
+    """The UTC month ``YYYY-MM`` of an epoch-ms instant (PT totals are kept per calendar month, UTC)."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc).strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class PtTotals:
+    """Provisioned Throughput use of one ``MODEL@REGION`` in one UTC month: requests served by PT and
+    spilled to PayGo, adjusted tokens served, their amortised subscription cost, the PayGo cost PT
+    avoided, and the PayGo cost of the spills."""
+
+    key: str
+    month: str
+    served: int = 0
+    spilled: int = 0
+    tokens: int = 0
+    amortised_usd: Decimal = Decimal(0)
+    paygo_avoided_usd: Decimal = Decimal(0)
+    spill_paygo_usd: Decimal = Decimal(0)
+
+    @property
+    def served_share(self) -> Decimal:
+        """Share of the requests PT served (0 when none)."""
+        total = self.served + self.spilled
+        return Decimal(self.served) / Decimal(total) if total else Decimal(0)
+
+
+__all__ = ["KEY_TTL_MS", "MONTH_TTL_MS", "PtClaim", "PtTotals", "month_of", "WINDOW_S", "check_pt_key", "check_tokens", "first_bucket"]

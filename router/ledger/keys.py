@@ -28,6 +28,8 @@ Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:ac
     {P}:pt:MODEL@REGION  hash  Provisioned Throughput adjusted tokens: second -> tokens, t, lo
     {P}:rt:POOL          hash  rate pool (Count Tokens requests): second -> requests, t, lo
     {P}:rs:POOL:DAY      hash  outcomes of the prompt counts of a UTC day: outcome -> count
+    {P}:ptm:KEY:YYYY-MM  hash  PT month totals: served, spilled, tokens, amortised, paygo_avoided, spill_paygo
+    {P}:ptk              hash  index of PT month totals: KEY|YYYY-MM -> last update (ms)
 """
 
 from __future__ import annotations
@@ -178,6 +180,14 @@ class KeySpace:
     def pt(self, key: str) -> str:
         """Provisioned Throughput capacity counter of ``MODEL@REGION`` (see :mod:`router.ledger.capacity`)."""
         return f"{self.base}pt:{key}"
+
+    def pt_month(self, key: str, month: str) -> str:
+        """Monthly Provisioned Throughput totals of ``MODEL@REGION`` (served, spilled, tokens, costs)."""
+        return f"{self.base}ptm:{key}:{month}"
+
+    def pt_index(self) -> str:
+        """Index of the PT keys and months with totals: ``KEY|YYYY-MM`` -> last update (ms)."""
+        return f"{self.base}ptk"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this ledger (for tests and cleanup)."""

@@ -17,8 +17,8 @@ from decimal import Decimal
 from router.errors import StoreError
 from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
-from router.ledger.capacity import PtClaim, check_pt_key
 from router.ledger import rate as rate_mod
+from router.ledger.capacity import PtClaim, PtTotals, check_pt_key, check_tokens, month_of
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, RECORD_GRACE_MS, Clock, Store
 from router.ledger.keys import check_budget, check_id, check_policy, parse_budget_id, window_of
 from router.ledger.money import from_nano, to_nano
@@ -98,6 +98,7 @@ class MemoryStore(Store):
         self._pt_counters: dict[str, _Buckets] = {}
         self._rates: dict[str, _Buckets] = {}
         self._rate_stats: dict[tuple[str, int], dict[str, int]] = {}
+        self._pt_months: dict[tuple[str, str], list[int]] = {}  # (key, YYYY-MM) -> [served, spilled, tokens, amortised, paygo, spill, last ms]
         self._last_gc = 0
 
     # ------------------------------------------------------------------ internals (lock held)
@@ -360,6 +361,39 @@ class MemoryStore(Store):
                     return False
             counter.add(bucket, delta)
             return True
+
+    async def pt_settle(self, key: str, bucket: int, delta: int, served: bool, tokens: int, amortised: Decimal, paygo: Decimal) -> None:
+        """See :meth:`Store.pt_settle`."""
+        self._check_pt(key, delta, signed=True)
+        check_tokens(tokens)
+        amortised_nano, paygo_nano = to_nano(amortised), to_nano(paygo)
+        with self._lock:
+            now = self.now_ms()
+            bucket = bucket or now // capacity_mod.BUCKET_MS
+            counter = self._pt(key, now)
+            if delta and bucket >= capacity_mod.first_bucket(now):
+                if delta < 0:
+                    delta = max(delta, -counter.vals.get(bucket, 0))
+                if delta:
+                    counter.add(bucket, delta)
+            totals = self._pt_months.setdefault((key, month_of(now)), [0, 0, 0, 0, 0, 0, now])
+            if served:
+                totals[0] += 1
+                totals[2] += tokens
+                totals[3] += amortised_nano
+                totals[4] += paygo_nano
+            else:
+                totals[1] += 1
+                totals[5] += paygo_nano
+            totals[6] = now
+
+    async def pt_totals(self) -> list[PtTotals]:
+        """See :meth:`Store.pt_totals`."""
+        with self._lock:
+            now = self.now_ms()
+            rows = [(k, v) for k, v in self._pt_months.items() if v[6] + capacity_mod.MONTH_TTL_MS > now]
+        rows.sort(key=lambda kv: (kv[0][1], kv[0][0]), reverse=True)
+        return [PtTotals(k, m, v[0], v[1], v[2], from_nano(v[3]), from_nano(v[4]), from_nano(v[5])) for (k, m), v in rows]
 
     async def pt_usage(self, keys: Sequence[str]) -> dict[str, int]:
         """See :meth:`Store.pt_usage`."""

@@ -40,8 +40,8 @@ import redis.exceptions as rexc
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
-from router.ledger.capacity import PtClaim, check_pt_key
 from router.ledger import rate as rate_mod
+from router.ledger.capacity import PtClaim, PtTotals, check_pt_key, check_tokens, month_of
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, POLICY_TEXT_TTL_MS, RECORD_GRACE_MS, Clock, Store
 from router.ledger.journal import Journal, default_journal_path, ledger_identity
 from router.ledger.keys import KeySpace, check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
@@ -59,7 +59,7 @@ from router.ledger.types import (
 )
 from router.ledger.windows import period, rolling, to_datetime
 
-SCRIPTS = ("ledger_id", "reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage", "rate", "rate_stats")
+SCRIPTS = ("ledger_id", "reserve", "settle", "snapshot", "consume", "ramp", "scopes", "policy", "settle_batch", "reserve_batch", "pt_claim", "pt_adjust", "pt_usage", "pt_settle", "rate", "rate_stats")
 FAILURE_MODES = ("fail_closed", "fail_open")
 #: Budgets not named by any reservation for this long are left out of ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -585,6 +585,46 @@ class RedisStore(Store):
                 raise self._unavailable(exc) from None
             return False
         return _int(done) == 1
+
+    async def pt_settle(self, key: str, bucket: int, delta: int, served: bool, tokens: int, amortised: Decimal, paygo: Decimal) -> None:
+        """See :meth:`Store.pt_settle`: ONE script call (``pt_settle.lua``). Dropped in ``fail_open`` with
+        Redis down (the counter heals within 30 s; the month totals miss that request)."""
+        self._check_pt(key, delta, signed=True)
+        check_tokens(tokens)
+        amortised_nano, paygo_nano = to_nano(amortised), to_nano(paygo)
+        now = self.now_ms()
+        bucket = bucket or now // capacity_mod.BUCKET_MS
+        month = month_of(now)
+        keys = [self.keys.pt(key), self.keys.pt_month(key, month), self.keys.pt_index()]
+        args = [delta, bucket, capacity_mod.first_bucket(now), capacity_mod.KEY_TTL_MS, 1 if served else 0, tokens, amortised_nano, paygo_nano, capacity_mod.MONTH_TTL_MS, now, f"{key}|{month}"]
+        try:
+            await self._run("pt_settle", keys, args)
+        except _Unavailable as exc:
+            if self.failure_mode == "fail_closed":
+                raise self._unavailable(exc) from None
+
+    async def pt_totals(self) -> list[PtTotals]:
+        """See :meth:`Store.pt_totals` (reads only: the index, then each month's hash)."""
+        try:
+            index = await self.client.hgetall(self.keys.pt_index())
+            now = self.now_ms()
+            rows = []
+            for field, seen in index.items():
+                name = _str(field)
+                key, _, month = name.partition("|")
+                if _int(seen) + capacity_mod.MONTH_TTL_MS <= now:
+                    continue
+                values = {_str(k): _int(v) for k, v in (await self.client.hgetall(self.keys.pt_month(key, month))).items()}
+                rows.append(
+                    PtTotals(
+                        key, month, values.get("served", 0), values.get("spilled", 0), values.get("tokens", 0),
+                        from_nano(values.get("amortised", 0)), from_nano(values.get("paygo_avoided", 0)), from_nano(values.get("spill_paygo", 0)),
+                    )
+                )
+        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        rows.sort(key=lambda r: (r.month, r.key), reverse=True)
+        return rows
 
     async def pt_usage(self, keys: Sequence[str]) -> dict[str, int]:
         """See :meth:`Store.pt_usage`: ONE script call (``pt_usage.lua``). In ``fail_open`` with Redis

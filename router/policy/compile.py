@@ -49,7 +49,7 @@ class Cand:
 
     __slots__ = (
         "index", "model", "model_id", "family", "location", "batch_allowed", "priority_family", "priority_priced", "static_reason",
-        "ctx", "max_out", "caps", "quality", "qf", "grounding", "listed", "task",
+        "ctx", "max_out", "caps", "quality", "qf", "grounding", "listed", "pt_mode", "task",
     )
 
     def __init__(self, index: int, entry: CandidateSpec, model: CatalogModel, profile: Profile, policy: Policy) -> None:
@@ -73,6 +73,8 @@ class Cand:
         self.quality = model.quality.score if model.quality else None
         self.qf = float(self.quality) if self.quality is not None else 0.0
         self.grounding = {kind: (opt.unit, opt.pool) for kind, opt in model.grounding.items()}
+        # Provisioned Throughput use: the candidate's setting, else the profile's, else provisioned.mode.
+        self.pt_mode = entry.provisioned or profile.provisioned or policy.provisioned.mode
 
 
 class RateRow:
@@ -314,6 +316,23 @@ class CompiledPolicy:
                 if opt.pool and opt.pool not in self._pools_by_kind.setdefault(kind, []):
                     self._pools_by_kind[kind].append(opt.pool)
         self._quota_pools: dict[str, QuotaPool] = {}
+        # Provisioned Throughput subscriptions (router.provisioned): capacity per (model, region) per day.
+        self.pt_subscriptions = tuple(policy.provisioned.subscriptions)
+        self.pt_wait_s = policy.provisioned.wait_s
+        self.pt_keys: list[str] = sorted({f"{catalog.resolve(s.model)}@{s.region}" for s in self.pt_subscriptions})
+        self._pt_active: dict[dt.date, dict] = {}
+        self.pt_any = bool(self.pt_subscriptions) or any(c.pt_mode == "only" for p in self.profiles.values() for c in p.cands)
+
+    def pt_active(self, day: dt.date) -> dict:
+        """(model id, region) -> :class:`~router.provisioned.ActiveSubscription` active on ``day``."""
+        found = self._pt_active.get(day)
+        if found is None:
+            from router.provisioned import active_subscriptions
+
+            if len(self._pt_active) > 32:
+                self._pt_active.clear()
+            found = self._pt_active[day] = active_subscriptions(self.pt_subscriptions, self.catalog, day)
+        return found
 
     # ------------------------------------------------------------------ building
     def _profile(self, name: str, prof: Profile) -> CompiledProfile:

@@ -56,8 +56,11 @@ class Choice:
     #: Grounding units ``upper_bound_cost`` bills in full (never counting on a free pool): one grounded
     #: prompt / request, or ``grounding.expected_queries`` search queries / web searches.
     grounding_units: int = 0
+    #: Provisioned Throughput status (None: the candidate has no subscription and is not ``only``).
+    provisioned: Any = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"provisioned": self.provisioned.to_dict()} if self.provisioned is not None else {}
         return {
             "model": self.model,
             "location": self.location,
@@ -67,6 +70,7 @@ class Choice:
             "estimated_cost_usd": _fmt(self.estimated_cost),
             "upper_bound_cost_usd": _fmt(self.upper_bound_cost),
             "quality": _fmt(self.quality.quantize(_PCT)) if self.quality is not None else None,
+            **extra,
         }
 
 
@@ -117,6 +121,7 @@ class Decision:
             "estimated_cost_usd": _fmt(p.estimated_cost),
             "upper_bound_cost_usd": _fmt(p.upper_bound_cost),
             "quality": _fmt(p.quality.quantize(_PCT)) if p.quality is not None else None,
+            "provisioned": p.provisioned.to_dict() if p.provisioned is not None else None,
             "fallbacks": [c.model for c in self.fallbacks],
             "choices": [c.to_dict() for c in self.choices],
             "rule": self.rule,
@@ -229,10 +234,11 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
     day = f.at
     prefer = cp.prefer_free_pool and kind is not None
     empty_mode = cp.when_pool_empty
+    pt_active = cp.pt_active(day) if cp.pt_any else None
     notes: list[str] = []
     rejected: list[tuple[str, str]] = []
-    # eligible rows: (tier, cand, expected units, upper units, batch, grounding kind or None, grounding units reserved)
-    elig: list[tuple[int, Cand, int, int, bool, str | None, int]] = []
+    # eligible rows: (tier, cand, expected units, upper units, batch, grounding kind or None, grounding units reserved, PtStatus or None)
+    elig: list[tuple[int, Cand, int, int, bool, str | None, int, Any]] = []
     for c in prof.cands:
         if c.static_reason is not None:
             rejected.append((c.model_id, c.static_reason))
@@ -275,6 +281,13 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
             base = prompt * r[0]
             exp = base + exp_out * r[1]
             ub = base + max_tokens * r[1]
+        pt = None
+        if pt_active is not None:
+            pt = _provisioned(cp, c, pt_active, state, prompt, max_tokens, exp, ub, rejected)
+            if pt is False:
+                continue
+            if pt is not None and pt.covered:
+                exp = ub = 0  # the subscription is already paid for: marginal cost 0 while capacity lasts
         tier = 0
         gk = None
         g_units = 0
@@ -322,7 +335,7 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
         if bound is not None and exp > bound:
             rejected.append((c.model_id, f"estimated ${_fmt(from_units(exp))} > max ${_fmt(from_units(bound))} per request"))
             continue
-        elig.append((tier if prefer else 0, c, exp, ub, batch, gk, g_units))
+        elig.append((tier if prefer else 0, c, exp, ub, batch, gk, g_units, pt))
     if not elig:
         exc = NoEligibleModelError(f"no eligible model in profile {profile_name!r}: all {len(rejected)} candidates rejected", rejected)
         exc.rule, exc.profile, exc.actions, exc.budgets = rule, profile_name, actions, scopes  # type: ignore[attr-defined]
@@ -364,6 +377,7 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
                 "batch": row[4],
                 "grounding": row[5],
                 "free_pool_room": (row[0] == 0) if kind is not None else None,
+                **({"provisioned": row[7].to_dict()} if row[7] is not None else {}),
             }
             for row in ranked
         ]
@@ -382,8 +396,72 @@ def _rank(objective: str, elig: list, wq: float, wc: float) -> list:
     return sorted(elig, key=lambda r: (r[0], -(wq * r[1].qf / 100.0 - wc * (r[2] - lo) / span), r[2], r[1].index))
 
 
+@dataclass(frozen=True)
+class PtStatus:
+    """Provisioned Throughput for one candidate: the subscription's key, the mode, this request's
+    burndown-adjusted tokens (prompt + max_tokens), the window's headroom and capacity, whether the
+    headroom covers the request, and the PayGo costs (units) the spill would cost."""
+
+    mode: str
+    key: str | None
+    tokens: int = 0
+    headroom: int = 0
+    capacity: int = 0
+    covered: bool = False
+    paygo_exp: int = 0
+    paygo_ub: int = 0
+
+    def why(self) -> str:
+        if self.key is None:
+            return f"no Provisioned Throughput subscription (provisioned: {self.mode}): PayGo"
+        if self.mode == "never":
+            return f"Provisioned Throughput {self.key} skipped (provisioned: never): PayGo, sent as shared"
+        room = f"headroom {self.headroom:,} of {self.capacity:,} burndown-adjusted tokens in the 30 s window"
+        if self.covered:
+            return f"Provisioned Throughput {self.key} ({self.mode}): {room} >= this request's {self.tokens:,}: marginal cost $0"
+        if self.mode == "only":
+            return f"Provisioned Throughput {self.key} (only): {room} < this request's {self.tokens:,}: waits for capacity, else refused"
+        return f"Provisioned Throughput {self.key} (first): {room} < this request's {self.tokens:,}: estimated and reserved as a PayGo spill"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "key": self.key,
+            "burndown_tokens": self.tokens,
+            "headroom": self.headroom,
+            "capacity": self.capacity,
+            "covered": self.covered,
+            "paygo_estimated_cost_usd": _fmt(from_units(self.paygo_exp)),
+            "paygo_upper_bound_cost_usd": _fmt(from_units(self.paygo_ub)),
+            "why": self.why(),
+        }
+
+
+def _provisioned(cp: CompiledPolicy, c: Cand, active: dict, state: StateSnapshot, prompt: int, max_tokens: int, exp: int, ub: int, rejected: list) -> Any:
+    """The candidate's :class:`PtStatus` (None: no subscription and not ``only``; False: rejected)."""
+    mode = c.pt_mode
+    sub = active.get((c.model_id, c.location))
+    if sub is None:
+        if mode == "only":
+            rejected.append((c.model_id, f"no active Provisioned Throughput subscription for {c.model_id} in {c.location} (provisioned: only)"))
+            return False
+        return None
+    if mode == "never":
+        return PtStatus(mode, sub.key, paygo_exp=exp, paygo_ub=ub)
+    tokens = sub.burndown(prompt, max_tokens)
+    headroom = max(0, sub.capacity - state.pt.get(sub.key, 0))
+    covered = headroom >= tokens
+    if not covered and mode == "only" and not cp.pt_wait_s:
+        rejected.append((c.model_id, f"Provisioned Throughput {sub.key} saturated: headroom {headroom:,} < this request's {tokens:,} burndown-adjusted tokens (provisioned: only)"))
+        return False
+    # under `only` with a wait, the request is PT or nothing: its marginal cost is 0 either way
+    return PtStatus(mode, sub.key, tokens, headroom, sub.capacity, covered or mode == "only", exp, ub)
+
+
 def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: tuple, notes: list[str]) -> Choice:
-    _, c, exp, ub, batch, gk, g_units = row
+    _, c, exp, ub, batch, gk, g_units, pt = row
+    if pt is not None:
+        notes.append(f"{c.model_id}: {pt.why()}")
     priority = False
     fam = c.priority_family
     if f.latency_sensitive and fam is not None and not batch:
@@ -408,7 +486,7 @@ def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: t
                     f"{c.model_id}: no Priority PayGo: {ramp.tokens_last_minute:,} + {need:,} tokens in the last minute > {ceiling:,}/min {what} ({fam})"
                 )
     assert c.location is not None
-    return Choice(c.model_id, c.location, batch, priority, gk, from_units(exp), from_units(ub), c.quality, g_units)
+    return Choice(c.model_id, c.location, batch, priority, gk, from_units(exp), from_units(ub), c.quality, g_units, pt)
 
 
 __all__ = ["Choice", "Decision", "decide"]

@@ -203,10 +203,12 @@ class StateSnapshot:
 
     ``spend`` keys are ``BudgetScope.id`` (``tenant:acme|calendar:month@UTC``) or a bare scope
     (``tenant:acme``, applying to every window of that scope); ``pools`` maps pool id to units used this
-    period; ``ramp`` maps a ramp family to ``(tokens_last_minute, limit_tpm)`` (or a :class:`RampState`).
+    period; ``ramp`` maps a ramp family to ``(tokens_last_minute, limit_tpm)`` (or a :class:`RampState`);
+    ``pt`` maps a Provisioned Throughput key ``MODEL@REGION`` to the burndown-adjusted tokens in its
+    current 30 s window.
     """
 
-    __slots__ = ("spend", "pools", "ramp", "now")
+    __slots__ = ("spend", "pools", "ramp", "now", "pt")
 
     def __init__(
         self,
@@ -214,7 +216,9 @@ class StateSnapshot:
         pools: Mapping[str, int] | None = None,
         ramp: Mapping[str, Any] | None = None,
         now: dt.datetime | None = None,
+        pt: Mapping[str, int] | None = None,
     ) -> None:
+        self.pt: dict[str, int] = {k: int(v) for k, v in (pt or {}).items()}
         #: When the state was read (spend pacing measures elapsed window time from it); None: now.
         self.now = now
         self.spend: dict[str, Decimal] = {k: v if isinstance(v, Decimal) else Decimal(str(v)) for k, v in (spend or {}).items()}
@@ -241,7 +245,7 @@ class StateSnapshot:
         for budget in budgets:
             spend.setdefault(budget.id, Decimal(0))
         pools = {pid: usage.used for pid, usage in (getattr(snapshot, "pools", {}) or {}).items()}
-        return cls(spend, pools, dict(getattr(snapshot, "ramp", {}) or {}), now=dt.datetime.now(dt.timezone.utc))
+        return cls(spend, pools, dict(getattr(snapshot, "ramp", {}) or {}), now=dt.datetime.now(dt.timezone.utc), pt=getattr(snapshot, "pt", None))
 
     def spend_for(self, scope_id: str, scope: str) -> Decimal:
         found = self.spend.get(scope_id)
@@ -256,7 +260,7 @@ class StateSnapshot:
         return found
 
     def __repr__(self) -> str:
-        return f"StateSnapshot(spend={self.spend!r}, pools={self.pools!r}, ramp={self.ramp!r})"
+        return f"StateSnapshot(spend={self.spend!r}, pools={self.pools!r}, ramp={self.ramp!r}, pt={self.pt!r})"
 
 
 __all__ = [

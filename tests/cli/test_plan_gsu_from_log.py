@@ -104,3 +104,34 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
     (tmp_path / "bad.jsonl").write_text("{not json}\n")
     result = run("plan-gsu", "--from-log", str(tmp_path / "bad.jsonl"))
     assert result.exit_code == 2 and "bad.jsonl:1" in result.output
+
+
+def test_a_term_that_pays_off_is_recommended(tmp_path):
+    """With an overlay's burndown rates (test values, not Google's: 650 adjusted tokens/s per GSU, output x 8)
+    for gemini-2.5-pro ($10 per 1M output, seed 000): 80 output tokens every second = 640 adjusted tokens/s
+    -> 1 GSU; $0.0008 a second, $0.008 over the 10 s log; a 30-day month avoids 0.008 x 259200 = $2,073.60."""
+    from decimal import Decimal
+
+    from router.catalog import load_catalog
+    from router.gsu import plan_gsu_from_log
+
+    (tmp_path / "pt.yaml").write_text(
+        "provisioned_burndown:\n"
+        "  - {model: gemini-2.5-pro, tokens_per_second_per_gsu: 650, min_gsu_increment: 1, input_text: 1, input_audio: 1, output_text: 8,\n"
+        "     provenance: {source: 'https://example.com/test-sheet', section: test values}}\n"
+    )
+    catalog = load_catalog(overlays=[tmp_path / "pt.yaml"])
+    entries = [
+        (i + 1, {"at": f"2026-11-02T10:00:0{i}+00:00", "model": "gemini-2.5-pro", "usage": {"input_tokens": 0, "output_tokens": 80}})
+        for i in range(10)
+    ]
+    [plan] = plan_gsu_from_log(catalog, entries)
+    assert (plan.gsu, plan.tokens_per_second_at_percentile, plan.paygo_avoided_usd) == (1, 640, Decimal("0.008"))
+    verdicts = {v.term: (v.price_usd, v.paygo_avoided_usd, v.saving_usd, v.pays_off) for v in plan.terms}
+    assert verdicts == {
+        "1w": (Decimal(1200), Decimal("483.84"), Decimal("-716.16"), False),  # 0.008 x 60480
+        "1m": (Decimal(2700), Decimal("2073.60"), Decimal("-626.40"), False),
+        "3m": (Decimal(2400), Decimal("2073.60"), Decimal("-326.40"), False),
+        "1y": (Decimal(2000), Decimal("2073.60"), Decimal("73.60"), True),
+    }
+    assert plan.recommendation == "buy 1 GSU on the 1y term: it saves $73.60 per month at this traffic"

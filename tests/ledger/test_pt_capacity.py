@@ -78,3 +78,25 @@ async def test_bad_numbers_are_refused(store):
         await store.pt_claim(KEY, True, 10)
     with pytest.raises(ValueError):
         await store.pt_adjust(KEY, 0, 1.5)
+
+
+async def test_settle_reconciles_and_counts_the_month(store, clock):
+    from decimal import Decimal as D
+
+    clock.set(1_793_577_600.0)  # 2026-11-02T00:00:00Z
+    claim = await store.pt_claim(KEY, 9_000, 100_800)
+    await store.pt_settle(KEY, claim.bucket, 3_000 - 9_000, True, 3_000, D("0.001771"), D("0.00045"))
+    assert (await store.pt_usage([KEY]))[KEY] == 3_000
+    spill = await store.pt_claim(KEY, 5_000, 100_800)
+    await store.pt_settle(KEY, spill.bucket, -5_000, False, 0, D(0), D("0.0012"))  # spilled: estimate given back
+    assert (await store.pt_usage([KEY]))[KEY] == 3_000
+    await store.pt_settle(KEY, 0, 1_000, True, 1_000, D("0.0005"), D("0.0001"))  # served without a claim
+    [totals] = await store.pt_totals()
+    assert (totals.key, totals.month, totals.served, totals.spilled, totals.tokens) == (KEY, "2026-11", 2, 1, 4_000)
+    assert (totals.amortised_usd, totals.paygo_avoided_usd, totals.spill_paygo_usd) == (D("0.002271"), D("0.00055"), D("0.0012"))
+    assert totals.served_share == D(2) / D(3)
+    assert (await store.pt_usage([KEY]))[KEY] == 4_000
+    clock.advance(31 * 86_400)  # December: a new month row, November kept
+    await store.pt_settle(KEY, 0, 0, False, 0, D(0), D("0.01"))
+    months = [(t.month, t.served, t.spilled) for t in await store.pt_totals()]
+    assert months == [("2026-12", 0, 1), ("2026-11", 2, 1)]
