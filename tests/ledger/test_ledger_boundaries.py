@@ -119,6 +119,7 @@ def journaled(request, tmp_path, clock, unique_prefix):
                 redis_server.start()
     store.retry_interval_s = 0.0
     store.outage = outage
+    store.test_url = url if request.param == "fakeredis" else redis_server.url
     return store
 
 
@@ -222,3 +223,22 @@ async def test_after_a_long_idle_the_oldest_in_window_bucket_still_counts(store,
     assert await store.spend(b) == D("0.2")
     clock.advance(hour)
     assert await store.spend(b) == 0
+
+
+async def test_a_replayed_settle_older_than_the_newest_spend_still_ages_out(journaled, clock, unique_prefix):
+    """A replayed event can be older than every bucket the counter holds: it must still leave the window on
+    time (the counter's low mark moves down to it)."""
+    store = journaled
+    other = store_from_url(store.test_url, prefix=unique_prefix, clock=clock)  # another process, never down
+    b = budget("tenant:a", "rolling:1h", "10")
+    clock.set((clock.now // MINUTE) * MINUTE)
+    await _settled_during_outage(store, b, "0.4")  # at T0, journaled
+    clock.advance(10 * MINUTE)
+    assert (await other.reserve("new", [b], D("0.2"), 60)).granted
+    await other.settle("new", D("0.2"))  # at T0 + 10 min, before the journal is replayed
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == D("0.6")
+    clock.advance(51 * MINUTE)  # T0 + 61 min: the replayed bucket has left the window, the newer one has not
+    assert await store.spend(b) == D("0.2")
+    await other.close()
+    await store.close()
