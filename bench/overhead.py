@@ -55,6 +55,7 @@ LL_SHUFFLE = "LiteLLM Router simple-shuffle"
 LL_USAGE = "LiteLLM Router usage-based-routing-v2 (Redis)"
 
 Call = Callable[[], Awaitable[object]]
+SHORT = {"memory": OURS_MEMORY, "redis": OURS_REDIS, "leases": OURS_LEASES, "shuffle": LL_SHUFFLE, "usage": LL_USAGE}
 
 
 def bench_policy(path: Path) -> Path:
@@ -125,7 +126,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="sequential calls per variant per round")
     parser.add_argument("--concurrent-calls", type=int, default=1000, help="calls per variant per round at --concurrency")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--only", default="", help="comma-separated variant names to run (plain always runs)")
+    parser.add_argument("--only", default="", help=f"comma-separated variants to run, of {', '.join(SHORT)} (plain always runs)")
     args = parser.parse_args()
 
     import litellm
@@ -170,7 +171,7 @@ async def main() -> None:
             LL_USAGE: lambda: ll_usage.acompletion(model="m", messages=MESSAGES, max_tokens=MAX_TOKENS),
         }
         if args.only:
-            keep = {name.strip() for name in args.only.split(",")}
+            keep = {SHORT[name.strip()] for name in args.only.split(",")}
             variants = {k: v for k, v in variants.items() if k == PLAIN or k in keep}
         names = list(variants)
 
@@ -242,6 +243,9 @@ async def main() -> None:
                         f"(usage-v2 / ours = {ratio:.1f}x); share >= 0.90: {'met' if ok_share else 'NOT met'} ({share[n]:.2f})"
                     )
     finally:
+        import logging
+
+        logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)  # its Redis flusher complains once the server stops
         for router in routers:
             try:
                 await router.aclose()
