@@ -24,6 +24,7 @@ from typing import Any
 
 from router import _pt_path
 from router._reload import PolicyWatcher
+from router._billing import token_bill_units, units_to_usd
 from router._routing import Attempt, RoutingRecord
 from router._transport import AttemptFailed, CallSpec, VertexSettings
 from router._sync import LoopThread
@@ -626,18 +627,28 @@ class Router:
                     fields["grounding_billable_units"] = consumed.billable_units
         if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY" and model.priority_ramp_family:
             await store.record_priority_tokens(model.priority_ramp_family, usage.input_tokens + usage.output_tokens + usage.thinking_tokens)
+        pools = self.catalog.pools
+        pt = choice.provisioned
+        paygo_only = usage.traffic_type != "PROVISIONED_THROUGHPUT" and (pt is None or pt.mode == "never") and not request.get("pt_claims")
+        if paygo_only and not kind and "traffic" not in fields:
+            # The common case in integers (exactly the engine's total); the itemised lines wait for a reader.
+            units = token_bill_units(model, usage, features.at, choice.location)
+            if units is not None:
+                record.cost_lines_from(lambda: [line.to_dict() for line in compute_cost(model, Usage.build(**fields), pools, check_context_window=False).lines])
+                record.usage_from(usage)
+                return units_to_usd(units)
         try:
             # The provider served this prompt: its usage is the bill, whatever the catalog's context window says.
-            breakdown = compute_cost(model, Usage.build(**fields), self.catalog.pools, check_context_window=False)
+            breakdown = compute_cost(model, Usage.build(**fields), pools, check_context_window=False)
         except PriceNotAvailableError as exc:
             # Never lose spend: bill what was reserved and say why.
             record.warnings.append(f"billed at the reserved upper bound: {exc}")
             return upper
-        record.cost_lines = [line.to_dict() for line in breakdown.lines]
+        record.cost_lines_from(lambda: [line.to_dict() for line in breakdown.lines])
         record.grounding_free_units = breakdown.grounding_free_units
         record.grounding_billable_units = breakdown.grounding_billable_units
         record.warnings.extend(breakdown.warnings)
-        record.usage = {k: v for k, v in vars(usage).items()} if hasattr(usage, "__dict__") else dict(usage)
+        record.usage_from(usage)
         return await _pt_path.bill(self, choice, request, usage, request_id, record, breakdown)
 
     def hold_ttl_s(self, timeout_s: float | None = None) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 
@@ -36,8 +37,10 @@ class RoutingRecord:
         self._decision: dict[str, Any] | None = decision if isinstance(decision, dict) else None
         self.attempts: list[Attempt] = []
         self.model: str | None = None
-        self.usage: dict[str, Any] = {}
-        self.cost_lines: list[dict[str, str]] = []
+        self._usage: dict[str, Any] | None = {}
+        self._usage_source: Any = None
+        self._cost_lines: list[dict[str, str]] | None = []
+        self._cost_lines_source: Callable[[], list[dict[str, str]]] | None = None
         self.cost_usd: Decimal = Decimal(0)
         self.grounding_free_units = 0
         self.grounding_billable_units = 0
@@ -48,6 +51,38 @@ class RoutingRecord:
         self.provisioned: dict[str, Any] | None = None
         self.warnings: list[str] = []
         self.policy_version: str | None = None
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """The provider's usage of the served attempt (a dict; built on first access)."""
+        if self._usage is None:
+            source = self._usage_source
+            self._usage = source.to_dict() if hasattr(source, "to_dict") else dict(source or {})
+        return self._usage
+
+    @usage.setter
+    def usage(self, value: dict[str, Any]) -> None:
+        self._usage, self._usage_source = value, None
+
+    def usage_from(self, source: Any) -> None:
+        """Take the usage from ``source`` (a ``ProviderUsage`` or a mapping) when it is first read."""
+        self._usage, self._usage_source = None, source
+
+    @property
+    def cost_lines(self) -> list[dict[str, str]]:
+        """The itemised bill (one dict per line, as ``router cost --json`` prints them; built on first access)."""
+        if self._cost_lines is None:
+            source, self._cost_lines_source = self._cost_lines_source, None
+            self._cost_lines = source() if source is not None else []
+        return self._cost_lines
+
+    @cost_lines.setter
+    def cost_lines(self, value: list[dict[str, str]]) -> None:
+        self._cost_lines, self._cost_lines_source = value, None
+
+    def cost_lines_from(self, build: Callable[[], list[dict[str, str]]]) -> None:
+        """Build the itemised lines with ``build()`` when they are first read (most requests never read them)."""
+        self._cost_lines, self._cost_lines_source = None, build
 
     @property
     def decision(self) -> dict[str, Any]:
