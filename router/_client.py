@@ -575,6 +575,7 @@ class Router:
             timeout_s=request["timeout_s"],
             batch=choice.batch,
             labels=labels,
+            prompt_tokens=features.prompt_tokens if self._prompt_size(request).source != "estimate" else None,
         )
 
     async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:

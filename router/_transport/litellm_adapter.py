@@ -146,7 +146,7 @@ class LiteLLMTransport:
 
     def stream(self, spec: CallSpec, settings: VertexSettings) -> "LiteLLMStream":
         kwargs = build_call_kwargs(spec if spec.stream else replace(spec, stream=True), settings)
-        return LiteLLMStream(self, kwargs, estimate_prompt_tokens(spec.messages))
+        return LiteLLMStream(self, kwargs, estimate_prompt_tokens(spec.messages), spec.prompt_tokens)
 
     async def count_tokens(self, spec: CallSpec, settings: VertexSettings) -> TokenCount:
         """Vertex's exact prompt size of ``spec.messages`` for ``spec``'s model (Gemini ``:countTokens``,
@@ -160,13 +160,13 @@ class LiteLLMStream:
     raise :class:`AttemptFailed`. :meth:`final_usage` is the usage of the final usage chunk, or, if the
     stream was cut (or closed early), an estimate of what was produced with ``complete=False``."""
 
-    def __init__(self, transport: LiteLLMTransport, kwargs: dict[str, Any], prompt_estimate: int) -> None:
+    def __init__(self, transport: LiteLLMTransport, kwargs: dict[str, Any], prompt_estimate: int, prompt_exact: int | None = None) -> None:
         self._transport = transport
         self._kwargs = kwargs
         self._wrapper: Any = None
         self._iter: Any = None
         self._chunks = 0
-        self._seen = StreamUsage(prompt_estimate)
+        self._seen = StreamUsage(prompt_estimate, prompt_exact)
         self._finished = False
         self._error: AttemptFailed | None = None
 
@@ -223,7 +223,19 @@ class LiteLLMStream:
         except (StopAsyncIteration, AttemptFailed, asyncio.TimeoutError):
             pass
 
+    def _read_reported_usage(self) -> None:
+        """Usage litellm received but keeps off the chunks it yields (Claude's ``message_start`` reports the
+        whole prompt before any text; litellm holds it for the final usage chunk): read it from the stream
+        wrapper's received chunks, so a stream that ends early still bills the provider's prompt count."""
+        if self._wrapper is None or (self._finished and self._seen.has_usage):
+            return  # gone, or not needed: a stream that ended with its usage chunk bills from it
+        chunks = getattr(self._wrapper, "chunks", None)
+        if isinstance(chunks, list):
+            for chunk in chunks:
+                self._seen.observe_reported(getattr(chunk, "usage", None))
+
     async def aclose(self) -> None:
+        self._read_reported_usage()
         wrapper, self._wrapper = self._wrapper, None
         self._iter = None
         if wrapper is not None and not self._finished:
@@ -239,6 +251,7 @@ class LiteLLMStream:
         return self._chunks
 
     def final_usage(self) -> ProviderUsage:
+        self._read_reported_usage()
         return self._seen.final(self._finished)
 
 

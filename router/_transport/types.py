@@ -77,6 +77,10 @@ class CallSpec:
     batch: bool = False
     #: Vertex request labels (Gemini), e.g. tenant and rule, so the cloud bill breaks down like the ledger.
     labels: dict[str, str] = field(default_factory=dict)
+    #: An exact prompt size known before sending (the caller's ``prompt_tokens`` or a Count Tokens count),
+    #: or None. A stream cut before the provider reported its usage bills the prompt from it, not from
+    #: the ~4 characters a token estimate.
+    prompt_tokens: int | None = None
 
 
 _LABEL_RE = re.compile(r"[^a-z0-9_-]")

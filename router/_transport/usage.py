@@ -145,14 +145,21 @@ def usage_from_response(response: Any) -> ProviderUsage:
     return ProviderUsage(**numbers, traffic_type=_traffic_type(response), grounding_web_urls=urls, search_queries=queries, complete=True)
 
 
+#: The ProviderUsage fields that describe the prompt (the whole prompt and its separately billed parts).
+_PROMPT_PARTS = frozenset({"input_tokens", "cached_input_tokens", "audio_input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"})
+
+
 class StreamUsage:
     """Accumulates what a stream's chunks say (text produced, the usage chunk, traffic type, grounding
     metadata) and turns it into the attempt's :class:`ProviderUsage` at the end."""
 
-    __slots__ = ("_prompt_estimate", "_chars", "_usage", "_traffic", "_grounding", "finish_seen")
+    __slots__ = ("_prompt_estimate", "_prompt_exact", "_reported", "_chars", "_usage", "_traffic", "_grounding", "finish_seen")
 
-    def __init__(self, prompt_estimate: int) -> None:
+    def __init__(self, prompt_estimate: int, prompt_exact: int | None = None) -> None:
         self._prompt_estimate = prompt_estimate
+        self._prompt_exact = prompt_exact
+        #: The largest prompt the provider reported before its final usage (Claude's ``message_start``).
+        self._reported: dict[str, int] | None = None
         self._chars = 0
         self._usage: Any = None
         self._traffic: str | None = None
@@ -180,6 +187,21 @@ class StreamUsage:
         if metadata:
             self._grounding.append(metadata)
 
+    @property
+    def has_usage(self) -> bool:
+        """A chunk carried the provider's usage (normally the last one)."""
+        return self._usage is not None
+
+    def observe_reported(self, usage: Any) -> None:
+        """Take note of usage the provider reported mid-stream, not as a chunk's own usage (Claude's
+        ``message_start`` carries the whole prompt before any text): the prompt is billed from it if the
+        final usage never arrives."""
+        if usage is None:
+            return
+        numbers = _usage_numbers(usage)
+        if numbers["input_tokens"] and (self._reported is None or numbers["input_tokens"] > self._reported["input_tokens"]):
+            self._reported = numbers
+
     def final(self, finished: bool) -> ProviderUsage:
         """The usage of the stream so far; ``finished``: the stream ended normally (not cut or closed early)."""
         metadata: list[Any] = []
@@ -190,12 +212,19 @@ class StreamUsage:
             # The provider's own count (the usage chunk comes last): exact, even when the consumer stopped
             # reading right after it. Mid-stream usage never undercounts what was received as text.
             numbers = _usage_numbers(self._usage)
+            if self._reported is not None and self._reported["input_tokens"] > numbers["input_tokens"]:
+                numbers.update({k: v for k, v in self._reported.items() if k in _PROMPT_PARTS})  # never below a reported prompt
             if not finished:
                 numbers["output_tokens"] = max(numbers["output_tokens"], estimate_tokens(self._chars) - numbers["thinking_tokens"])
             return ProviderUsage(**numbers, traffic_type=self._traffic, grounding_web_urls=urls, search_queries=queries, complete=True)
-        # Cut, failed mid-way, closed early or no usage chunk: bill what was produced, never zero.
+        # Cut, failed mid-way, closed early or no usage chunk: bill what was produced, never zero. The prompt
+        # from the best known count: what the provider reported, else the exact count known before sending
+        # (the caller's prompt_tokens or a Count Tokens count), else the ~4 characters a token estimate.
+        prompt: dict[str, int] = {"input_tokens": max(1, self._prompt_exact or self._prompt_estimate)}
+        if self._reported is not None:
+            prompt = {k: v for k, v in self._reported.items() if k in _PROMPT_PARTS}
         return ProviderUsage(
-            input_tokens=max(1, self._prompt_estimate),
+            **prompt,
             output_tokens=estimate_tokens(self._chars),
             traffic_type=self._traffic,
             grounding_web_urls=urls,

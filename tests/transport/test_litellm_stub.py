@@ -273,7 +273,10 @@ async def test_interrupted_stream_is_estimated_never_zero(api, transport, vertex
     assert usage.complete is False
     assert usage.input_tokens > 0 and usage.output_tokens > 0
     assert usage.output_tokens <= 40  # what was produced, not the whole answer
-    assert usage.input_tokens == -(-sum(len(m["content"]) for m in MSGS) // 4)
+    if api == "anthropic":
+        assert usage.input_tokens == 999  # reported at message_start, before any text: the provider's count wins
+    else:
+        assert usage.input_tokens == -(-sum(len(m["content"]) for m in MSGS) // 4)
 
 
 async def test_stream_closed_early_by_the_consumer(transport, vertex_stub, vertex_settings):
