@@ -39,6 +39,17 @@ async def test_a_hold_still_counts_one_millisecond_before_its_ttl(store, clock):
     assert not (await store.reserve("b", [b], D("0.6"), 30)).granted
 
 
+async def test_an_expired_hold_stops_counting_while_others_stay(store, clock):
+    b = budget(limit="1")
+    assert (await store.reserve("short", [b], D("0.3"), 10)).granted
+    assert (await store.reserve("long", [b], D("0.3"), 100)).granted
+    clock.advance(10)  # "short" expires; "long" is still held
+    assert (await store.reserve("next", [b], D("0.3"), 100)).granted  # purges the expired hold
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.6")  # long + next, not short any more
+    assert (await store.reserve("last", [b], D("0.4"), 100)).granted  # 0.6 + 0.4 = the limit, exactly
+    assert not (await store.reserve("over", [b], D("0.000000001"), 100)).granted
+
+
 # ---------------------------------------------------------------------- ramp streak: one idle minute ends it
 async def test_one_whole_idle_minute_ends_the_ramp_streak(store, clock):
     clock.set((clock.now // MINUTE) * MINUTE)
