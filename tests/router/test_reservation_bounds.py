@@ -12,6 +12,7 @@ $14 per 1,000 search queries past 5,000 a month; Claude Haiku 4.5 $1 / $5 per 1M
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,6 +52,18 @@ async def spend(r) -> Decimal:
     return sum((snap.spend.get(b.id, Decimal(0)) for b in budgets), Decimal(0))
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis_server)])
+def ledger(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Router store options: the memory ledger, or a real redis-server (where decisions read a snapshot
+    cached for up to snapshot_max_age_s = 0.1 s, the stale view of the pool the issue found)."""
+    if request.param == "memory":
+        return {"store": "memory://"}
+    server = request.getfixturevalue("redis_server")
+    if not server.ping():
+        server.start()
+    return {"store": server.url, "key_prefix": "bounds" + uuid.uuid4().hex[:10]}
+
+
 def overruns(metrics: RouterMetrics) -> float:
     for line in metrics.render().decode().splitlines():
         if line.startswith("router_reservation_overruns_total "):
@@ -58,11 +71,11 @@ def overruns(metrics: RouterMetrics) -> float:
     raise AssertionError("router_reservation_overruns_total not exported")
 
 
-async def test_the_last_free_grounding_unit_raced_by_two_requests_stays_within_both_reservations(stub_router, vertex_stub, tmp_path):
+async def test_the_last_free_grounding_unit_raced_by_two_requests_stays_within_both_reservations(stub_router, vertex_stub, tmp_path, ledger):
     """Both requests see one free unit left; the pool grants it to one, the other is billed $35 / 1,000.
     Before: each reserved $0.0008 (grounding assumed free) and one was billed $0.03555."""
     metrics = RouterMetrics()
-    r = stub_router(write_policy(tmp_path, "gemini-2.5-flash"), metrics=metrics)
+    r = stub_router(write_policy(tmp_path, "gemini-2.5-flash"), metrics=metrics, **ledger)
     await r.store().consume(r.compiled.quota_pool("gemini-2x-flash-search-daily"), 1_499, "earlier-traffic")
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, grounding_urls=2, latency_s=0.2)
     responses = await asyncio.gather(*(r.acomplete(HELLO, max_tokens=200, prompt_tokens=1_000, grounding=True) for _ in range(2)))
@@ -78,10 +91,10 @@ async def test_the_last_free_grounding_unit_raced_by_two_requests_stays_within_b
     assert await spend(r) == Decimal("0.036100")
 
 
-async def test_a_cap_holds_when_the_free_pool_fills_between_snapshot_and_settlement(stub_router, vertex_stub, tmp_path):
+async def test_a_cap_holds_when_the_free_pool_fills_between_snapshot_and_settlement(stub_router, vertex_stub, tmp_path, ledger):
     """A $0.01 cap: the pool shows one free unit, but a grounded request may be billed $0.03555. The
     reservation includes the grounding, so the cap denies instead of being overshot (before: $0.0361 spent)."""
-    r = stub_router(write_policy(tmp_path, "gemini-2.5-flash", limit="0.01"))
+    r = stub_router(write_policy(tmp_path, "gemini-2.5-flash", limit="0.01"), **ledger)
     await r.store().consume(r.compiled.quota_pool("gemini-2x-flash-search-daily"), 1_499, "earlier-traffic")
     vertex_stub.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100}, grounding_urls=2, latency_s=0.2)
     results = await asyncio.gather(
