@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from router import _pt_path
 from router._reload import PolicyWatcher
@@ -42,6 +42,32 @@ from router.errors import (
 )
 from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
 from router.policy.features import check_count, check_request_id
+
+if TYPE_CHECKING:  # types only (annotations are not evaluated at run time)
+    from router._transport import ProviderUsage, Transport, TransportStream
+    from router.ledger import Store
+    from router.ledger.types import BudgetScope, LedgerSnapshot, QuotaPool, Reservation
+    from router.policy.compile import CompiledPolicy
+    from router.policy.counting import PromptSize
+    from router.policy.decide import Choice, Decision
+    from router.replay import RequestLog
+
+
+class CallRequest(TypedDict, total=False):
+    """What one routed call carries from step to step (built by ``Router._split``)."""
+
+    id: str  # the request id (the caller's ``request_id`` or a random one)
+    call_id: str  # unique per call: the prefix of the ledger ids of its attempts
+    messages: list[Mapping[str, Any]]  # the caller's messages, as they are
+    features: RequestFeatures
+    timeout_s: float
+    compiled: CompiledPolicy  # one policy version for the whole call
+    prompt_source: str  # "caller" or "estimate"
+    store: Store  # the ledger store of this call's event loop
+    state: StateSnapshot  # the ledger view the decision used
+    prompt: PromptSize
+    pt_claims: dict[str, Any]  # Provisioned Throughput claims per attempt id (router._pt_path)
+
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
 _UNIT_NAMES = {"grounded_prompt": "grounded prompts", "search_query": "search queries", "web_search": "web searches", "request": "grounding requests"}
@@ -108,9 +134,9 @@ class Router:
         self,
         policy: Any,
         catalog: Catalog | str | os.PathLike[str] | None = None,
-        store: Any = "memory://",
+        store: str | Store = "memory://",
         *,
-        transport: Any = None,
+        transport: Transport | None = None,
         failure_mode: str = "fail_closed",
         journal_path: str | None = None,
         reservation_ttl_s: float | None = None,
@@ -162,22 +188,22 @@ class Router:
             self._static = compile_policy(loaded, self.catalog)
         self._store_spec = store
         self._store_options = {"prefix": key_prefix, "failure_mode": failure_mode, "journal_path": journal_path}
-        self._memory_store: Any = None
-        self._loop_stores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
+        self._memory_store: Store | None = None
+        self._loop_stores: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Store]" = weakref.WeakKeyDictionary()
         self._transport = transport
         self._vertex_settings_kwargs = vertex_settings
-        self._vertex_settings: Any = None
+        self._vertex_settings: VertexSettings | None = None
         _check_seconds("request_timeout_s", request_timeout_s)
         if reservation_ttl_s is not None:
             _check_seconds("reservation_ttl_s", reservation_ttl_s)
         self.reservation_ttl_s = reservation_ttl_s
         self.request_timeout_s = request_timeout_s
         self.snapshot_max_age_s = snapshot_max_age_s
-        self._request_log: Any = None
+        self._request_log: RequestLog | None = None
         if request_log is not None:
-            from router.replay import RequestLog
+            from router import replay
 
-            self._request_log = RequestLog(request_log)
+            self._request_log = replay.RequestLog(request_log)
         self._snapshots: dict[tuple[Any, ...], tuple[float, "asyncio.Future[Any]"]] = {}
         from router._token_counter import PromptCounter
 
@@ -186,7 +212,7 @@ class Router:
 
     # ------------------------------------------------------------------ plumbing
     @property
-    def compiled(self) -> Any:
+    def compiled(self) -> CompiledPolicy:
         """The serving compiled policy (hot-reloaded from its file when ``watch_policy``, or from the
         ledger for ``policy="store:NAME"``)."""
         if self._watcher is not None:
@@ -247,7 +273,7 @@ class Router:
             self.metrics.record_policy_reload(ok, version)
 
     @property
-    def transport(self) -> Any:
+    def transport(self) -> Transport:
         if self._transport is None:
             from router._transport.litellm_adapter import LiteLLMTransport
 
@@ -255,12 +281,12 @@ class Router:
         return self._transport
 
     @property
-    def vertex_settings(self) -> Any:
+    def vertex_settings(self) -> VertexSettings:
         if self._vertex_settings is None:
             self._vertex_settings = VertexSettings.from_env(**self._vertex_settings_kwargs)
         return self._vertex_settings
 
-    def store(self) -> Any:
+    def store(self) -> Store:
         """The ledger store for the running event loop (a memory store is shared by all loops).
         Resolved once per request (the request carries it)."""
         if not isinstance(self._store_spec, str):
@@ -276,7 +302,7 @@ class Router:
             found = self._loop_stores[loop] = self._new_store()
         return found
 
-    def _new_store(self) -> Any:
+    def _new_store(self) -> Store:
         from router.ledger import store_from_url  # loads the Redis client only for a Redis URL
 
         return store_from_url(self._store_spec, **self._store_options)
@@ -311,7 +337,7 @@ class Router:
         the call would do, so the call that follows does not count it again)."""
         return self._sync.run(self._explain(_as_list(messages), kwargs))
 
-    async def ledger_state(self) -> tuple[list[Any], Any]:
+    async def ledger_state(self) -> tuple[list[BudgetScope], LedgerSnapshot]:
         """``(budgets, snapshot)``: every budget the ledger knows and, in one read, their spend, the
         catalog's grounding pools and the priority ramp (for dashboards, ``router demo``, metrics)."""
         from router.ledger.ramp import RAMP_BASE_TPM
@@ -365,7 +391,7 @@ class Router:
         self._sync.close()
 
     # ------------------------------------------------------------------ internals
-    def _split(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _split(self, messages: list[Mapping[str, Any]], kwargs: dict[str, Any]) -> tuple[CallRequest, dict[str, Any]]:
         """Routing attributes -> (request, params to pass to the model). ``kwargs`` is the caller's
         ``**kwargs`` dict (owned by this call): it is consumed and becomes the params."""
         compiled = self.compiled  # one policy version for the whole request, even if a reload lands meanwhile
@@ -403,7 +429,7 @@ class Router:
         given_id = params.pop("request_id", None)
         if given_id is not None:
             given_id = check_request_id(given_id)
-        request = {
+        request: CallRequest = {
             "id": given_id if given_id is not None else token,
             "call_id": f"{given_id}:{token[:12]}" if given_id is not None else token,
             "messages": messages,
@@ -416,7 +442,7 @@ class Router:
         params["max_tokens"] = features.max_tokens
         return request, params
 
-    async def _snapshot(self, compiled: Any, features: Any, store: Any) -> Any:
+    async def _snapshot(self, compiled: CompiledPolicy, features: RequestFeatures, store: Store) -> StateSnapshot:
         """The ledger state the decision sees. On a shared (Redis) store it is cached for at most
         ``snapshot_max_age_s`` per set of budgets / pools / families, saving a round trip per request;
         the reservation that follows is always checked atomically against the live counters, so a
@@ -443,7 +469,7 @@ class Router:
             raise
         return StateSnapshot.from_ledger(snap, budgets)
 
-    async def _read_snapshot(self, store: Any, budgets: Any, pools: Any, families: Any) -> Any:
+    async def _read_snapshot(self, store: Store, budgets: list[BudgetScope], pools: list[QuotaPool], families: Sequence[str]) -> LedgerSnapshot:
         try:
             return await store.snapshot(budgets, pools, families)
         except Exception:
@@ -451,7 +477,7 @@ class Router:
                 self.metrics.record_store_error("snapshot")
             raise
 
-    async def _decide(self, request: dict[str, Any]) -> Any:
+    async def _decide(self, request: CallRequest) -> Decision:
         compiled, features = request["compiled"], request["features"]
         state = await self._snapshot(compiled, features, request["store"])
         if compiled.pt_keys:  # Provisioned Throughput windows: a fresh read (they move within seconds)
@@ -484,7 +510,7 @@ class Router:
         return explain(request["compiled"], request["features"], state, self._prompt_size(request))
 
     @staticmethod
-    def _prompt_size(request: dict[str, Any]) -> Any:
+    def _prompt_size(request: CallRequest) -> PromptSize:
         """Where the request's prompt size came from (caller, count_tokens or estimate)."""
         found = request.get("prompt")
         if found is None:
@@ -498,7 +524,7 @@ class Router:
             request["prompt"] = found
         return found
 
-    async def _size_prompt(self, request: dict[str, Any], state: Any) -> Any:
+    async def _size_prompt(self, request: CallRequest, state: StateSnapshot) -> RequestFeatures:
         """Count the prompt with Vertex when the policy's ``settings.count_tokens`` wants it (see
         :mod:`router.policy.counting` and :mod:`router._token_counter`); the request's features then
         carry the count (or, when no count could be made, the estimate plus the policy's margin)."""
@@ -519,10 +545,10 @@ class Router:
             request["prompt"], request["features"] = size, features
         return features
 
-    def _candidates(self, decision: Any) -> list[Any]:
+    def _candidates(self, decision: Decision) -> list[Choice]:
         return [decision.primary, *decision.fallbacks]
 
-    def _upper_bound(self, choice: Any, features: Any, state: Any = None) -> Decimal:
+    def _upper_bound(self, choice: Choice, features: RequestFeatures, state: StateSnapshot | None = None) -> Decimal:
         """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, plus its grounding
         billed in full (``choice.grounding_units``: one grounded prompt / request, or the policy's
         ``grounding.expected_queries`` search queries / web searches).
@@ -553,7 +579,7 @@ class Router:
             fields[USAGE_FIELD_OF_UNIT[option.unit]] = max(1, getattr(choice, "grounding_units", 0))
         return compute_cost(model, Usage.build(**fields)).total  # no pools: every grounding unit is billed
 
-    def _call_spec(self, choice: Any, request: dict[str, Any], params: dict[str, Any], stream: bool) -> CallSpec:
+    def _call_spec(self, choice: Choice, request: CallRequest, params: dict[str, Any], stream: bool) -> CallSpec:
         """The attempt as the transport sees it: the caller's messages and params are passed as they are (not copied)."""
         model = self.catalog.get(choice.model)
         features = request["features"]
@@ -578,7 +604,7 @@ class Router:
             prompt_tokens=features.prompt_tokens if self._prompt_size(request).source != "estimate" else None,
         )
 
-    async def _bill(self, choice: Any, request: dict[str, Any], usage: Any, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:
+    async def _bill(self, choice: Choice, request: CallRequest, usage: ProviderUsage, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:
         """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
         features = request["features"]
         model = self.catalog.get(choice.model)
@@ -659,7 +685,7 @@ class Router:
             return self.reservation_ttl_s
         return (self.request_timeout_s if timeout_s is None else timeout_s) + RESERVATION_TTL_MARGIN_S
 
-    async def _reserve(self, store: Any, attempt_id: str, decision: Any, amount: Decimal, timeout_s: float | None = None) -> Any:
+    async def _reserve(self, store: Store, attempt_id: str, decision: Decision, amount: Decimal, timeout_s: float | None = None) -> Reservation:
         try:
             reservation = await store.reserve(attempt_id, decision.budgets, amount, self.hold_ttl_s(timeout_s))
         except Exception:
@@ -671,13 +697,13 @@ class Router:
         return reservation
 
     @staticmethod
-    def _retry_on(decision: Any) -> frozenset[str]:
+    def _retry_on(decision: Decision) -> frozenset[str]:
         """The failure kinds the policy falls back on (its ``fallbacks.retry_on``; default: all retryable)."""
         kinds = getattr(decision, "retry_on", None)
         return frozenset(kinds) & RETRYABLE if kinds is not None else RETRYABLE
 
     @staticmethod
-    def _begin_attempt(record: RoutingRecord, choice: Any, reservation: Any, upper: Decimal) -> Attempt | None:
+    def _begin_attempt(record: RoutingRecord, choice: Choice, reservation: Reservation, upper: Decimal) -> Attempt | None:
         """Record the attempt; None when its reservation was denied (the next candidate is tried)."""
         if not reservation.granted:
             record.attempts.append(Attempt(choice.model, choice.location, "denied", upper, detail=f"budget {reservation.denied_scope}"))
@@ -686,7 +712,7 @@ class Router:
         record.attempts.append(attempt)
         return attempt
 
-    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Any, record: RoutingRecord, attempt: Attempt, request: dict[str, Any], usage: Any) -> None:
+    async def _settle_attempt(self, attempt_id: str, cost: Decimal, upper: Decimal, choice: Choice, record: RoutingRecord, attempt: Attempt, request: CallRequest, usage: ProviderUsage) -> None:
         """Book the bill of a served attempt and record it (the end of every successful call or stream)."""
         features = request["features"]
         await request["store"].settle(attempt_id, cost)
@@ -695,7 +721,7 @@ class Router:
         record.model, record.cost_usd = choice.model, cost
         self._finish(record, features, attempt.outcome)
 
-    def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal, choice: Any, request: dict[str, Any], usage: Any) -> None:
+    def _check_bound(self, record: RoutingRecord, cost: Decimal, upper: Decimal, choice: Choice, request: CallRequest, usage: ProviderUsage) -> None:
         """Say so, naming the cause, when the bill passed its reservation: a budget can then overshoot by the
         difference. Only what the router cannot know before the answer does that (see :meth:`_overrun_causes`)."""
         if cost > upper:
@@ -704,7 +730,7 @@ class Router:
             if self.metrics is not None:
                 self.metrics.overruns.inc()
 
-    def _overrun_causes(self, choice: Any, request: dict[str, Any], usage: Any, record: RoutingRecord) -> list[str]:
+    def _overrun_causes(self, choice: Choice, request: CallRequest, usage: ProviderUsage, record: RoutingRecord) -> list[str]:
         """Why a bill passed its reservation: which reserved quantity the provider's usage exceeded."""
         features = request["features"]
         causes: list[str] = []
@@ -742,7 +768,7 @@ class Router:
             causes.append("a priced dimension of the usage that the reservation did not include")
         return causes
 
-    def _finish(self, record: RoutingRecord, features: Any, outcome: str) -> None:
+    def _finish(self, record: RoutingRecord, features: RequestFeatures, outcome: str) -> None:
         if self._request_log is not None and record.model is not None and outcome in ("ok", "interrupted"):
             from router.replay import log_entry
 
@@ -755,17 +781,17 @@ class Router:
         rule = record.rule
         self.metrics.record_request(record.model, features.tenant, rule, outcome, record.cost_usd)
 
-    def _new_record(self, request: dict[str, Any], decision: Any) -> RoutingRecord:
+    def _new_record(self, request: CallRequest, decision: Decision) -> RoutingRecord:
         record = RoutingRecord(request_id=request["id"], decision=decision)
         record.policy_version = getattr(request["compiled"], "version", None) or self.policy_version
         return record
 
-    def _failed_attempt(self, record: RoutingRecord, attempt: Attempt, exc: Any) -> None:
+    def _failed_attempt(self, record: RoutingRecord, attempt: Attempt, exc: AttemptFailed) -> None:
         attempt.outcome, attempt.detail = exc.kind, str(exc)
         if self.metrics is not None and exc.kind in RETRYABLE:
             self.metrics.record_fallback(attempt.model, exc.kind)
 
-    def _exhausted(self, record: RoutingRecord, features: Any) -> RouterError:
+    def _exhausted(self, record: RoutingRecord, features: RequestFeatures) -> RouterError:
         saturated = [a for a in record.attempts if a.outcome == "pt_saturated"]
         if saturated and len(saturated) == len(record.attempts):
             self._finish(record, features, "refused")
@@ -778,7 +804,7 @@ class Router:
         self._finish(record, features, "failed")
         return TransportError("every attempt failed: " + "; ".join(f"{a.model}: {a.outcome}" for a in record.attempts), record.attempts)
 
-    async def _complete(self, request: dict[str, Any], params: dict[str, Any]) -> Any:
+    async def _complete(self, request: CallRequest, params: dict[str, Any]) -> Any:
         features = request["features"]
         decision = await self._decide(request)
         record = self._new_record(request, decision)
@@ -883,7 +909,7 @@ class Router:
             return
         raise self._exhausted(record, features)
 
-    async def _settle_stream(self, stream: Any, choice: Any, request: dict[str, Any], attempt_id: str, record: RoutingRecord, attempt: Attempt, upper: Decimal) -> None:
+    async def _settle_stream(self, stream: TransportStream, choice: Choice, request: CallRequest, attempt_id: str, record: RoutingRecord, attempt: Attempt, upper: Decimal) -> None:
         store = request["store"]
         usage = stream.final_usage()
         if not usage.complete and attempt.outcome == "ok":

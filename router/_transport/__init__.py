@@ -26,6 +26,8 @@ from router._transport.types import (
     CallResult,
     CallSpec,
     ProviderUsage,
+    Transport,
+    TransportStream,
     VertexSettings,
     vertex_label,
 )
@@ -49,6 +51,8 @@ __all__ = [
     "MockTransport",
     "ProviderUsage",
     "StreamUsage",
+    "Transport",
+    "TransportStream",
     "TokenCount",
     "VertexSettings",
     "build_call_kwargs",

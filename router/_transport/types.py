@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 APIS = frozenset({"gemini", "anthropic", "openai_maas", "mistral", "ai21"})
 GROUNDING_KINDS = frozenset({"google_search", "enterprise_web_search", "google_maps", "your_data", "web_search"})
@@ -138,6 +138,29 @@ class AttemptFailed(Exception):
         return f"AttemptFailed(kind={self.kind!r}, status={self.status!r}, message={str(self)!r})"
 
 
+
+class TransportStream(Protocol):
+    """A stream from :meth:`Transport.stream`: async iteration over chunks (failures raise
+    :class:`AttemptFailed`), ``aclose()``, and the usage of what was produced."""
+
+    def __aiter__(self) -> "TransportStream": ...
+
+    async def __anext__(self) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+    def final_usage(self) -> ProviderUsage: ...
+
+
+class Transport(Protocol):
+    """The call seam of the Router (:class:`~router._transport.litellm_adapter.LiteLLMTransport`,
+    :class:`~router._transport.mock.MockTransport`)."""
+
+    async def send(self, spec: CallSpec, settings: VertexSettings) -> CallResult: ...
+
+    def stream(self, spec: CallSpec, settings: VertexSettings) -> TransportStream: ...
+
+
 __all__ = [
     "APIS",
     "FAILURE_KINDS",
@@ -148,6 +171,8 @@ __all__ = [
     "CallResult",
     "CallSpec",
     "ProviderUsage",
+    "Transport",
+    "TransportStream",
     "VertexSettings",
     "vertex_label",
 ]
