@@ -183,12 +183,19 @@ class Store(abc.ABC):
     # ------------------------------------------------------------------ argument checks shared by backends
     @staticmethod
     def _check_reserve(reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> tuple[list[tuple[BudgetScope, int]], int, int]:
-        """Validated ``[(budget, limit_nano)]`` (first of each id), amount in nano-USD and TTL in ms."""
+        """Validated ``[(budget, limit_nano)]`` (one per id), amount in nano-USD and TTL in ms. One counter has
+        one limit: the same budget id twice with different limits is refused (``ValueError``), never decided
+        by the order of the list."""
         check_id(reservation_id)
         unique: dict[str, tuple[BudgetScope, int]] = {}
         for budget in budgets:
             limit = checked_limit(budget)
-            unique.setdefault(budget.id, (budget, limit))
+            found = unique.setdefault(budget.id, (budget, limit))
+            if found[1] != limit:
+                raise ValueError(
+                    f"two budgets share the counter {budget.id!r} with different limits ({found[0].limit_usd} and "
+                    f"{budget.limit_usd} USD): one counter has one limit; merge them or use different windows"
+                )
         nano = to_nano(amount)
         if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float, Decimal)) or not 0 < ttl_s <= 7 * 86400:
             raise ValueError(f"ttl_s must be a positive number of seconds up to 7 days, not {ttl_s!r}")

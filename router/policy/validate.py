@@ -362,9 +362,53 @@ def check_semantics(policy: Policy, catalog: Catalog, name: str, positions: dict
         for j, action in enumerate(budget.actions):
             if action.switch_profile is not None:
                 check_profile_ref(("budgets", i, "actions", j, "switch_profile"), action.switch_profile)
+    _check_shared_counters(policy, add, positions)
     _check_provisioned(policy, catalog, add)
     problems.sort(key=lambda p: (p[1], p[2]))
     return problems
+
+
+def _scope_parts(scope: str) -> tuple[str, str | None, str | None]:
+    """``(kind, tag key, fixed name)`` of a budget scope: ``tenant`` -> (tenant, None, None),
+    ``tag:team=ml`` -> (tag, team, ml), ``app:search`` -> (app, None, search)."""
+    kind, _, rest = scope.partition(":")
+    if kind == "tag":
+        key, eq, value = rest.partition("=")
+        return kind, key, value if eq else None
+    return kind, None, rest or None
+
+
+def _check_shared_counters(policy: Policy, add: Any, positions: dict) -> None:
+    """One counter per budget: two budgets whose scopes can name the same tenant / app / tag value (or both
+    ``global``) over the same window would count into ONE ledger counter (``scope|window``), and only one of
+    their limits could hold. Refused, naming both lines."""
+    from router.policy.model import parse_window
+
+    seen: list[tuple[int, str, str | None, str | None, tuple[str, str, str]]] = []
+    for i, budget in enumerate(policy.budgets):
+        try:
+            window = parse_window(budget.window)
+        except ValueError:
+            continue  # reported by the schema
+        kind, key, value = _scope_parts(budget.scope)
+        for j, o_kind, o_key, o_value, o_window in seen:
+            if o_kind != kind or o_key != key or o_window != window:
+                continue
+            if value is not None and o_value is not None and value != o_value:
+                continue
+            other = policy.budgets[j]
+            line, _ = locate(positions, ("budgets", j, "scope"))
+            shared = "global" if kind == "global" else f"{kind}:{key + '=' if key else ''}{value or o_value or '<each value>'}"
+            label = f"budget {budget.name!r}" if budget.name else "this budget"
+            first = f"budget {other.name!r}" if other.name else "the budget"
+            add(
+                ("budgets", i, "scope"),
+                f"{label} (scope {budget.scope!r}) and {first} at line {line} (scope {other.scope!r}) would share one "
+                f"spend counter for {shared} over {budget.window}: a counter has one limit, so one of them could not "
+                "hold. Merge them into one budget, or give them different windows",
+            )
+            break
+        seen.append((i, kind, key, value, window))
 
 
 def _check_provisioned(policy: Policy, catalog: Catalog, add: Any) -> None:
