@@ -242,3 +242,21 @@ def test_two_processes_share_the_capacity_counter(tmp_path, redis_url, vertex_st
     [month] = totals
     assert (month.served, month.spilled, month.tokens) == (6, 0, 198_000)
     assert spend == 0
+
+
+def test_a_streamed_pt_response_books_zero_and_a_failed_attempt_gives_its_claim_back(tmp_path, redis_url, vertex_stub, stub_router):
+    vertex_stub.script("gemini-2.0-flash", usage={"input_tokens": 1000, "output_tokens": 500})
+    vertex_stub.provision("gemini-2.0-flash", capacity=100_800)
+    prefix = f"pt{uuid.uuid4().hex[:8]}"
+    router = stub_router(policy_file(tmp_path), store=redis_url, key_prefix=prefix)
+    stream = router.complete(MSG, prompt_tokens=1000, max_tokens=500, at=DAY, stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text
+    r = stream.routing
+    assert (r.traffic_type, r.cost_usd, r.provisioned["amortised_cost_usd"]) == ("PROVISIONED_THROUGHPUT", 0, Decimal("0.001771542"))
+    # a 500 from Vertex: the attempt is released and its 3,000-token claim given back
+    vertex_stub.script("gemini-2.0-flash", error="server_error")
+    with pytest.raises(Exception):
+        router.complete(MSG, prompt_tokens=1000, max_tokens=500, at=DAY)
+    spend, used, _ = asyncio.run(ledger(redis_url, prefix))
+    assert spend == 0 and used == 3_000  # only the streamed request's actual tokens
