@@ -103,3 +103,22 @@ def test_token_counts_on_a_character_billed_model_name_the_field(catalog, field,
     with pytest.raises(UsageError) as info:
         compute_cost(catalog.get("gemini-1.5-flash"), Usage.build(input_chars=40, at=DAY, **extra, **{field: 5}))
     assert info.value.field == field and hint in str(info.value) and "gemini-1.5-flash" in str(info.value)
+
+
+def test_cached_characters_are_billed_at_the_long_tier(catalog):
+    # gemini-1.5-flash, 600,000 characters = 150,000 tokens (> 128K): every character long. Seed 000: input
+    # 0.0000375 / 1K; seed 001 (2024 context caching): cached input 0.000009375 / 1K characters (> 128K).
+    # 500,000 x 0.0000375 / 1K = 0.01875; 100,000 x 0.000009375 / 1K = 0.0009375
+    bill = compute_cost(catalog.get("gemini-1.5-flash"), Usage.build(input_chars=600_000, cached_input_chars=100_000, at=DAY))
+    assert {line.dimension: line.amount for line in bill.lines} == {"input_chars_long": D("0.01875"), "cached_input_chars_long": D("0.0009375")}
+
+
+def test_usage_errors_name_the_field_without_pydantic_noise(catalog):
+    from router.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        compute_cost(catalog.get("gemini-2.5-flash"), Usage.build(input_chars=40, at=DAY))
+    assert info.value.field == "input_chars" and "billed by tokens, not characters" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        Usage.build(input_tokens=-1)
+    assert info.value.field == "input_tokens" and "Value error" not in str(info.value)

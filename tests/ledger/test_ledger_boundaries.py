@@ -253,3 +253,26 @@ async def test_a_replayed_settle_older_than_the_newest_spend_still_ages_out(jour
     assert await store.spend(b) == D("0.2")
     await other.close()
     await store.close()
+
+
+# ---------------------------------------------------------------------- calendar month at the year end
+async def test_the_december_month_ends_on_new_year(store, clock):
+    b = budget("tenant:a", "calendar:month@UTC", "10")
+    clock.set(at("2026-12-31T23:59:00"))
+    assert (await store.reserve("r", [b], D("0.4"), 60)).granted
+    await store.settle("r", D("0.4"))
+    assert await store.spend(b) == D("0.4")
+    clock.set(at("2027-01-01T00:00:00"))
+    assert await store.spend(b) == 0
+
+
+# ---------------------------------------------------------------------- idempotent consumption outlives housekeeping
+async def test_a_retried_consumption_is_counted_once_after_housekeeping(store, clock):
+    pool = QuotaPool("search", 3, "day", "UTC")
+    clock.set(at("2026-03-10T10:00:00"))
+    first = await store.consume(pool, 2, "q1")
+    clock.advance(5)  # housekeeping runs (at most once a second) on the next operation
+    await store.consume(pool, 1, "q2")
+    again = await store.consume(pool, 2, "q1")  # a retry of q1: the same split, nothing counted twice
+    assert (again.free_units, again.billable_units) == (first.free_units, first.billable_units) == (2, 0)
+    assert (await store.pool_usage(pool)).used == 3

@@ -156,3 +156,16 @@ def test_weighted_ranks_by_score_then_cheaper_then_list_order():
     # sonnet-4 0.556 - 1 = -0.444, codestral 0 - 0 = 0, claude 3.x 0 - 1 = -1
     both = compile_text(one_profile(f"{{objective: {{type: weighted, quality_weight: 1, cost_weight: 1}}, fallbacks: 5, candidates: {TIES}}}"))
     assert ranking(both) == ["codestral-2501", "codestral-2", "claude-sonnet-4-5", "claude-sonnet-4", "claude-3-7-sonnet", "claude-3-5-sonnet"]
+
+
+def test_a_capability_selector_selects_only_models_that_have_it():
+    cp = compile_text(one_profile("{objective: cheapest, fallbacks: 10, candidates: [{select: {publisher: google, capabilities: [image_output]}}]}"))
+    d = cp.decide(feats())
+    assert d.choices and all("image_output" in cp.catalog.get(c.model).capabilities for c in d.choices)
+
+
+def test_a_choice_as_json():
+    cp = compile_text(one_profile("{candidates: [{model: gemini-2.5-pro}]}"))
+    data = cp.decide(feats()).primary.to_dict()
+    # 1,000 x 1.25 + 250 x 10 per 1M = $0.00375 expected; 1,000 x 1.25 + 500 x 10 = $0.00625 upper bound
+    assert (data["model"], data["estimated_cost_usd"], data["upper_bound_cost_usd"]) == ("gemini-2.5-pro", "0.00375", "0.00625")

@@ -52,3 +52,29 @@ def test_a_cut_stream_never_bills_less_than_the_text_received():
     assert (got.input_tokens, got.output_tokens, got.thinking_tokens) == (120, 996, 4)
     # a stream that finished normally takes the provider's count as it is
     assert usage.final(finished=True).output_tokens == 6
+
+
+def test_a_usage_chunk_with_prompt_tokens_only_is_the_providers_count():
+    usage = StreamUsage(prompt_estimate=5)
+    usage.observe(_chunk(content=""))
+    usage.observe(_chunk(usage={"prompt_tokens": 120, "completion_tokens": 0}, finish="stop"))
+    got = usage.final(finished=True)
+    assert (got.input_tokens, got.output_tokens, got.complete) == (120, 0, True)
+
+
+def test_stream_grounding_and_traffic_type_reach_the_bill():
+    usage = StreamUsage(prompt_estimate=5)
+    chunk = {"choices": [{"delta": {"content": "abcd"}, "finish_reason": None}], "usage": None}
+
+    class _Chunk(dict):
+        pass
+
+    grounded = _Chunk(chunk)
+    grounded.vertex_ai_grounding_metadata = [{"grounding_chunks": [{"web": {"uri": "u1"}}, {"web": {"uri": "u2"}}], "web_search_queries": ["q"]}]
+    grounded._hidden_params = {"provider_specific_fields": {"traffic_type": "ON_DEMAND_PRIORITY"}}
+    usage.observe(grounded)
+    cut = usage.final(finished=False)  # cut before the usage chunk: estimated, with what the chunks said
+    assert (cut.grounding_web_urls, cut.search_queries, cut.traffic_type, cut.output_tokens) == (2, 1, "ON_DEMAND_PRIORITY", 1)
+    usage.observe(_chunk(usage={"prompt_tokens": 100, "completion_tokens": 10}, finish="stop"))
+    done = usage.final(finished=True)
+    assert (done.grounding_web_urls, done.search_queries, done.traffic_type, done.input_tokens) == (2, 1, "ON_DEMAND_PRIORITY", 100)
