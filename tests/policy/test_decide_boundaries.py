@@ -159,9 +159,10 @@ def test_weighted_ranks_by_score_then_cheaper_then_list_order():
 
 
 def test_a_capability_selector_selects_only_models_that_have_it():
-    cp = compile_text(one_profile("{objective: cheapest, fallbacks: 10, candidates: [{select: {publisher: google, capabilities: [image_output]}}]}"))
+    # some Claude models cannot think (claude-3-5-haiku ...): they must not be candidates
+    cp = compile_text(one_profile("{objective: cheapest, fallbacks: 10, candidates: [{select: {publisher: anthropic, capabilities: [thinking]}}]}"))
     d = cp.decide(feats())
-    assert d.choices and all("image_output" in cp.catalog.get(c.model).capabilities for c in d.choices)
+    assert d.choices and all("thinking" in cp.catalog.get(c.model).capabilities for c in d.choices)
 
 
 def test_a_choice_as_json():
