@@ -69,6 +69,13 @@ class _Batch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _resolve(future: "asyncio.Future[Reservation]", result: Reservation) -> None:
+    """Answer a waiting reservation (unless its caller was cancelled meanwhile: a granted hold then
+    expires with its TTL, as it would with a synchronous reserve cancelled in flight)."""
+    if not future.done():
+        future.set_result(result)
+
+
 @dataclass
 class _Request:
     """A reservation waiting for the next group commit."""
@@ -246,6 +253,9 @@ class DeferredRedisStore(RedisStore):
         return True
 
     async def _commit(self, batch: list[_Request]) -> None:
+        batch = [r for r in batch if not r.future.done()]  # a caller that gave up (cancelled) is not decided
+        if not batch:
+            return
         now = self.now_ms()
         self._expire_slices(now)
         sizing = self.sizing
@@ -253,7 +263,7 @@ class DeferredRedisStore(RedisStore):
             kept = []
             for request in batch:
                 if not request.flushed and self._grant_local(request, now):
-                    request.future.set_result(Reservation(request.rid, True, None, from_nano(request.nano)))
+                    _resolve(request.future, Reservation(request.rid, True, None, from_nano(request.nano)))
                 else:
                     kept.append(request)
             batch = kept
@@ -310,7 +320,7 @@ class DeferredRedisStore(RedisStore):
                 raise self._unavailable(exc) from None
             for request in batch:  # fail_open: granted without holds (and journaled when settled)
                 self._remember(request.rid, request.bids, request.nano, now + request.ttl_ms + RECORD_GRACE_MS, now)
-                request.future.set_result(Reservation(request.rid, True, None, from_nano(request.nano)))
+                _resolve(request.future, Reservation(request.rid, True, None, from_nano(request.nano)))
             return
         unflushed = bool(self._pending) or any(not b.applied for b in self._batches)
         again: list[_Request] = []
@@ -324,12 +334,12 @@ class DeferredRedisStore(RedisStore):
                 continue
             if code == 1:
                 self._remember(request.rid, request.bids, held, now + request.ttl_ms + RECORD_GRACE_MS, now)
-                request.future.set_result(Reservation(request.rid, True, None, from_nano(held)))
+                _resolve(request.future, Reservation(request.rid, True, None, from_nano(held)))
             elif code == 2 and time.monotonic() < request.give_up_at:
                 # other processes hold slices that would make it fit: they were asked to drain; decide again
                 asyncio.get_running_loop().call_later(sizing.poll_s if sizing else 0.05, self._requeue, request)
             else:
-                request.future.set_result(Reservation(request.rid, False, denied, Decimal(0)))
+                _resolve(request.future, Reservation(request.rid, False, denied, Decimal(0)))
         base = 3 * len(batch)
         for bid, slot in slots.items():
             size, expiry, draining = (_int(v) for v in out[base + 3 * (slot - 1): base + 3 * slot])
@@ -580,6 +590,8 @@ class DeferredRedisStore(RedisStore):
         for start in range(0, len(batch.entries), MAX_BATCH):
             chunk = batch.entries[start:start + MAX_BATCH]
             await self._settle_batch(chunk, now)
+            for e in chunk:  # Redis now answers a repeated settle itself (already settled: False)
+                self._done.pop(e["rid"], None)
             if not batch.extra.get("counted"):
                 for e in chunk:  # this process's slice decrements are now in Redis
                     if e.get("owner") == self.owner and e.get("ldec"):

@@ -120,3 +120,18 @@ async def test_killing_the_primary_while_its_replica_lags_loses_no_acknowledged_
 async def _confirmed(store) -> bool:  # noqa: ANN001
     await store.flush()
     return store.backlog() == 0
+
+
+def test_router_spend_on_an_unreachable_cluster_is_an_error_line_not_a_traceback(cluster):
+    import subprocess
+    import sys
+
+    seeds = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    for url in (f"redis+cluster://{seeds}", f"redis+cluster://{seeds}?settle=deferred"):
+        done = subprocess.run([sys.executable, "-m", "router", "spend", "--store", url], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr + done.stdout
+        assert "unreachable" in done.stderr + done.stdout
+    live = subprocess.run([sys.executable, "-m", "router", "spend", "--store", cluster.url + f",127.0.0.1:{free_port()}", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert live.returncode == 0, live.stderr  # one seed down: the others answer

@@ -178,3 +178,21 @@ def test_sigkill_with_unflushed_settles_loses_nothing(redis_server, unique_prefi
 
     asyncio.run(check())
     assert not [p for p in (tmp_path / "log").iterdir()]
+
+
+async def test_concurrent_reservations_are_group_committed_in_arrival_order(redis_server, unique_prefix, tmp_path):
+    """Reservations that reach Redis while a call is in flight go together in one script call, each decided
+    in arrival order exactly as if alone (here by hand: limit 1)."""
+    client = redis.Redis(port=redis_server.port)
+    store = store_from_url(_url(redis_server, tmp_path), prefix=unique_prefix)
+    b = BudgetScope("tenant:gc", Window.parse("rolling:1h"), D("1"))
+    assert (await store.reserve("warm", [b], D("0.000000001"), 60)).granted  # scripts loaded, connected
+    amounts = ["0.3", "0.5", "0.4", "0.1", "0.2", "0.099999999", "0.000000001"]
+    # running total: 0.3 ok, 0.8 ok, 1.2 no, 0.9 ok, 1.1 no, 0.999999999 ok, 1.000000000 no (warm holds 1 nano)
+    expected = [True, True, False, True, False, True, False]
+    before = _evalsha_calls(client)
+    results = await asyncio.gather(*(store.reserve(f"g{i}", [b], D(a), 60) for i, a in enumerate(amounts)))
+    assert [r.granted for r in results] == expected
+    assert all(r.denied_scope == b.id for r in results if not r.granted)
+    assert _evalsha_calls(client) - before == 1  # seven reservations, one script call
+    await store.close()

@@ -58,6 +58,8 @@ for e = 1, ne do
     end
     if mode == 'S' then
       redis.call('HSET', rkey, 'st', 'settled', 'act', nano)
+      -- a reservation granted from a slice had no record: reserving its id again must return it, not hold anew
+      redis.call('HSETNX', rkey, 'amt', (amt and amt ~= '') and amt or nano)
     else
       redis.call('HSET', rkey, 'st', 'released')
     end
