@@ -67,10 +67,35 @@ class CallRequest(TypedDict, total=False):
     state: StateSnapshot  # the ledger view the decision used
     prompt: PromptSize
     pt_claims: dict[str, Any]  # Provisioned Throughput claims per attempt id (router._pt_path)
+    cache_writes: str | None  # "5m" / "1h": the request marks parts for prompt caching (writes cost above input)
 
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
 _UNIT_NAMES = {"grounded_prompt": "grounded prompts", "search_query": "search queries", "web_search": "web searches", "request": "grounding requests"}
+
+
+def _cache_write_ttl(messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> str | None:
+    """``"1h"`` or ``"5m"`` when the request marks prompt parts for (Anthropic) prompt caching, whose writes
+    are billed above the input rate; None otherwise. Looks at messages, their content parts and tools."""
+    ttl: str | None = None
+
+    def mark(item: Any) -> None:
+        nonlocal ttl
+        control = item.get("cache_control") if isinstance(item, Mapping) else None
+        if isinstance(control, Mapping):
+            ttl = "1h" if control.get("ttl") == "1h" or ttl == "1h" else "5m"
+
+    for message in messages:
+        mark(message)
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list):
+            for part in content:
+                mark(part)
+    tools = params.get("tools")
+    if isinstance(tools, list):
+        for tool in tools:
+            mark(tool)
+    return ttl
 
 
 def _is_policy_file(policy: Any) -> bool:
@@ -438,6 +463,7 @@ class Router:
             "compiled": compiled,
             "prompt_source": source,
             "store": self.store(),
+            "cache_writes": _cache_write_ttl(messages, params),  # prompt-caching marks: writes cost above input
         }
         params["max_tokens"] = features.max_tokens
         return request, params
@@ -548,7 +574,7 @@ class Router:
     def _candidates(self, decision: Decision) -> list[Choice]:
         return [decision.primary, *decision.fallbacks]
 
-    def _upper_bound(self, choice: Choice, features: RequestFeatures, state: StateSnapshot | None = None) -> Decimal:
+    def _upper_bound(self, choice: Choice, features: RequestFeatures, state: StateSnapshot | None = None, cache_writes: str | None = None) -> Decimal:
         """The most this attempt can cost: the whole prompt plus ``max_tokens`` of output, plus its grounding
         billed in full (``choice.grounding_units``: one grounded prompt / request, or the policy's
         ``grounding.expected_queries`` search queries / web searches).
@@ -556,9 +582,11 @@ class Router:
         The free pool is never counted on: the decision saw it through a snapshot that may be stale, and the
         pool grants its units only at settlement, so a request racing others for the last free units could
         otherwise be billed above its reservation. The settlement books the exact bill (grounding the pool
-        covered is free). ``state`` is unused (kept for callers)."""
+        covered is free). ``state`` is unused (kept for callers). ``cache_writes`` (``"5m"`` / ``"1h"``, the
+        request marks parts for prompt caching): the whole prompt is reserved at that cache-write rate where
+        the model has one (Claude: 1.25x / 2x the input rate), since the provider may bill it as writes."""
         precomputed = getattr(choice, "upper_bound_cost", None)
-        if precomputed is not None and not (choice.priority or choice.grounding):
+        if precomputed is not None and not (choice.priority or choice.grounding or cache_writes):
             # The engine's bound is our cost engine's at online rates, from rates precompiled per model
             # (tested equal); priority and grounding depend on the catalog overlay and the pools.
             return precomputed
@@ -577,6 +605,12 @@ class Router:
             option = model.grounding[kind]
             fields["grounding_kind"] = kind
             fields[USAGE_FIELD_OF_UNIT[option.unit]] = max(1, getattr(choice, "grounding_units", 0))
+        if cache_writes and model.billing_unit != "character":
+            try:
+                written = {f"cache_write_{cache_writes}_tokens": features.prompt_tokens}
+                return compute_cost(model, Usage.build(**fields, **written)).total
+            except PriceNotAvailableError:
+                pass  # no cache-write price for this model: its prompt is billed at the input rate
         return compute_cost(model, Usage.build(**fields)).total  # no pools: every grounding unit is billed
 
     def _call_spec(self, choice: Choice, request: CallRequest, params: dict[str, Any], stream: bool) -> CallSpec:
@@ -754,8 +788,8 @@ class Router:
         produced = usage.output_tokens + usage.thinking_tokens
         if produced > features.max_tokens:
             causes.append(f"the model produced {produced:,} output tokens (thinking included), more than max_tokens={features.max_tokens:,}")
-        if usage.cache_write_5m_tokens or usage.cache_write_1h_tokens:
-            causes.append("prompt cache writes are billed above the input rate the reservation uses")
+        if (usage.cache_write_5m_tokens and request.get("cache_writes") is None) or (usage.cache_write_1h_tokens and request.get("cache_writes") != "1h"):
+            causes.append("prompt cache writes are billed above the rate reserved (mark cached parts with cache_control, and its ttl)")
         reserved_units = getattr(choice, "grounding_units", 0)
         if choice.grounding and record.grounding_billable_units > reserved_units:
             unit = self.catalog.get(choice.model).grounding[choice.grounding].unit
@@ -811,7 +845,7 @@ class Router:
         store = request["store"]
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
-            upper = self._upper_bound(choice, features, request.get("state"))
+            upper = self._upper_bound(choice, features, request.get("state"), request["cache_writes"])
             if choice.provisioned is not None:  # claim PT capacity: $0 to reserve, or the PayGo spill
                 upper = await _pt_path.claim(self, choice, request, attempt_id, upper, record)
                 if upper is None:
@@ -856,7 +890,7 @@ class Router:
         store = request["store"]
         for index, choice in enumerate(self._candidates(decision)):
             attempt_id = f"{request['call_id']}:{index}"
-            upper = self._upper_bound(choice, features, request.get("state"))
+            upper = self._upper_bound(choice, features, request.get("state"), request["cache_writes"])
             if choice.provisioned is not None:  # claim PT capacity: $0 to reserve, or the PayGo spill
                 upper = await _pt_path.claim(self, choice, request, attempt_id, upper, record)
                 if upper is None:

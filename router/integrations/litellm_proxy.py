@@ -338,7 +338,7 @@ class ProxyRouting:
         denied: list[Any] = []
         for index, choice in enumerate(candidates):
             attempt_id = f"{request_id}:{index}"
-            upper = r._upper_bound(choice, features, request.get("state"))
+            upper = r._upper_bound(choice, features, request.get("state"), request.get("cache_writes"))
             try:
                 reservation = await r._reserve(request["store"], attempt_id, decision, upper, request["timeout_s"])
             except StoreUnavailableError as exc:
@@ -423,7 +423,7 @@ class ProxyRouting:
             return
         r = self.router
         await self._release_attempt(pending, pending.current)
-        upper = r._upper_bound(pending.candidates[index], pending.request["features"], pending.request.get("state"))
+        upper = r._upper_bound(pending.candidates[index], pending.request["features"], pending.request.get("state"), pending.request.get("cache_writes"))
         reservation = await r._reserve(r.store(), pending.attempt_id(index), pending.decision, upper, pending.request["timeout_s"])
         pending.current = index
         if not reservation.granted:

@@ -160,3 +160,28 @@ async def test_an_estimated_prompt_that_was_low_is_named_as_such(stub_router, ve
     record = (await r.acomplete(HELLO, max_tokens=10)).routing
     (warning,) = [w for w in record.warnings if "reserved" in w]
     assert "the prompt estimate was low" in warning and "the provider counted 50,000" in warning and "pass prompt_tokens" in warning
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "usage", "reserved", "billed"),
+    [
+        # 10,000 x $6 (1-hour writes) + 500 x $15 per 1M; billed 10,000 x $6 + 100 x $15
+        ({"type": "ephemeral", "ttl": "1h"}, {"cache_write_1h_tokens": 10_000}, "0.0675", "0.0615"),
+        # 10,000 x $3.75 (5-minute writes) + 500 x $15 per 1M; billed 10,000 x $3.75 + 100 x $15
+        ({"type": "ephemeral"}, {"cache_write_5m_tokens": 10_000}, "0.045", "0.039"),
+        # no cache marks: the input rate, 10,000 x $3 + 500 x $15 per 1M; billed 10,000 x $3 + 100 x $15
+        (None, {}, "0.0375", "0.0315"),
+    ],
+)
+async def test_a_prompt_marked_for_caching_reserves_the_cache_write_rate(stub_router, vertex_stub, tmp_path, cache_control, usage, reserved, billed):
+    """Claude bills cache writes at 1.25x / 2x the input rate; the request says it may write (cache_control),
+    so the router knows before sending. Before: reserved at the input rate, billed above it."""
+    r = stub_router(write_policy(tmp_path, "claude-sonnet-4-5"))
+    vertex_stub.script("claude-sonnet-4-5", usage={"input_tokens": 10_000, "output_tokens": 100, **usage})
+    part = {"type": "text", "text": "The whole handbook ... " * 20}
+    if cache_control is not None:
+        part["cache_control"] = cache_control
+    messages = [{"role": "user", "content": [part, {"type": "text", "text": "Summarise chapter 3."}]}]
+    record = (await r.acomplete(messages, max_tokens=500, prompt_tokens=10_000)).routing
+    assert record.attempts[-1].reserved_usd == Decimal(reserved)
+    assert record.cost_usd == Decimal(billed)
