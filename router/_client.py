@@ -798,6 +798,12 @@ class Router:
                 f"{reserved_units} reserved (grounding.expected_queries): how many searches a model runs is not known "
                 "before it answers"
             )
+        provisioned = getattr(record, "provisioned", None)
+        if isinstance(provisioned, dict) and provisioned.get("traffic") == "spilled":
+            causes.append(
+                "Provisioned Throughput did not serve it (spilled to PayGo): traffic the router does not see used "
+                "the capacity it had claimed"
+            )
         if not causes:
             causes.append("a priced dimension of the usage that the reservation did not include")
         return causes
