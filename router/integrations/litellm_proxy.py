@@ -145,6 +145,14 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
+def _count(value: Any) -> Any:
+    """A token count from JSON: a number, or a string of digits; anything else (``true``, ``2.5``, ``"x"``) is
+    passed on for the Router to refuse by name (``RequestError`` -> 400), never coerced (``True`` is not 1)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
@@ -299,10 +307,10 @@ class ProxyRouting:
         if "latency_sensitive" in meta:
             kwargs["latency_sensitive"] = _truthy(meta["latency_sensitive"])
         if meta.get("prompt_tokens") is not None:
-            kwargs["prompt_tokens"] = int(meta["prompt_tokens"])
+            kwargs["prompt_tokens"] = _count(meta["prompt_tokens"])
         max_tokens = data.get("max_tokens") or data.get("max_completion_tokens")
         if max_tokens:
-            kwargs["max_tokens"] = int(max_tokens)
+            kwargs["max_tokens"] = _count(max_tokens)
         for key in ("tools", "functions", "response_format"):  # capabilities the policy filters on
             if data.get(key):
                 kwargs[key] = data[key]

@@ -92,3 +92,15 @@ def test_the_explain_cli_refuses_an_empty_tenant(tmp_path):
     result = CliRunner().invoke(get_app(), ["explain", "--policy", str(path), "--tenant", ""])
     assert result.exit_code != 0 and "--tenant: must not be empty" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(("extra", "field"), [({"max_tokens": True}, "max_tokens"), ({"metadata": {"prompt_tokens": True}}, "prompt_tokens"), ({"metadata": {"tenant": "acme", "prompt_tokens": "2.5"}}, "prompt_tokens")])
+async def test_the_proxy_plugin_refuses_a_bool_token_count_as_a_400(tmp_path, extra, field):
+    """The proxy reads counts from JSON: ``true`` is not 1 token (before: ``int(True)``)."""
+    from tests.proxy.test_hook_unit import _body, _routing
+
+    routing = _routing(tmp_path)
+    with pytest.raises(Exception) as info:
+        await routing.route(_body(**extra))
+    assert getattr(info.value, "code", None) == "400" or getattr(info.value, "status_code", None) == 400
+    assert f"{field}: must be a whole number of tokens" in str(getattr(info.value, "message", info.value))
