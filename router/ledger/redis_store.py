@@ -205,8 +205,11 @@ class RedisStore(Store):
             await asyncio.sleep(PROBE_INTERVAL_S)
             try:
                 await self._claim_id(probe=True)
-            except (_Unavailable, StoreError):
+            except _Unavailable:
                 continue
+            except StoreError:  # Redis answers but refuses (not an outage): operations will report it
+                self._down_until = 0.0
+                return
             self._down_until = 0.0
             if self.journal is not None and self.journal.pending and not self._lock().locked():
                 try:
