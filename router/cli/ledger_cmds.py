@@ -88,25 +88,6 @@ def _matches(budget: Any, templates: list[Any]) -> bool:
     return False
 
 
-def _scope_forms(arg: str) -> set[str]:
-    """``--scope`` as typed and with its name encoded the ledger's way (``tenant:a/b`` -> ``tenant:a%2Fb``),
-    with or without a ``|window`` suffix."""
-    from router.ledger.names import scope_of
-
-    forms = {arg}
-    head, bar, window = arg.rpartition("|") if "|" in arg else (arg, "", "")
-    kind, sep, rest = head.partition(":")
-    try:
-        if sep and kind in ("tenant", "app"):
-            forms.add(scope_of(kind, rest) + bar + window)
-        elif sep and kind == "tag" and "=" in rest:
-            key, _, value = rest.partition("=")
-            forms.add(scope_of("tag", value, key) + bar + window)
-    except (TypeError, ValueError):
-        pass
-    return forms
-
-
 def _pct(used: Decimal, limit: Decimal) -> Decimal | None:
     if limit <= 0:
         return None
@@ -139,7 +120,9 @@ def spend(
             budgets = {b.id: b for b in known}
             for b in extra:
                 budgets[b.id] = b  # the policy's limit wins
-            wanted = _scope_forms(scope) if scope is not None else set()
+            from router.ledger.names import scope_forms
+
+            wanted = scope_forms(scope) if scope is not None else set()
             chosen = [b for bid, b in sorted(budgets.items()) if scope is None or wanted & {b.scope, bid}]
             snap = await ledger.snapshot(chosen, [], [])
             rows = []

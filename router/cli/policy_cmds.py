@@ -106,6 +106,7 @@ def explain_command(
 ) -> None:
     """Show the decision the policy makes for a request, and why."""
     from router.errors import PolicyError, RequestError, RouterError
+    from router.ledger.names import scope_forms
     from router.policy import RequestFeatures, StateSnapshot, compile_policy, estimate_prompt_tokens, explain, load_policy
     from router.policy.features import RAMP_START_TPM
 
@@ -144,7 +145,8 @@ def explain_command(
             fail(f"--spend: {value!r} is not a number")
         if not amount.is_finite() or amount < 0:
             fail("--spend: must be a non-negative amount")
-        spend_map[key] = amount
+        for form in scope_forms(key):  # tenant:a/b also as the ledger spells it (tenant:a%2Fb)
+            spend_map[form] = amount
     pools: dict[str, int] = {}
     for key, value in _pairs("--quota", quota):
         if key not in catalog.pools:

@@ -89,3 +89,20 @@ def _canonical(encoded: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def scope_forms(text: str) -> set[str]:
+    """A scope or budget id typed by a person (CLI), as typed and with its name(s) encoded the ledger's way:
+    ``tenant:a/b`` -> ``{tenant:a/b, tenant:a%2Fb}``, with or without a ``|window`` suffix."""
+    forms = {text}
+    head, bar, window = text.rpartition("|") if "|" in text else (text, "", "")
+    kind, sep, rest = head.partition(":")
+    try:
+        if sep and kind in ("tenant", "app"):
+            forms.add(scope_of(kind, rest) + bar + window)
+        elif sep and kind == "tag" and "=" in rest:
+            key, _, value = rest.partition("=")
+            forms.add(scope_of("tag", value, key) + bar + window)
+    except (TypeError, ValueError):
+        pass
+    return forms

@@ -165,6 +165,7 @@ class RedisStore(Store):
         self._replay_lock: asyncio.Lock | None = None
         self._meta_sent: dict[str, tuple[int, int]] = {}
         self._probe: asyncio.Task[None] | None = None
+        self._id_scan_after = 0.0
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, name: str, keys: list[str], args: list[Any], probe: bool = False) -> Any:
@@ -227,9 +228,11 @@ class RedisStore(Store):
         return found
 
     def _journaled_id(self) -> str | None:
-        """A ledger id recorded by this ledger's events in the journal (any process sharing it)."""
-        if self.journal is None or not self.journal.pending:
+        """A ledger id recorded by this ledger's events in the journal (any process sharing it). The journal is
+        read at most once a second (the probe asks 20 times a second during an outage)."""
+        if self.journal is None or not self.journal.pending or time.monotonic() < self._id_scan_after:
             return None
+        self._id_scan_after = time.monotonic() + 1.0
         found: list[str] = []
 
         def mine(event: dict[str, Any]) -> bool:
