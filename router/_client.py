@@ -798,11 +798,11 @@ class Router:
                 f"{reserved_units} reserved (grounding.expected_queries): how many searches a model runs is not known "
                 "before it answers"
             )
-        provisioned = getattr(record, "provisioned", None)
-        if isinstance(provisioned, dict) and provisioned.get("traffic") == "spilled":
+        pt = choice.provisioned
+        if pt is not None and pt.covered and record.provisioned is not None and record.provisioned.get("traffic") == "spilled":
             causes.append(
-                "Provisioned Throughput did not serve it (spilled to PayGo): traffic the router does not see used "
-                "the capacity it had claimed"
+                f"Provisioned Throughput {pt.key} was to serve it ($0 reserved for its tokens) but Vertex spilled it to "
+                "PayGo (the project's PT was used by traffic this router does not count, or Vertex's window differs)"
             )
         if not causes:
             causes.append("a priced dimension of the usage that the reservation did not include")

@@ -260,3 +260,21 @@ def test_a_streamed_pt_response_books_zero_and_a_failed_attempt_gives_its_claim_
         router.complete(MSG, prompt_tokens=1000, max_tokens=500, at=DAY)
     spend, used, _ = asyncio.run(ledger(redis_url, prefix))
     assert spend == 0 and used == 3_000  # only the streamed request's actual tokens
+
+
+@pytest.mark.reservation_overrun  # deliberate: the stub's PT is smaller than the router's subscription
+def test_a_spill_the_router_did_not_expect_is_billed_in_full_and_flagged(tmp_path, redis_url, vertex_stub, stub_router):
+    """The project's PT is used by other traffic: the stub has room for 2,000 adjusted tokens only, the
+    router's counter sees the whole GSU. The request reserves $0 for its tokens, Vertex spills it: it is
+    billed at PayGo ($0.00045) above its reservation, counted as an overrun, and the cause is named."""
+    vertex_stub.script("gemini-2.0-flash", usage={"input_tokens": 1000, "output_tokens": 500})
+    vertex_stub.provision("gemini-2.0-flash", capacity=2_000)
+    prefix = f"pt{uuid.uuid4().hex[:8]}"
+    metrics = RouterMetrics()
+    router = stub_router(policy_file(tmp_path), store=redis_url, key_prefix=prefix, metrics=metrics)
+    r = router.complete(MSG, prompt_tokens=1000, max_tokens=500, at=DAY).routing
+    assert (r.traffic_type, r.attempts[0].reserved_usd, r.cost_usd) == ("ON_DEMAND", 0, Decimal("0.00045"))
+    assert any("Provisioned Throughput gemini-2.0-flash@us-central1 was to serve it" in w for w in r.warnings)
+    assert "router_reservation_overruns_total 1.0" in metrics.render().decode()
+    spend, used, _ = asyncio.run(ledger(redis_url, prefix))
+    assert spend == Decimal("0.00045") and used == 0  # the claim was given back
