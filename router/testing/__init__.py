@@ -13,6 +13,7 @@ _EXPORTS: dict[str, str] = {
     "VertexStub": "router.testing.vertex_stub",
     "CountScript": "router.testing.vertex_stub",
     "ModelScript": "router.testing.vertex_stub",
+    "ProvisionedScript": "router.testing.vertex_stub",
     "StubRequest": "router.testing.vertex_stub",
     "vertex_settings_for": "router.testing.vertex_stub",
     "make_service_account": "router.testing.credentials",
