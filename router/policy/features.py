@@ -40,10 +40,11 @@ def check_name(field: str, value: Any, what: str = "") -> str:
         raise RequestError(field, f"{part}must not be empty: pass None (or leave it out) for none")
     if len(value) > MAX_NAME_CHARS:
         raise RequestError(field, f"{part}is {len(value)} characters long; at most {MAX_NAME_CHARS} are allowed")
-    try:
-        encode_name(value)
-    except ValueError as exc:
-        raise RequestError(field, f"{part}{exc}") from None
+    if not value.isascii():  # only non-ASCII text can fail to encode (a lone surrogate)
+        try:
+            encode_name(value)
+        except ValueError as exc:
+            raise RequestError(field, f"{part}{exc}") from None
     return value
 
 

@@ -133,3 +133,8 @@ def test_every_key_of_a_reservation_stays_in_the_prefix_hash_slot():
     assert "{" not in scope.id and "}" not in scope.id
     built = [keys.rolling(scope.id), keys.calendar(scope.id, 0), keys.hold_set(scope.id), keys.hold_sum(scope.id), keys.meta, keys.record("r1")]
     assert {key_slot(k.encode()) for k in built} == {key_slot(b"router")}
+
+
+def test_a_name_that_is_not_unicode_text_is_refused():
+    with pytest.raises(RequestError, match=r"^tenant: .*not valid Unicode text"):
+        RequestFeatures(tenant="a\ud800")
