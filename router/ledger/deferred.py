@@ -49,6 +49,8 @@ log = logging.getLogger("router.ledger")
 
 #: Most settles applied by one script call (bounds the time Redis spends in one script).
 MAX_BATCH = 128
+#: How long a settle-log segment is appended to before a new one starts.
+SEGMENT_S = 1.0
 #: How often a live process looks for settle logs left by dead processes.
 ORPHAN_SCAN_S = 5.0
 #: How long a replica that disappeared from the primary's list is waited for before it is taken as removed.
@@ -138,6 +140,7 @@ class DeferredRedisStore(RedisStore):
         self._next_orphan_scan = 0.0
         self.flush_errors = 0
         self._replicas_seen: dict[str, tuple[int, float]] = {}  # replication id -> (replicas, last seen)
+        self._closed_segments: set[Path] = set()  # own closed segments, deleted once nothing in them is pending
         # group commit: reservations that go to Redis, queued while a batch is in flight
         self._queue: list[_Request] = []
         self._committer: asyncio.Task[None] | None = None
@@ -562,13 +565,21 @@ class DeferredRedisStore(RedisStore):
         :class:`StoreUnavailableError` when Redis cannot be reached (the entries stay in the log)."""
         async with self._lock_flush():
             await self._recover_locked()
-            rotated = self.settle_log.rotate()
-            entries, self._pending = self._pending, []  # exactly the rotated segment's entries
-            if entries or rotated is not None:
-                self._batches.append(_Batch(rotated[0] if rotated else None, entries))
-            if rotated is not None:
-                # fsync off the event loop: settles append to the next segment meanwhile
+            log_ = self.settle_log
+            entries, self._pending = self._pending, []  # all in the current segment
+            if entries:
+                self._batches.append(_Batch(log_.current, entries))
+            # fsync (off the event loop) before sending; a segment is closed about once a second and deleted
+            # once every batch in it is confirmed, so the file system sees few creates and deletes
+            if log_.rotation_due(SEGMENT_S):
+                rotated = log_.rotate()
+                assert rotated is not None
+                self._closed_segments.add(rotated[0])
                 await asyncio.to_thread(SettleLog.finish, rotated[1], rotated[2])
+            else:
+                fd = log_.dirty_fd()
+                if fd is not None:
+                    await asyncio.to_thread(os.fsync, fd)
             applied = 0
             try:
                 for _ in range(2):  # a second pass applies again what a failover lost
@@ -664,8 +675,11 @@ class DeferredRedisStore(RedisStore):
                 batch.applied = False  # failover (or restart): the new primary may miss it; apply again
             if not batch.applied or missing or (replicas and min(replicas) < batch.offset):
                 keep.append(batch)  # not applied yet, or a replica has not acknowledged it yet
-            elif batch.segment is not None:
-                self.settle_log.drop(batch.segment)
+        referenced = {b.segment for b in keep}
+        done = [p for p in self._closed_segments | {b.segment for b in self._batches if b.orphan} if p is not None and p not in referenced]
+        if done:
+            self._closed_segments.difference_update(done)
+            await asyncio.to_thread(lambda: [SettleLog.drop(p) for p in done])
         adopted = {(b.orphan, b.orphan_fd) for b in self._batches if b.orphan is not None and b.orphan_fd is not None}
         for owner, fd in adopted:
             if not any(b.orphan == owner for b in keep):  # an adopted log fully confirmed: remove it

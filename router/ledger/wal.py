@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class SettleLog:
         self._fd: int | None = None
         self._current: Path | None = None
         self._dirty = False
+        self._opened = 0.0
         self.count = 0  # entries in the current segment
 
     # ------------------------------------------------------------------ appending
@@ -67,6 +69,7 @@ class SettleLog:
         self._seq += 1
         self._current = self.dir / f"{self.owner}.{self._seq:09d}.jsonl"
         self._fd = os.open(self._current, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        self._opened = time.monotonic()
         self.count = 0
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -80,6 +83,23 @@ class SettleLog:
             os.fsync(self._fd)
         else:
             self._dirty = True
+
+    @property
+    def current(self) -> Path | None:
+        """The segment appended to now (None before the first append after a rotation)."""
+        return self._current
+
+    def rotation_due(self, max_age_s: float, max_entries: int = 100_000) -> bool:
+        """Whether the current segment should be closed (older than ``max_age_s`` or large): segments are
+        rotated about once a second, not per batch, so the file system sees few creates and deletes."""
+        return self._fd is not None and (time.monotonic() - self._opened >= max_age_s or self.count >= max_entries)
+
+    def dirty_fd(self) -> int | None:
+        """The current segment's descriptor if it has unsynced writes (marked synced: the caller fsyncs it)."""
+        if self._fd is None or not self._dirty:
+            return None
+        self._dirty = False
+        return self._fd
 
     def rotate(self) -> tuple[Path, int, bool] | None:
         """Start a new segment for the next append; returns the old one's path, its open file descriptor and
@@ -165,7 +185,9 @@ class SettleLog:
         os.close(fd)
 
     def backlog(self) -> int:
-        """Entries of this directory not confirmed yet (every process's, for metrics and tests)."""
+        """Entries in this directory's segments (every process's): not confirmed yet, or confirmed in a
+        segment still open (a segment is deleted once closed and fully confirmed; replaying a confirmed
+        entry counts nothing twice)."""
         return sum(len(_read_entries(p)) for p in self.dir.glob("*.jsonl"))
 
     def close(self, remove: bool) -> None:
