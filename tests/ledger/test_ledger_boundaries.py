@@ -276,3 +276,43 @@ async def test_a_retried_consumption_is_counted_once_after_housekeeping(store, c
     again = await store.consume(pool, 2, "q1")  # a retry of q1: the same split, nothing counted twice
     assert (again.free_units, again.billable_units) == (first.free_units, first.billable_units) == (2, 0)
     assert (await store.pool_usage(pool)).used == 3
+
+
+# ---------------------------------------------------------------------- the cap counts settled spend
+async def test_settled_spend_counts_against_the_cap(store):
+    b = budget(limit="1")
+    assert (await store.reserve("a", [b], D("0.8"), 60)).granted
+    await store.settle("a", D("0.8"))  # settled, no longer held
+    assert not (await store.reserve("b", [b], D("0.200000001"), 60)).granted
+    assert (await store.reserve("c", [b], D("0.2"), 60)).granted  # 0.8 + 0.2 = the limit, exactly
+
+
+# ---------------------------------------------------------------------- no key lives forever
+@pytest.mark.parametrize("store_url", ["fakeredis", "redis"], indirect=True)
+async def test_every_key_of_an_abandoned_hold_expires(store, store_url, unique_prefix):
+    """A worker killed between reserve and settle leaves keys that must all expire on their own."""
+    import redis.asyncio as aredis
+
+    b = budget("tenant:a", "rolling:1h", "10")
+    assert (await store.reserve("abandoned", [b], D("0.5"), 60)).granted
+    client = store.client if store_url.startswith("fakeredis") else aredis.Redis.from_url(store_url)
+    ttls = {k: await client.pttl(k) async for k in client.scan_iter(match="{" + unique_prefix + "}:*")}
+    if client is not store.client:
+        await client.aclose()
+    assert ttls and all(ttl > 0 for ttl in ttls.values()), ttls
+
+
+# ---------------------------------------------------------------------- shared policy versions
+async def test_publishing_the_current_version_again_changes_nothing(store):
+    from router.ledger.base import POLICY_HISTORY
+
+    def v(i: int) -> str:
+        return f"{i:012x}"  # policy versions are 12 hex digits
+
+    assert await store.publish_policy("main", v(1), "version: 1") is True
+    assert await store.publish_policy("main", v(1), "version: 1") is False
+    assert [version for version, _ in await store.policy_history("main")] == [v(1)]
+    for i in range(2, POLICY_HISTORY + 3):
+        assert await store.publish_policy("main", v(i), "version: 1") is True
+    history = [version for version, _ in await store.policy_history("main")]
+    assert len(history) == POLICY_HISTORY and history[0] == v(POLICY_HISTORY + 2)  # newest first, capped
