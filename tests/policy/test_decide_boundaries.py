@@ -170,3 +170,24 @@ def test_a_choice_as_json():
     data = cp.decide(feats()).primary.to_dict()
     # 1,000 x 1.25 + 250 x 10 per 1M = $0.00375 expected; 1,000 x 1.25 + 500 x 10 = $0.00625 upper bound
     assert (data["model"], data["estimated_cost_usd"], data["upper_bound_cost_usd"]) == ("gemini-2.5-pro", "0.00375", "0.00625")
+
+
+def test_weighted_costs_are_scaled_between_the_cheapest_and_the_dearest():
+    # quality_weight 1, cost_weight 0.9: codestral (cheapest, c = 0) scores 0; claude-sonnet-4-5 (dearest,
+    # c = 1) scores 0.78 - 0.9 = -0.12: the cheap unscored model wins. (Scaled by anything but the
+    # cheapest..dearest span, sonnet-4-5 would score above 0.)
+    cp = compile_text(one_profile(f"{{objective: {{type: weighted, quality_weight: 1, cost_weight: 0.9}}, fallbacks: 5, candidates: {TIES}}}"))
+    assert ranking(cp)[:3] == ["codestral-2501", "codestral-2", "claude-sonnet-4-5"]
+
+
+def test_a_model_listed_twice_keeps_its_first_entry():
+    cp = compile_text(one_profile("{fallbacks: 3, candidates: [{model: gemini-2.5-flash, location: europe-west4}, {model: gemini-2.5-flash, location: us-east1}]}"))
+    assert [(c.model, c.location) for c in cp.decide(feats()).choices] == [("gemini-2.5-flash", "europe-west4")]
+
+
+def test_grounded_upper_bounds_include_one_paid_grounded_prompt():
+    # the upper bound never counts on the free pool: + $35 / 1,000 grounded prompts = $0.035 (seed 000).
+    # flash-lite 1,000 x 0.1 + 500 x 0.4 per 1M = 0.0003; gemini-2.5-pro 1,000 x 1.25 + 500 x 10 = 0.00625
+    cp = compile_text(one_profile("{objective: cheapest, fallbacks: 2, candidates: [{model: gemini-2.5-flash-lite}, {model: gemini-2.5-pro}]}"))
+    d = cp.decide(feats(grounding="google_search"), StateSnapshot(pools={"gemini-2x-flash-search-daily": 1499}))
+    assert [(c.model, c.upper_bound_cost) for c in d.choices] == [("gemini-2.5-flash-lite", D("0.0353")), ("gemini-2.5-pro", D("0.04125"))]
