@@ -156,4 +156,10 @@ MUTATIONS: list[Mutation] = [
              "  if lo == nil or idx < lo then", "  if lo == nil then", LEDGER),
     Mutation("lua: long-idle eviction drops the oldest in-window bucket", "router/ledger/lua/_lib.lua",
              "if idx and idx < first then", "if idx and idx <= first then", LEDGER),
+    Mutation("decide: weighted cost scaled by max + min", "router/policy/decide.py",
+             "span = (max(r[2] for r in elig) - lo) or 1", "span = (max(r[2] for r in elig) + lo) or 1", DECIDE),
+    Mutation("decide: grounding subtracted from the upper bound", "router/policy/decide.py",
+             "                ub += units * grate", "                ub -= units * grate", DECIDE),
+    Mutation("selection: a model listed twice is a candidate twice", "router/policy/selection.py",
+             "seen.add(model.id)", "seen.add(None)", DECIDE),
 ]
