@@ -44,6 +44,12 @@ def _exercised_metrics() -> RouterMetrics:
     metrics.overruns.inc()
     metrics.decision_seconds.observe(0.00003)
     metrics.journal_backlog.set(0)
+    metrics.record_pt("gemini-2.0-flash@us-central1", "spilled")
+    metrics.set_pt("gemini-2.0-flash@us-central1", 10, 100)
+    metrics.pt_served_share.labels("gemini-2.0-flash", "us-central1").set(0.5)
+    metrics.pt_amortised.labels("gemini-2.0-flash", "us-central1").set(1.0)
+    metrics.record_count_tokens("counted")
+    metrics.set_count_pool("router-stub-project", 1, 2999)
     budget = BudgetScope("tenant:acme", Window.parse("calendar:month@UTC"), Decimal("100"))
     now = dt.datetime(2026, 11, 11, tzinfo=dt.timezone.utc)
     snapshot = LedgerSnapshot(
@@ -87,7 +93,8 @@ def test_dashboard_covers_what_operators_watch():
         "router_budget_spend_usd", "router_budget_utilisation_ratio", "router_budget_burn_usd_per_hour",
         "router_budget_projected_usd", "router_grounding_pool_used", "router_grounding_pool_free_units",
         "router_priority_tokens_last_minute", "router_reservation_denials_total", "router_fallbacks_total",
-        "router_policy_reload_failing",
+        "router_policy_reload_failing", "router_pt_utilisation_ratio", "router_pt_requests_total",
+        "router_count_tokens_pool_used",
     ):
         assert needed in text, needed
 
