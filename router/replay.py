@@ -139,6 +139,15 @@ class ReplayReport:
             "figures": self.figures(),
         }
 
+    def mean_quality(self) -> dict[str, str | None]:
+        """Mean catalog quality score (0-100, two decimals) of the logged and of the replayed models."""
+        from router.cost import fmt
+
+        def mean(values: list[Decimal]) -> str | None:
+            return fmt((sum(values, Decimal(0)) / len(values)).quantize(Decimal("0.01"))) if values else None
+
+        return {"logged": mean(self.quality_logged), "replayed": mean(self.quality_replayed)}
+
     def figures(self) -> dict[str, Any]:
         """The data behind every chart of ``router replay --report`` (amounts as exact decimal strings)."""
         from router.cost import fmt
@@ -149,9 +158,6 @@ class ReplayReport:
             logged_total += item["logged_usd"]
             replayed_total += item["replayed_usd"]
             cumulative.append({"at": item["at"], "line": item["line"], "logged_usd": fmt(logged_total), "replayed_usd": fmt(replayed_total)})
-
-        def mean(values: list[Decimal]) -> str | None:
-            return fmt((sum(values, Decimal(0)) / len(values)).quantize(Decimal("0.01"))) if values else None
 
         return {
             "cumulative_spend": cumulative,
@@ -164,7 +170,7 @@ class ReplayReport:
                 pool: {"free_units": self.pool_free.get(pool, 0), "usage": [{"at": at, "used": used} for at, used in points]}
                 for pool, points in sorted(self.pool_usage.items())
             },
-            "mean_quality": {"logged": mean(self.quality_logged), "replayed": mean(self.quality_replayed)},
+            "mean_quality": self.mean_quality(),
         }
 
 

@@ -234,8 +234,8 @@ def _grounding_section(plt: Any, runs: Sequence[PolicyRun]) -> str:
 
 
 def _quality_section(plt: Any, runs: Sequence[PolicyRun]) -> str:
-    points = [(LOGGED, runs[0].report.logged_usd, runs[0].report.figures()["mean_quality"]["logged"])]
-    points += [(run.name, run.report.replayed_usd, run.report.figures()["mean_quality"]["replayed"]) for run in runs]
+    points = [(LOGGED, runs[0].report.logged_usd, runs[0].report.mean_quality()["logged"])]
+    points += [(run.name, run.report.replayed_usd, run.report.mean_quality()["replayed"]) for run in runs]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, cost, quality in points:
         if quality is not None:
@@ -253,10 +253,10 @@ def _quality_section(plt: Any, runs: Sequence[PolicyRun]) -> str:
 
 
 def _summary(runs: Sequence[PolicyRun], log: str) -> str:
-    rows = [(LOGGED, runs[0].report.requests, format_usd(runs[0].report.logged_usd), "-", "-", "-", runs[0].report.figures()["mean_quality"]["logged"] or "-")]
+    rows = [(LOGGED, runs[0].report.requests, format_usd(runs[0].report.logged_usd), "-", "-", "-", runs[0].report.mean_quality()["logged"] or "-")]
     for run in runs:
         r = run.report
-        rows.append((run.name, r.requests, format_usd(r.replayed_usd), format_usd(r.replayed_usd - r.logged_usd), r.changed, r.refused, r.figures()["mean_quality"]["replayed"] or "-"))
+        rows.append((run.name, r.requests, format_usd(r.replayed_usd), format_usd(r.replayed_usd - r.logged_usd), r.changed, r.refused, r.mean_quality()["replayed"] or "-"))
     return (
         f"<section><h2>Summary</h2><p>{runs[0].report.requests} logged requests from <code>{html.escape(log)}</code>.</p>"
         + _table(("policy", "requests", "total cost", "vs logged", "changed model", "refused", "mean quality"), rows)
