@@ -166,7 +166,7 @@ class Router:
         journal_path: str | None = None,
         reservation_ttl_s: float | None = None,
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
-        snapshot_max_age_s: float = 0.1,
+        snapshot_max_age_s: float = 0.05,
         request_log: str | os.PathLike[str] | None = None,
         key_prefix: str = "router",
         watch_policy: bool = True,

@@ -55,7 +55,7 @@ async def spend(r) -> Decimal:
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis_server)])
 def ledger(request: pytest.FixtureRequest) -> dict[str, str]:
     """Router store options: the memory ledger, or a real redis-server (where decisions read a snapshot
-    cached for up to snapshot_max_age_s = 0.1 s, the stale view of the pool the issue found)."""
+    cached for up to snapshot_max_age_s (0.05 s by default), the stale view of the pool the issue found)."""
     if request.param == "memory":
         return {"store": "memory://"}
     server = request.getfixturevalue("redis_server")
