@@ -15,23 +15,8 @@ from router.cli import get_app
 from router.errors import PolicyError
 from router.policy import StateSnapshot
 from tests.policy.conftest import compile_text, feats
+from tests.policy.test_pacing import POLICY  # the same pacing policy: best, then cheap at 100 % of pace
 
-POLICY = """
-version: 1
-candidates: [{model: gemini-2.5-pro}, {model: gemini-2.5-flash-lite}]
-profiles:
-  best: {objective: best_quality}
-  cheap: {objective: cheapest}
-default_profile: best
-budgets:
-  - name: monthly
-    scope: tenant
-    window: calendar:month@UTC
-    limit_usd: "300"
-    actions:
-      - {at_pace_percent: 100, switch_profile: cheap}
-      - {at_pace_percent: 200, refuse: true}
-"""
 UTC = dt.timezone.utc
 
 
