@@ -30,3 +30,38 @@ def test_prompt_estimate_counts_nested_parts_and_skips_none() -> None:
     # 20 characters exactly at a token boundary: one more character (anywhere) is one more token.
     messages[1]["content"].append({"type": "wrapper", "content": "u"})
     assert estimate_prompt_tokens(messages) == 6
+
+
+def _chunk(text: str = "", usage: dict | None = None) -> dict:
+    chunk: dict = {"choices": [{"delta": {"content": text}, "finish_reason": None}]}
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk
+
+
+def test_a_usage_chunk_with_completion_tokens_only_is_the_bill() -> None:
+    from router._transport import StreamUsage
+
+    stream = StreamUsage(prompt_estimate=40)
+    stream.observe(_chunk("abcd"))
+    stream.observe(_chunk(usage={"prompt_tokens": 0, "completion_tokens": 7}))
+    assert stream.has_usage
+    final = stream.final(finished=True)
+    assert (final.input_tokens, final.output_tokens, final.complete) == (0, 7, True)
+
+
+def test_a_prompt_reported_mid_stream_is_never_undercut() -> None:
+    from router._transport import StreamUsage
+
+    # Reported 500 prompt tokens first (Claude's message_start), the final usage says 10: bill 500.
+    stream = StreamUsage(prompt_estimate=40)
+    stream.observe_reported({"prompt_tokens": 500, "completion_tokens": 0})
+    stream.observe(_chunk("abcdefgh", usage={"prompt_tokens": 10, "completion_tokens": 3}))
+    final = stream.final(finished=True)
+    assert (final.input_tokens, final.output_tokens) == (500, 3)
+    # A cut stream with no usage chunk: the reported prompt (500), not the estimate (40); 8 chars -> 2 tokens.
+    cut = StreamUsage(prompt_estimate=40)
+    cut.observe_reported({"prompt_tokens": 500, "completion_tokens": 0})
+    cut.observe(_chunk("abcdefgh"))
+    final = cut.final(finished=False)
+    assert (final.input_tokens, final.output_tokens, final.complete) == (500, 2, False)
