@@ -153,6 +153,8 @@ MUTATIONS: list[Mutation] = [
     Mutation("usage: a cut stream ignores the reported prompt", "router/_transport/usage.py",
              "        if self._reported is not None:\n            prompt =", "        if False:\n            prompt =",
              ("tests/transport/test_usage_mutants.py",)),
+    Mutation("decide: exactly one free grounding query left treated as none", "router/policy/decide.py",
+             "                elif remaining > 0:", "                elif remaining > 1:", ("tests/policy/test_decide_mutants.py",)),
     Mutation("cost: cached characters at the short tier", "router/cost.py",
              'b.tiered("cached_input_chars", u.cached_input_chars, long, per, unit)',
              'b.tiered("cached_input_chars", u.cached_input_chars, False, per, unit)', COST),
