@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,44 @@ class _Buckets:
         self.total += amount
 
 
+class _Holds:
+    """One budget's live holds: rid -> (nano, expires_ms), their running total, and an expiry heap.
+
+    ``total`` always equals the sum of the live holds' nano (kept on every add / drop / expiry), so a
+    reserve costs O(log holds) instead of a scan of every outstanding hold. The heap may keep entries of
+    holds already settled or released; they are skipped when they come up.
+    """
+
+    __slots__ = ("by_rid", "total", "heap")
+
+    def __init__(self) -> None:
+        self.by_rid: dict[str, tuple[int, int]] = {}
+        self.total = 0
+        self.heap: list[tuple[int, str]] = []
+
+    def add(self, rid: str, nano: int, expires: int) -> None:
+        old = self.by_rid.get(rid)
+        if old is not None:
+            self.total -= old[0]
+        self.by_rid[rid] = (nano, expires)
+        self.total += nano
+        heapq.heappush(self.heap, (expires, rid))
+
+    def drop(self, rid: str) -> None:
+        found = self.by_rid.pop(rid, None)
+        if found is not None:
+            self.total -= found[0]
+
+    def expire(self, now: int) -> None:
+        heap, by_rid = self.heap, self.by_rid
+        while heap and heap[0][0] <= now:
+            expires, rid = heapq.heappop(heap)
+            found = by_rid.get(rid)
+            if found is not None and found[1] == expires:
+                del by_rid[rid]
+                self.total -= found[0]
+
+
 @dataclass
 class _Record:
     state: str
@@ -86,7 +125,7 @@ class MemoryStore(Store):
         super().__init__(clock)
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
-        self._holds: dict[str, dict[str, tuple[int, int]]] = {}  # bid -> rid -> (nano, expires_ms)
+        self._holds: dict[str, _Holds] = {}  # bid -> live holds with their running total
         self._rolling: dict[str, _Buckets] = {}
         self._calendar: dict[tuple[str, int], list[int]] = {}  # (bid, start) -> [nano, end_ms]
         self._meta: dict[str, tuple[int, int]] = {}  # bid -> (limit nano, last seen ms)
@@ -134,15 +173,13 @@ class MemoryStore(Store):
 
     def _held(self, bid: str, now: int) -> int:
         holds = self._holds.get(bid)
-        if not holds:
-            self._holds.pop(bid, None)
+        if holds is None:
             return 0
-        for rid in [r for r, (_, exp) in holds.items() if exp <= now]:
-            del holds[rid]
-        if not holds:
+        holds.expire(now)
+        if not holds.by_rid:
             del self._holds[bid]
             return 0
-        return sum(nano for nano, _ in holds.values())
+        return holds.total
 
     def _settled(self, bid: str, now: int) -> int:
         window = window_of(bid)
@@ -183,7 +220,10 @@ class MemoryStore(Store):
                 if total > limit:
                     return Reservation(reservation_id, False, budget.id, Decimal(0))
             for budget, _ in unique:
-                self._holds.setdefault(budget.id, {})[reservation_id] = (nano, now + ttl_ms)
+                holds = self._holds.get(budget.id)
+                if holds is None:
+                    holds = self._holds[budget.id] = _Holds()
+                holds.add(reservation_id, nano, now + ttl_ms)
             self._records[reservation_id] = _Record("held", nano, tuple(b.id for b, _ in unique), now + ttl_ms + RECORD_GRACE_MS)
         return Reservation(reservation_id, True, None, from_nano(nano))
 
@@ -201,8 +241,8 @@ class MemoryStore(Store):
                 return False
             for bid in record.bids:
                 holds = self._holds.get(bid)
-                if holds:
-                    holds.pop(reservation_id, None)
+                if holds is not None:
+                    holds.drop(reservation_id)
                 self._book(bid, nano, now)
             record.state, record.keep_until = "settled", now + IDEMPOTENCY_TTL_MS
         return True
@@ -218,8 +258,8 @@ class MemoryStore(Store):
                 return False
             for bid in record.bids:
                 holds = self._holds.get(bid)
-                if holds:
-                    holds.pop(reservation_id, None)
+                if holds is not None:
+                    holds.drop(reservation_id)
             record.state, record.keep_until = "released", max(record.keep_until, now + IDEMPOTENCY_TTL_MS)
         return True
 
