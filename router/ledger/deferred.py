@@ -151,6 +151,7 @@ class DeferredRedisStore(RedisStore):
         self._slices: OrderedDict[str, _Slice] = OrderedDict()  # reservations granted from slices
         self._slice_expiry: list[tuple[int, str]] = []
         self._keeper: asyncio.Task[None] | None = None
+        self._slice_lock: asyncio.Lock | None = None
         self.local_grants = 0
 
     # ------------------------------------------------------------------ settle
@@ -162,6 +163,23 @@ class DeferredRedisStore(RedisStore):
             if until > now and len(self._done) <= 1_000_000:
                 break
             del self._done[first_rid]
+
+    async def _run_slices(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script that reads or changes this process's slices, one at a time (with leases).
+
+        A reply reports the slice size as of the script's execution; this process subtracts the slice
+        decrements it has logged but not seen applied (``Lease.pending``). That is only right when the
+        replies are processed in the order Redis executed the scripts: a settle batch applied (and its
+        ``pending`` dropped) after a reserve batch executed but before its reply was processed would
+        make the stale size look current, and the settled bills would be granted a second time (the cap
+        overshot, seen under heavy load). So these scripts never overlap, and every caller updates its
+        leases right after this returns, without awaiting anything in between."""
+        if self.sizing is None:
+            return await self._run(name, keys, args)
+        if self._slice_lock is None:
+            self._slice_lock = asyncio.Lock()
+        async with self._slice_lock:
+            return await self._run(name, keys, args)
 
     def _defer(self, entry: dict[str, Any]) -> None:
         self.settle_log.append(entry)
@@ -313,7 +331,7 @@ class DeferredRedisStore(RedisStore):
         share = sizing.share if sizing else 8
         args = [now, self.owner, RECORD_GRACE_MS, drain_ms, share, len(slots), len(batch), *(v for a in slot_args for v in a), *req_args]
         try:
-            out = await self._run("reserve_batch", keys, args)
+            out = await self._run_slices("reserve_batch", keys, args)
         except _Unavailable as exc:
             for bid in slots:  # nothing is known about our slices any more: use none until Redis answers
                 lease = self._leases.get(bid)
@@ -419,7 +437,7 @@ class DeferredRedisStore(RedisStore):
             key, kind, first, _, _ = self._spend_key(bid, now)
             keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
             args += [bid, kind, first, 0, "", free, 0, 0, 0]
-        out = await self._run("reserve_batch", keys, [now, self.owner, RECORD_GRACE_MS, 1000, 8, len(bids), 0, *args])
+        out = await self._run_slices("reserve_batch", keys, [now, self.owner, RECORD_GRACE_MS, 1000, 8, len(bids), 0, *args])
         for i, bid in enumerate(bids):
             lease = self._leases[bid]
             lease.size, lease.expiry = _int(out[3 * i]) - lease.pending, _int(out[3 * i + 1])
@@ -636,7 +654,7 @@ class DeferredRedisStore(RedisStore):
                     slot_args += [kind, first]
                 entry_args += [slot, widx, ttl]
         args = [now, IDEMPOTENCY_TTL_MS, len(entries), len(slots), *slot_args, *entry_args]
-        return [_int(v) for v in await self._run("settle_batch", keys + slot_keys, args)]
+        return [_int(v) for v in await self._run_slices("settle_batch", keys + slot_keys, args)]
 
     # ------------------------------------------------------------------ replication confirmation
     async def _replication(self) -> tuple[str, int, list[int]]:
