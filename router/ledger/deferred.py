@@ -164,22 +164,22 @@ class DeferredRedisStore(RedisStore):
                 break
             del self._done[first_rid]
 
-    async def _run_slices(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a script that reads or changes this process's slices, one at a time (with leases).
+    def _slice_guard(self) -> Any:
+        """Held while a script that reads or changes this process's slices runs (with leases).
 
         A reply reports the slice size as of the script's execution; this process subtracts the slice
-        decrements it has logged but not seen applied (``Lease.pending``). That is only right when the
-        replies are processed in the order Redis executed the scripts: a settle batch applied (and its
-        ``pending`` dropped) after a reserve batch executed but before its reply was processed would
-        make the stale size look current, and the settled bills would be granted a second time (the cap
-        overshot, seen under heavy load). So these scripts never overlap, and every caller updates its
-        leases right after this returns, without awaiting anything in between."""
+        decrements it has logged but not seen applied (``Lease.pending``) and what it gives back. That is
+        only right when replies are processed in the order Redis executed the scripts, with nothing
+        changed locally in between: a settle batch applied (its ``pending`` dropped) after a reserve batch
+        executed but before its reply was processed made the stale size look current, and the settled
+        bills were granted a second time (the cap overshot under heavy load). So reserve batches, give-
+        backs and settle batches never overlap, and each takes its reply into the leases before the guard
+        is released. Not reentrant: nothing under it may flush."""
         if self.sizing is None:
-            return await self._run(name, keys, args)
+            return contextlib.nullcontext()
         if self._slice_lock is None:
             self._slice_lock = asyncio.Lock()
-        async with self._slice_lock:
-            return await self._run(name, keys, args)
+        return self._slice_lock
 
     def _defer(self, entry: dict[str, Any]) -> None:
         self.settle_log.append(entry)
@@ -290,90 +290,91 @@ class DeferredRedisStore(RedisStore):
             batch = kept
             if not batch:
                 return
-        slots: dict[str, int] = {}
-        slot_keys: list[str] = []
-        slot_args: list[Any] = []
-        req_args: list[Any] = []
-        biggest: dict[str, int] = {}
-        longest = max(r.ttl_ms for r in batch)
-        for request in batch:
-            numbers = []
-            for bid, limit, meta in zip(request.bids, request.limits, request.metas):
-                biggest[bid] = max(biggest.get(bid, 0), request.nano)
-                slot = slots.get(bid)
-                if slot is None:
-                    slot = slots[bid] = len(slots) + 1
-                    key, kind, first, _, _ = self._spend_key(bid, now)
-                    slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
-                    slot_args.append([bid, kind, first, limit, meta, 0, 0, 0, 0])
-                elif meta:
-                    slot_args[slot - 1][4] = meta
-                numbers.append(slot)
-            req_args += [request.rid, request.nano, request.ttl_ms, len(numbers), *numbers]
-        if sizing is not None:
+        async with self._slice_guard():  # from sizing the slices to taking the reply (see _slice_guard)
+            slots: dict[str, int] = {}
+            slot_keys: list[str] = []
+            slot_args: list[Any] = []
+            req_args: list[Any] = []
+            biggest: dict[str, int] = {}
+            longest = max(r.ttl_ms for r in batch)
+            for request in batch:
+                numbers = []
+                for bid, limit, meta in zip(request.bids, request.limits, request.metas):
+                    biggest[bid] = max(biggest.get(bid, 0), request.nano)
+                    slot = slots.get(bid)
+                    if slot is None:
+                        slot = slots[bid] = len(slots) + 1
+                        key, kind, first, _, _ = self._spend_key(bid, now)
+                        slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
+                        slot_args.append([bid, kind, first, limit, meta, 0, 0, 0, 0])
+                    elif meta:
+                        slot_args[slot - 1][4] = meta
+                    numbers.append(slot)
+                req_args += [request.rid, request.nano, request.ttl_ms, len(numbers), *numbers]
+            if sizing is not None:
+                for bid, slot in slots.items():
+                    lease = self._leases.get(bid)
+                    if lease is None:
+                        continue
+                    args = slot_args[slot - 1]
+                    if 0 < lease.free and (lease.free < biggest[bid] or lease.draining_until > now or lease.expiry < now + longest):
+                        # the slice cannot serve these requests: give its free part back first, so Redis decides
+                        # them with all of this process's unused capacity (leases never strand capacity)
+                        args[5] = lease.free
+                        lease.size -= lease.free
+                    want = lease.want(sizing, now) - max(0, lease.free)
+                    smallest = sizing.min_requests * biggest[bid]
+                    if want >= smallest and lease.draining_until <= now:
+                        args[6], args[7] = want, smallest
+                        args[8] = now + longest + int(sizing.ttl_s * 1000)
+            keys = [self.keys.meta, *slot_keys, *(self.keys.record(r.rid) for r in batch)]
+            drain_ms = int(sizing.drain_s * 1000) if sizing else 1000
+            share = sizing.share if sizing else 8
+            args = [now, self.owner, RECORD_GRACE_MS, drain_ms, share, len(slots), len(batch), *(v for a in slot_args for v in a), *req_args]
+            try:
+                out = await self._run("reserve_batch", keys, args)
+            except _Unavailable as exc:
+                for bid in slots:  # nothing is known about our slices any more: use none until Redis answers
+                    lease = self._leases.get(bid)
+                    if lease is not None:
+                        lease.size = lease.used
+                if self.failure_mode == "fail_closed":
+                    raise self._unavailable(exc) from None
+                for request in batch:  # fail_open: granted without holds (and journaled when settled)
+                    self._remember(request.rid, request.bids, request.nano, now + request.ttl_ms + RECORD_GRACE_MS, now)
+                    _resolve(request.future, Reservation(request.rid, True, None, from_nano(request.nano)))
+                return
+            unflushed = bool(self._pending) or any(not b.applied for b in self._batches)
+            again: list[_Request] = []
+            for i, request in enumerate(batch):
+                code, denied, held = _int(out[3 * i]), _str(out[3 * i + 1]), _int(out[3 * i + 2])
+                if code != 1 and unflushed and not request.flushed:
+                    # Redis still counted the holds of settles this store has not applied yet (hold >= bill):
+                    # apply them, then decide again, so a denial is exact
+                    request.flushed = True
+                    again.append(request)
+                    continue
+                if code == 1:
+                    self._remember(request.rid, request.bids, held, now + request.ttl_ms + RECORD_GRACE_MS, now)
+                    _resolve(request.future, Reservation(request.rid, True, None, from_nano(held)))
+                elif code == 2 and time.monotonic() < request.give_up_at:
+                    # other processes hold slices that would make it fit: they were asked to drain; decide again
+                    asyncio.get_running_loop().call_later(sizing.poll_s if sizing else 0.05, self._requeue, request)
+                else:
+                    _resolve(request.future, Reservation(request.rid, False, denied, Decimal(0)))
+            base = 3 * len(batch)
             for bid, slot in slots.items():
+                size, expiry, draining = (_int(v) for v in out[base + 3 * (slot - 1): base + 3 * slot])
                 lease = self._leases.get(bid)
                 if lease is None:
-                    continue
-                args = slot_args[slot - 1]
-                if 0 < lease.free and (lease.free < biggest[bid] or lease.draining_until > now or lease.expiry < now + longest):
-                    # the slice cannot serve these requests: give its free part back first, so Redis decides
-                    # them with all of this process's unused capacity (leases never strand capacity)
-                    args[5] = lease.free
-                    lease.size -= lease.free
-                want = lease.want(sizing, now) - max(0, lease.free)
-                smallest = sizing.min_requests * biggest[bid]
-                if want >= smallest and lease.draining_until <= now:
-                    args[6], args[7] = want, smallest
-                    args[8] = now + longest + int(sizing.ttl_s * 1000)
-        keys = [self.keys.meta, *slot_keys, *(self.keys.record(r.rid) for r in batch)]
-        drain_ms = int(sizing.drain_s * 1000) if sizing else 1000
-        share = sizing.share if sizing else 8
-        args = [now, self.owner, RECORD_GRACE_MS, drain_ms, share, len(slots), len(batch), *(v for a in slot_args for v in a), *req_args]
-        try:
-            out = await self._run_slices("reserve_batch", keys, args)
-        except _Unavailable as exc:
-            for bid in slots:  # nothing is known about our slices any more: use none until Redis answers
-                lease = self._leases.get(bid)
-                if lease is not None:
-                    lease.size = lease.used
-            if self.failure_mode == "fail_closed":
-                raise self._unavailable(exc) from None
-            for request in batch:  # fail_open: granted without holds (and journaled when settled)
-                self._remember(request.rid, request.bids, request.nano, now + request.ttl_ms + RECORD_GRACE_MS, now)
-                _resolve(request.future, Reservation(request.rid, True, None, from_nano(request.nano)))
-            return
-        unflushed = bool(self._pending) or any(not b.applied for b in self._batches)
-        again: list[_Request] = []
-        for i, request in enumerate(batch):
-            code, denied, held = _int(out[3 * i]), _str(out[3 * i + 1]), _int(out[3 * i + 2])
-            if code != 1 and unflushed and not request.flushed:
-                # Redis still counted the holds of settles this store has not applied yet (hold >= bill):
-                # apply them, then decide again, so a denial is exact
-                request.flushed = True
-                again.append(request)
-                continue
-            if code == 1:
-                self._remember(request.rid, request.bids, held, now + request.ttl_ms + RECORD_GRACE_MS, now)
-                _resolve(request.future, Reservation(request.rid, True, None, from_nano(held)))
-            elif code == 2 and time.monotonic() < request.give_up_at:
-                # other processes hold slices that would make it fit: they were asked to drain; decide again
-                asyncio.get_running_loop().call_later(sizing.poll_s if sizing else 0.05, self._requeue, request)
-            else:
-                _resolve(request.future, Reservation(request.rid, False, denied, Decimal(0)))
-        base = 3 * len(batch)
-        for bid, slot in slots.items():
-            size, expiry, draining = (_int(v) for v in out[base + 3 * (slot - 1): base + 3 * slot])
-            lease = self._leases.get(bid)
-            if lease is None:
-                if size <= 0:
-                    continue
-                lease = self._leases[bid] = Lease()
-            lease.size, lease.expiry = size - lease.pending, expiry
-            if draining:
-                lease.draining_until = now + drain_ms
-        if sizing is not None and any(lease.size > 0 for lease in self._leases.values()):
-            self._start_keeper()
+                    if size <= 0:
+                        continue
+                    lease = self._leases[bid] = Lease()
+                lease.size, lease.expiry = size - lease.pending, expiry
+                if draining:
+                    lease.draining_until = now + drain_ms
+            if sizing is not None and any(lease.size > 0 for lease in self._leases.values()):
+                self._start_keeper()
         if again:
             try:
                 await self.flush(confirm=False)
@@ -427,6 +428,10 @@ class DeferredRedisStore(RedisStore):
 
     async def _give_back(self, bids: Sequence[str]) -> None:
         """Return the free part of this process's slices of ``bids`` to their budgets (one call)."""
+        async with self._slice_guard():
+            await self._give_back_locked(bids)
+
+    async def _give_back_locked(self, bids: Sequence[str]) -> None:
         now = self.now_ms()
         keys: list[str] = [self.keys.meta]
         args: list[Any] = []
@@ -437,7 +442,7 @@ class DeferredRedisStore(RedisStore):
             key, kind, first, _, _ = self._spend_key(bid, now)
             keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
             args += [bid, kind, first, 0, "", free, 0, 0, 0]
-        out = await self._run_slices("reserve_batch", keys, [now, self.owner, RECORD_GRACE_MS, 1000, 8, len(bids), 0, *args])
+        out = await self._run("reserve_batch", keys, [now, self.owner, RECORD_GRACE_MS, 1000, 8, len(bids), 0, *args])
         for i, bid in enumerate(bids):
             lease = self._leases[bid]
             lease.size, lease.expiry = _int(out[3 * i]) - lease.pending, _int(out[3 * i + 1])
@@ -618,16 +623,17 @@ class DeferredRedisStore(RedisStore):
         now = self.now_ms()
         for start in range(0, len(batch.entries), MAX_BATCH):
             chunk = batch.entries[start:start + MAX_BATCH]
-            await self._settle_batch(chunk, now)
-            for e in chunk:  # Redis now answers a repeated settle itself (already settled: False)
-                self._done.pop(e["rid"], None)
-            if not batch.extra.get("counted"):
-                for e in chunk:  # this process's slice decrements are now in Redis
-                    if e.get("owner") == self.owner and e.get("ldec"):
-                        for bid in e.get("bids") or ():
-                            lease = self._leases.get(bid)
-                            if lease is not None:
-                                lease.pending -= int(e["ldec"])
+            async with self._slice_guard():  # the slice decrements are taken in before another slice script
+                await self._settle_batch(chunk, now)
+                for e in chunk:  # Redis now answers a repeated settle itself (already settled: False)
+                    self._done.pop(e["rid"], None)
+                if not batch.extra.get("counted"):
+                    for e in chunk:  # this process's slice decrements are now in Redis
+                        if e.get("owner") == self.owner and e.get("ldec"):
+                            for bid in e.get("bids") or ():
+                                lease = self._leases.get(bid)
+                                if lease is not None:
+                                    lease.pending -= int(e["ldec"])
         batch.extra["counted"] = True
         # Read the primary's replication position after the writes: the batch is confirmed once every
         # replica acknowledged that offset (if this read fails, the batch is simply applied again later).
@@ -654,7 +660,7 @@ class DeferredRedisStore(RedisStore):
                     slot_args += [kind, first]
                 entry_args += [slot, widx, ttl]
         args = [now, IDEMPOTENCY_TTL_MS, len(entries), len(slots), *slot_args, *entry_args]
-        return [_int(v) for v in await self._run_slices("settle_batch", keys + slot_keys, args)]
+        return [_int(v) for v in await self._run("settle_batch", keys + slot_keys, args)]
 
     # ------------------------------------------------------------------ replication confirmation
     async def _replication(self) -> tuple[str, int, list[int]]:
