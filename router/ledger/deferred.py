@@ -151,7 +151,7 @@ class DeferredRedisStore(RedisStore):
         self._slices: OrderedDict[str, _Slice] = OrderedDict()  # reservations granted from slices
         self._slice_expiry: list[tuple[int, str]] = []
         self._keeper: asyncio.Task[None] | None = None
-        self._slice_lock: asyncio.Lock | None = None
+        self._slice_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.local_grants = 0
 
     # ------------------------------------------------------------------ settle
@@ -177,9 +177,12 @@ class DeferredRedisStore(RedisStore):
         is released. Not reentrant: nothing under it may flush."""
         if self.sizing is None:
             return contextlib.nullcontext()
-        if self._slice_lock is None:
-            self._slice_lock = asyncio.Lock()
-        return self._slice_lock
+        loop = asyncio.get_running_loop()
+        if self._slice_lock is None or self._slice_lock[0] is not loop:
+            # one lock per running loop: a lock left held by a task of a loop that is gone (a store reused
+            # across event loops, e.g. by test fixtures) must never block this loop forever
+            self._slice_lock = (loop, asyncio.Lock())
+        return self._slice_lock[1]
 
     def _defer(self, entry: dict[str, Any]) -> None:
         self.settle_log.append(entry)

@@ -22,11 +22,6 @@ D = Decimal
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug of the opt-in leases=on mode: this contention run has granted 6,034-6,058 of 6,000 "
-    "(a cap overshoot) in some runs, even on a lightly loaded machine; see README 'Budget leases' (known limit)",
-)
 def test_contention_with_leases_grants_exactly_what_fits(redis_server, unique_prefix, tmp_path):
     """8 processes x 200 concurrent reserve/settle streams against one cap: exactly floor(cap / amount)
     reservations are granted (no slice strands capacity), 0 nano-USD overshoot, and most reservations
