@@ -35,6 +35,7 @@ Key layout (``P`` is the prefix; ``BID`` is ``BudgetScope.id``, e.g. ``tenant:ac
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import lru_cache
 
 from router.ledger.names import MAX_NAME_CHARS, check_scope, decode_name, encode_name, scope_of  # noqa: F401 - re-exported
@@ -89,24 +90,50 @@ def check_family(family: str) -> str:
     return family
 
 
+#: (id, window kind) of budgets that passed check_budget: the id spells the scope and window it checks.
+_CHECKED: set[tuple[str, str]] = set()
+
+
 def check_budget(budget: BudgetScope) -> BudgetScope:
     """Validate a budget scope again (the dataclass may have been built around its checks) and its zone."""
+    if type(budget) is BudgetScope and (budget.id, budget.window.kind) in _CHECKED:
+        return budget
     if not isinstance(budget, BudgetScope):
         raise TypeError(f"expected a BudgetScope, not {type(budget).__name__}")
     check_scope(budget.scope)
     Window(budget.window.kind, budget.window.span, budget.window.timezone)  # re-run its checks
     if budget.window.kind == "calendar":
         zone(budget.window.timezone)
+    if len(_CHECKED) > 4096:
+        _CHECKED.clear()
+    _CHECKED.add((budget.id, budget.window.kind))
     return budget
 
 
-@lru_cache(maxsize=4096)
+_LIMITS: dict[tuple[str, Decimal], int] = {}
+
+
 def checked_limit(budget: BudgetScope) -> int:
-    """Validate ``budget`` (cached per distinct budget) and return its limit in nano-USD."""
+    """Validate ``budget`` (cached per distinct budget) and return its limit in nano-USD.
+
+    The cache is keyed by ``(id, limit_usd)``: the id spells the scope and the window exactly as
+    validated, so it costs a dict lookup, not the dataclass's hashing of every field."""
+    if type(budget) is BudgetScope:
+        try:
+            found = _LIMITS.get((budget.id, budget.limit_usd))
+        except TypeError:  # an unhashable limit (a signalling NaN): refused below
+            found = None
+        if found is not None:
+            return found
     from router.ledger.money import to_nano
 
     check_budget(budget)
-    return to_nano(budget.limit_usd, what=f"limit of {budget.id}")
+    limit = to_nano(budget.limit_usd, what=f"limit of {budget.id}")
+    if type(budget.limit_usd) is Decimal:
+        if len(_LIMITS) > 4096:
+            _LIMITS.clear()
+        _LIMITS[(budget.id, budget.limit_usd)] = limit
+    return limit
 
 
 @lru_cache(maxsize=4096)

@@ -25,6 +25,7 @@ from router.ledger.keys import check_budget, check_id, check_policy, parse_budge
 from router.ledger.money import from_nano, to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.types import (
+    ROLLING_SPANS,
     BudgetScope,
     Consumed,
     LedgerSnapshot,
@@ -34,7 +35,7 @@ from router.ledger.types import (
     Reservation,
     ScopeInfo,
 )
-from router.ledger.windows import CALENDAR_GRACE_MS, period, rolling, to_datetime
+from router.ledger.windows import CALENDAR_GRACE_MS, ROLLING_BUCKET_S, period, rolling, to_datetime
 
 #: Budgets not named by any reservation for this long disappear from ``list_scopes``.
 META_TTL_MS = 35 * 86_400_000
@@ -138,6 +139,7 @@ class MemoryStore(Store):
         self._rates: dict[str, _Buckets] = {}
         self._rate_stats: dict[tuple[str, int], dict[str, int]] = {}
         self._pt_months: dict[tuple[str, str], list[int]] = {}  # (key, YYYY-MM) -> [served, spilled, tokens, amortised, paygo, spill, last ms]
+        self._windows: dict[str, list] = {}  # bid -> its window, with the current calendar period (see _window)
         self._last_gc = 0
 
     # ------------------------------------------------------------------ internals (lock held)
@@ -181,50 +183,87 @@ class MemoryStore(Store):
             return 0
         return holds.total
 
+    def _window(self, bid: str) -> list:
+        """The budget's window, cached per id: ``[True, bucket_ms, span_ms]`` for a rolling window, or
+        ``[False, span, zone, start_ms, end_ms]`` for a calendar one, its current period kept until ``now``
+        leaves it (the time-zone arithmetic runs once per period, not on every read)."""
+        found = self._windows.get(bid)
+        if found is None:
+            window = window_of(bid)
+            if window.kind == "rolling":
+                found = [True, ROLLING_BUCKET_S[window.span] * 1000, ROLLING_SPANS[window.span] * 1000]
+            else:
+                found = [False, window.span, window.timezone, 0, 0]
+            if len(self._windows) > 100_000:
+                self._windows.clear()
+            self._windows[bid] = found
+        return found
+
+    def _period_start(self, win: list, now: int) -> int:
+        if not win[3] <= now < win[4]:
+            p = period(win[1], win[2], now)
+            win[3], win[4] = p.start_ms, p.end_ms
+        return win[3]
+
     def _settled(self, bid: str, now: int) -> int:
-        window = window_of(bid)
-        if window.kind == "rolling":
+        win = self._windows.get(bid) or self._window(bid)
+        if win[0]:
             buckets = self._rolling.get(bid)
             if buckets is None:
                 return 0
-            buckets.evict(rolling(window.span, now).first)
+            first = (now - win[2]) // win[1]
+            if buckets.idxs and buckets.idxs[0] < first:
+                buckets.evict(first)
             return buckets.total
-        entry = self._calendar.get((bid, period(window.span, window.timezone, now).start_ms))
+        start = win[3] if win[3] <= now < win[4] else self._period_start(win, now)
+        entry = self._calendar.get((bid, start))
         return entry[0] if entry else 0
 
     def _book(self, bid: str, nano: int, now: int) -> None:
-        window = window_of(bid)
-        if window.kind == "rolling":
-            win = rolling(window.span, now)
-            buckets = self._rolling.setdefault(bid, _Buckets())
-            buckets.evict(win.first)
-            buckets.add(win.current, nano)
+        win = self._windows.get(bid) or self._window(bid)
+        if win[0]:
+            buckets = self._rolling.get(bid)
+            if buckets is None:
+                buckets = self._rolling[bid] = _Buckets()
+            first = (now - win[2]) // win[1]
+            if buckets.idxs and buckets.idxs[0] < first:
+                buckets.evict(first)
+            buckets.add(now // win[1], nano)
         else:
-            p = period(window.span, window.timezone, now)
-            self._calendar.setdefault((bid, p.start_ms), [0, p.end_ms])[0] += nano
+            start = win[3] if win[3] <= now < win[4] else self._period_start(win, now)
+            entry = self._calendar.get((bid, start))
+            if entry is None:
+                entry = self._calendar[(bid, start)] = [0, win[4]]
+            entry[0] += nano
 
     # ------------------------------------------------------------------ budgets
     async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
         """See :meth:`Store.reserve`."""
         unique, nano, ttl_ms = self._check_reserve(reservation_id, budgets, amount, ttl_s)
         with self._lock:
-            now = self.now_ms()
-            self._gc(now)
+            now = int(self.clock() * 1000)
+            if now - self._last_gc >= 1000:
+                self._gc(now)
             record = self._records.get(reservation_id)
             if record is not None:
                 return Reservation(reservation_id, True, None, from_nano(record.amount))
-            for budget, limit in unique:
-                self._meta[budget.id] = (limit, now)
-            for budget, limit in unique:
-                total = self._settled(budget.id, now) + self._held(budget.id, now) + nano
-                if total > limit:
-                    return Reservation(reservation_id, False, budget.id, Decimal(0))
-            for budget, _ in unique:
-                holds = self._holds.get(budget.id)
+            bids = tuple([budget.id for budget, _ in unique])
+            meta = self._meta
+            for (_, limit), bid in zip(unique, bids):
+                meta[bid] = (limit, now)
+            all_holds = self._holds
+            for (_, limit), bid in zip(unique, bids):
+                holds = all_holds.get(bid)
+                held = self._held(bid, now) if holds is not None else 0
+                if self._settled(bid, now) + held + nano > limit:
+                    return Reservation(reservation_id, False, bid, Decimal(0))
+            expires = now + ttl_ms
+            for bid in bids:
+                holds = all_holds.get(bid)
                 if holds is None:
-                    holds = self._holds[budget.id] = _Holds()
-                holds.add(reservation_id, nano, now + ttl_ms)
-            self._records[reservation_id] = _Record("held", nano, tuple(b.id for b, _ in unique), now + ttl_ms + RECORD_GRACE_MS)
+                    holds = all_holds[bid] = _Holds()
+                holds.add(reservation_id, nano, expires)
+            self._records[reservation_id] = _Record("held", nano, bids, expires + RECORD_GRACE_MS)
         return Reservation(reservation_id, True, None, from_nano(nano))
 
     async def settle(self, reservation_id: str, actual: Decimal) -> bool:
@@ -232,8 +271,9 @@ class MemoryStore(Store):
         check_id(reservation_id)
         nano = to_nano(actual, what="actual cost")
         with self._lock:
-            now = self.now_ms()
-            self._gc(now)
+            now = int(self.clock() * 1000)
+            if now - self._last_gc >= 1000:
+                self._gc(now)
             record = self._records.get(reservation_id)
             if record is None:
                 raise StoreError(f"settle: unknown reservation {reservation_id!r} (never reserved, or older than the record grace)")

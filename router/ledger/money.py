@@ -24,6 +24,13 @@ MAX_USD = Decimal(MAX_NANO).scaleb(-9)
 def to_nano(amount: Decimal | int | str, *, what: str = "amount") -> int:
     """USD (Decimal, int or decimal string; never float or bool) to integer nano-USD, rounded up; refuses
     negative, non-finite and out-of-range values."""
+    if type(amount) is Decimal and amount.is_finite() and amount >= 0:  # the request path: a plain Decimal
+        scaled = amount.scaleb(9)
+        nano = int(scaled)
+        if nano != scaled:
+            nano += 1  # rounded up (ROUND_CEILING) for a non-negative amount
+        if nano <= MAX_NANO:
+            return nano
     if isinstance(amount, bool) or not isinstance(amount, (Decimal, int, str)):
         raise TypeError(f"{what}: money must be a Decimal (or int / decimal string), not {type(amount).__name__} ({amount!r})")
     if isinstance(amount, str):

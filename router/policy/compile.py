@@ -263,6 +263,18 @@ class CompiledBudget:
         return self._scope(got)
 
 
+class BudgetShape:
+    """The budgets one kind of request spends against: ``pairs`` (budget, scope) and ``scopes``, in policy
+    order, plus ``memo``, a place for results that depend only on them (see ``counting.count_trigger``)."""
+
+    __slots__ = ("pairs", "scopes", "memo")
+
+    def __init__(self, pairs: tuple[tuple[CompiledBudget, BudgetScope], ...]) -> None:
+        self.pairs = pairs
+        self.scopes: tuple[BudgetScope, ...] = tuple(scope for _, scope in pairs)
+        self.memo: dict[Any, Any] = {}
+
+
 # --------------------------------------------------------------------------- the compiled policy
 class CompiledPolicy:
     """A policy ready to decide: call :meth:`decide` per request (pure, no I/O)."""
@@ -301,6 +313,8 @@ class CompiledPolicy:
             )
             for i, b in enumerate(policy.budgets)
         )
+        self._tag_keys = tuple(b.key for b in self.budgets if b.kind == "tag")
+        self._scoped: dict[tuple, BudgetShape] = {}
         families = set()
         self._models: dict[str, CatalogModel] = {}
         for prof in self.profiles.values():
@@ -393,12 +407,27 @@ class CompiledPolicy:
 
     def budgets_for(self, features: RequestFeatures) -> list[BudgetScope]:
         """The budget scopes this request spends against (a tenant budget resolves to ``tenant:<name>``)."""
-        out = []
-        for budget in self.budgets:
-            scope = budget.scope_for(features)
-            if scope is not None:
-                out.append(scope)
-        return out
+        return list(self.budget_scopes(features).scopes)
+
+    def budget_scopes(self, features: RequestFeatures) -> BudgetShape:
+        """The budgets that apply to the request, with their scopes, in policy order. Cached per tenant /
+        app / tag values the budgets look at: the snapshot, the decision and the prompt count of a request
+        all read it, and it is computed once per distinct request shape."""
+        tag_keys = self._tag_keys
+        tags = features.tags
+        key = (features.tenant, features.app, tuple([tags.get(k) for k in tag_keys]) if tag_keys and tags else None)
+        found = self._scoped.get(key)
+        if found is None:
+            pairs = []
+            for budget in self.budgets:
+                scope = budget.scope_for(features)
+                if scope is not None:
+                    pairs.append((budget, scope))
+            found = BudgetShape(tuple(pairs))
+            if len(self._scoped) > 10_000:  # bounded: many tenants only ever cost a recomputation
+                self._scoped.clear()
+            self._scoped[key] = found
+        return found
 
     def quota_pool(self, pool_id: str) -> QuotaPool:
         """The :class:`QuotaPool` of a catalog grounding pool, resetting in the policy's quota time zone."""

@@ -89,13 +89,33 @@ def _profiles(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot) -> l
     """The profile the rule selects and every profile a budget action of this request could switch to."""
     _, name = cp.match_rule(f)
     names = [name]
-    for budget in cp.budgets:
-        if budget.scope_for(f) is None:
-            continue
+    for budget, _ in cp.budget_scopes(f).pairs:
         for action in (*budget.actions, *budget.pace_actions):
             if action.switch_profile and action.switch_profile not in names:
                 names.append(action.switch_profile)
     return names
+
+
+def _plan(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot) -> tuple[list[str], int, int, int]:
+    """``(profiles, worst input rate, worst output rate, floor)`` of this kind of request: what
+    :func:`count_trigger` needs besides the prompt size and the spend. Cached per budget shape (which
+    budgets apply), selected profile and day."""
+    shape = cp.budget_scopes(f)
+    _, name = cp.match_rule(f)
+    key = ("count", name, f.at)
+    found = shape.memo.get(key)
+    if found is None:
+        names = _profiles(cp, f, state)
+        worst_in = worst_out = 0
+        if cp.budgets:
+            for profile in names:
+                w_in, w_out = _worst_rates(cp, cp.profiles[profile], f)
+                worst_in, worst_out = max(worst_in, w_in), max(worst_out, w_out)
+        floor = min(_floor(cp, cp.profiles[profile]) for profile in names)
+        if len(shape.memo) > 64:
+            shape.memo.clear()
+        found = shape.memo[key] = (names, worst_in, worst_out, floor)
+    return found
 
 
 def count_trigger(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot) -> tuple[str, str | None] | None:
@@ -106,33 +126,29 @@ def count_trigger(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot) 
         return f"non-text parts ({kinds}) are estimated at a flat size", None
     m = cp.count_margin
     prompt, need = f.prompt_tokens, f.prompt_tokens + f.max_tokens
-    budgets = cp.budgets
-    worst_in = worst_out = 0
-    for name in _profiles(cp, f, state):
-        prof = cp.profiles[name]
-        if budgets:
-            w_in, w_out = _worst_rates(cp, prof, f)
-            worst_in, worst_out = max(worst_in, w_in), max(worst_out, w_out)
-        if need < _floor(cp, prof):
-            continue  # far below every limit of this profile (the common case: one integer comparison)
-        rates = cp.rates_on(f.at)
-        for c in prof.cands:
-            if c.static_reason is not None:
+    names, worst_in, worst_out, floor = _plan(cp, f, state)
+    if need >= floor:  # else far below every limit of every profile (the common case: one integer comparison)
+        for name in names:
+            prof = cp.profiles[name]
+            if need < _floor(cp, prof):
                 continue
-            thr = rates[c.model_id].long_threshold
-            if thr is not None and _near(prompt, thr, m):
-                return f"estimate {prompt:,} is within {m}% of {c.model_id}'s long-context boundary ({thr:,} tokens)", c.model_id
-            if prof.fit and _near(need, c.ctx, m):
-                return f"estimate {prompt:,} + max_tokens {f.max_tokens:,} is within {m}% of {c.model_id}'s context window ({c.ctx:,} tokens)", c.model_id
-    if budgets and (worst_in or worst_out):
-        upper = from_units(prompt * worst_in + f.max_tokens * worst_out)
-        for budget in budgets:
-            scope = budget.scope_for(f)
-            if scope is None:
-                continue
-            headroom = budget.limit - state.spend_for(scope.id, scope.scope)
-            if 0 < headroom and headroom * _HUNDRED <= upper * (_HUNDRED + m):
-                return f"budget {scope.id} has ${headroom} left, within {m}% of the request's upper bound ${upper}", None
+            rates = cp.rates_on(f.at)
+            for c in prof.cands:
+                if c.static_reason is not None:
+                    continue
+                thr = rates[c.model_id].long_threshold
+                if thr is not None and _near(prompt, thr, m):
+                    return f"estimate {prompt:,} is within {m}% of {c.model_id}'s long-context boundary ({thr:,} tokens)", c.model_id
+                if prof.fit and _near(need, c.ctx, m):
+                    return f"estimate {prompt:,} + max_tokens {f.max_tokens:,} is within {m}% of {c.model_id}'s context window ({c.ctx:,} tokens)", c.model_id
+    if worst_in or worst_out:
+        pairs = cp.budget_scopes(f).pairs
+        if pairs:
+            upper = from_units(prompt * worst_in + f.max_tokens * worst_out)
+            for budget, scope in pairs:
+                headroom = budget.limit - state.spend_for(scope.id, scope.scope)
+                if 0 < headroom and headroom * _HUNDRED <= upper * (_HUNDRED + m):
+                    return f"budget {scope.id} has ${headroom} left, within {m}% of the request's upper bound ${upper}", None
     return None
 
 

@@ -157,18 +157,15 @@ def _projected(spend: Decimal, window: Any, now: dt.datetime | None, min_elapsed
 
 def apply_budgets(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, status: list | None = None):
     """Measure every applicable budget: (scopes, actions text, refuse message, switch profile, output cap, cost cap)."""
-    scopes: list[BudgetScope] = []
+    shape = cp.budget_scopes(f)  # computed once per request shape
+    scopes: list[BudgetScope] = list(shape.scopes)
     actions: list[str] = []
     refuse: str | None = None
     switch: str | None = None
     switch_at = Decimal(-1)
     cap_out: Decimal | None = None
     cap_cost: Decimal | None = None
-    for budget in cp.budgets:
-        scope = budget.scope_for(f)
-        if scope is None:
-            continue
-        scopes.append(scope)
+    for budget, scope in shape.pairs:
         if not budget.actions and not budget.pace_actions and status is None:
             continue
         spend = state.spend_for(scope.id, scope.scope)
