@@ -1,0 +1,282 @@
+"""Full mutmut run of the money path, module by module, with a per-module table and every survivor's verdict.
+
+    python -m bench.mutation.full_run                         # every module, in the order below
+    python -m bench.mutation.full_run --modules router/cost.py router/policy/units.py
+    python -m bench.mutation.full_run --report-only           # rewrite the report from the stored results
+    python -m bench.mutation.full_run --out docs/mutation-full-run.md
+
+Each module is run with ``nice -n 19 mutmut run "<module>.*"`` (mutmut's cache keeps earlier verdicts of
+functions that did not change; ``--rerun`` forgets a module's verdicts first). mutmut runs, for each mutant,
+only the tests whose stats run reached the mutated function, with the pytest arguments of ``[tool.mutmut]``
+(the fast in-process tests). Modules whose real tests go through litellm (``router/_client.py``) are run in
+a separate copy of the repository (``.mutation-runs/<profile>/``, git-ignored) whose ``pytest_add_cli_args``
+also select the ``litellm`` tests: a change of those arguments would otherwise reset every cached verdict.
+
+The report (``--out``) has one row per module (mutants, killed, survived, no test, timeout, not run, score,
+commit measured) and every survivor with its diff and its verdict from ``bench/mutation/verdicts.tsv``
+(``equivalent`` / ``wording`` / ``gap`` / ``killed-later``, with a reason; unlisted survivors are shown as
+``unclassified``). Scores: raw = (killed + timeout) / (mutants with a result), then without the equivalent
+mutants, then without the equivalent and the wording-only ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VERDICTS = Path(__file__).with_name("verdicts.tsv")
+
+# In the order they are measured: small, stable money-path modules first; the big ones that change often last.
+MODULES = [
+    "router/cost.py",
+    "router/policy/units.py",
+    "router/ledger/windows.py",
+    "router/policy/selection.py",
+    "router/_transport/usage.py",
+    "router/policy/decide.py",
+    "router/policy/compile.py",
+    "router/ledger/memory.py",
+    "router/ledger/wal.py",
+    "router/ledger/redis_store.py",
+    "router/ledger/deferred.py",
+    "router/_client.py",
+]
+
+# The broad profile: the fast set plus the litellm-through-VertexStub tests and the CLI / ops / proxy tests
+# (`router cost` prints the bill and its errors). Still without the process-spawning (slow) and real-redis tests:
+# those start processes or a redis-server per mutant. profile -> (marker expression, extra test directories).
+PROFILES = {"broad": ("not slow and not redis_server", ["tests/cli", "tests/ops", "tests/proxy"])}
+# Modules whose real tests are mostly litellm + VertexStub ones: measured in the broad profile only.
+PROFILE_OF = {"router/_client.py": "broad"}
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
+          -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", 37: "killed", None: "not run"}
+
+
+def dotted(module: str) -> str:
+    return module[: -len(".py")].replace("/", ".")
+
+
+def workdir(module: str) -> Path:
+    profile = PROFILE_OF.get(module)
+    return ROOT if profile is None else ROOT / ".mutation-runs" / profile
+
+
+def _git(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def prepare_profile(profile: str) -> Path:
+    """(Re)create the profile's copy of HEAD, with its own marker expression, keeping its mutants/ cache."""
+    where = ROOT / ".mutation-runs" / profile
+    where.mkdir(parents=True, exist_ok=True)
+    for entry in where.iterdir():
+        if entry.name != "mutants":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    pyproject = where / "pyproject.toml"
+    text = pyproject.read_text()
+    markers, extra = PROFILES[profile]
+    text, n = re.subn(r'(pytest_add_cli_args = \[.*"-m", )"[^"]*"', lambda m: f'{m.group(1)}"{markers}"', text)
+    text, k = re.subn(r'(pytest_add_cli_args_test_selection = \[)(.*)\]',
+                      lambda m: m.group(1) + m.group(2) + "".join(f', "{d}"' for d in extra) + "]", text)
+    if n != 1 or k != 1:
+        raise SystemExit("full_run: cannot find pytest_add_cli_args / _test_selection in [tool.mutmut]")
+    pyproject.write_text(text)
+    return where
+
+
+def _commits_file(where: Path) -> Path:
+    return where / "mutants" / "full_run_commits.json"
+
+
+def run_module(module: str, mutmut: str, rerun: bool) -> None:
+    where = workdir(module)
+    if where != ROOT:
+        prepare_profile(PROFILE_OF[module])
+    if rerun:
+        meta = where / "mutants" / (module + ".meta")
+        if meta.exists():
+            data = json.loads(meta.read_text())
+            data["exit_code_by_key"] = dict.fromkeys(data.get("exit_code_by_key", {}))
+            meta.write_text(json.dumps(data, indent=4))
+    started = time.monotonic()
+    log = ROOT / ".mutation-runs" / f"{dotted(module)}.log"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        rc = subprocess.call(["nice", "-n", "19", mutmut, "run", dotted(module) + ".*"], cwd=where, stdout=out,
+                             stderr=subprocess.STDOUT)
+    commits = _commits_file(where)
+    data = json.loads(commits.read_text()) if commits.exists() else {}
+    data[module] = {"commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain", "router")),
+                    "seconds": round(time.monotonic() - started), "exit": rc,
+                    "profile": PROFILE_OF.get(module, "fast ([tool.mutmut] in pyproject.toml)"),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    commits.write_text(json.dumps(data, indent=1))
+    print(f"{module}: mutmut exit {rc} after {data[module]['seconds']} s (log {log})", flush=True)
+
+
+def second_pass(module: str, mutmut: str) -> None:
+    """Re-run the fast profile's survivors of ``module`` in the broad profile (more tests: litellm, CLI)."""
+    names = [k for k, v in results(module).items() if STATUS.get(v, "suspicious") in ("survived", "no tests")]
+    if not names or module in PROFILE_OF:
+        return
+    where = prepare_profile("broad")
+    started = time.monotonic()
+    log = ROOT / ".mutation-runs" / f"{dotted(module)}.broad.log"
+    with log.open("w") as out:
+        rc = subprocess.call(["nice", "-n", "19", mutmut, "run", *names], cwd=where, stdout=out, stderr=subprocess.STDOUT)
+    commits = _commits_file(where)
+    data = json.loads(commits.read_text()) if commits.exists() else {}
+    data[module + "#second"] = {"commit": _git("rev-parse", "--short", "HEAD"), "mutants": len(names), "exit": rc,
+                                "seconds": round(time.monotonic() - started)}
+    commits.write_text(json.dumps(data, indent=1))
+    print(f"{module}: second pass of {len(names)} survivors in the broad profile, exit {rc}", flush=True)
+
+
+def broad_kills(module: str) -> set[str]:
+    """Mutants of ``module`` the broad profile's second pass killed."""
+    if module in PROFILE_OF:
+        return set()
+    meta = ROOT / ".mutation-runs" / "broad" / "mutants" / (module + ".meta")
+    if not meta.exists():
+        return set()
+    codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+    return {k for k, v in codes.items() if STATUS.get(v) in ("killed", "timeout")}
+
+
+@dataclass
+class Verdict:
+    kind: str
+    reason: str
+
+
+def load_verdicts() -> dict[str, Verdict]:
+    out: dict[str, Verdict] = {}
+    if VERDICTS.exists():
+        for line in VERDICTS.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, kind, reason = (line.split("\t") + ["", ""])[:3]
+                out[name.strip()] = Verdict(kind.strip(), reason.strip())
+    return out
+
+
+def results(module: str) -> dict[str, int | None]:
+    meta = workdir(module) / "mutants" / (module + ".meta")
+    return json.loads(meta.read_text()).get("exit_code_by_key", {}) if meta.exists() else {}
+
+
+def diff_of(module: str, name: str) -> str:
+    """The mutant's changed lines (``mutmut show``, in-process: one subprocess a survivor is slow)."""
+    import os
+
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    here = os.getcwd()
+    os.chdir(workdir(module))
+    try:
+        text = get_diff_for_mutant(name, path=module)
+    except Exception as exc:  # noqa: BLE001 - a report line, not a crash, for a mutant mutmut cannot show
+        text = f"(no diff: {exc})"
+    finally:
+        os.chdir(here)
+    return "\n".join(line for line in text.splitlines() if line.startswith(("-", "+")) and not line.startswith(("---", "+++")))
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100 * a / b:.1f} %" if b else "-"
+
+
+def report(modules: list[str]) -> str:
+    verdicts = load_verdicts()
+    rows = ["| module | mutants | killed (fast set) | + killed by the broad pass | survived | no test | timeout | "
+            "not run | raw score | without equivalent | without equivalent, wording, labels | commit measured |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    sections: list[str] = []
+    totals: Counter[str] = Counter()
+    for module in modules:
+        codes = results(module)
+        if not codes:
+            continue
+        count = Counter(STATUS.get(v, "suspicious") for v in codes.values())
+        broad = broad_kills(module)
+        left_all = [k for k, v in codes.items() if STATUS.get(v, "suspicious") in ("survived", "no tests", "suspicious")]
+        left = [k for k in left_all if k not in broad]
+        kinds = Counter(verdicts[k].kind if k in verdicts else "unclassified" for k in left)
+        later = kinds["killed-later"]
+        detected = count["killed"] + count["timeout"] + (len(left_all) - len(left))
+        measured = detected + len(left)
+        eq, wording = kinds["equivalent"], kinds["wording"] + kinds["label"]
+        commits = json.loads(_commits_file(workdir(module)).read_text()) if _commits_file(workdir(module)).exists() else {}
+        info = commits.get(module, {})
+        commit = info.get("commit", "?") + (" (+uncommitted)" if info.get("dirty") else "")
+        profile = f" ({PROFILE_OF[module]} profile)" if module in PROFILE_OF else ""
+        rows.append(f"| `{module}`{profile} | {len(codes)} | {count['killed']} | {len(left_all) - len(left)} | "
+                    f"{sum(STATUS.get(codes[k]) == 'survived' for k in left)} | "
+                    f"{sum(STATUS.get(codes[k]) == 'no tests' for k in left)} | {count['timeout']} | {count['not run']} | "
+                    f"{_pct(detected, measured)} | {_pct(detected + later, measured - eq)} | "
+                    f"{_pct(detected + later, measured - eq - wording)} | {commit} |")
+        for key, value in (("mutants", len(codes)), ("killed", count["killed"]), ("broad", len(left_all) - len(left)),
+                           ("timeout", count["timeout"]), ("left", len(left)), ("not run", count["not run"]),
+                           ("measured", measured), ("detected", detected), ("later", later), ("equivalent", eq),
+                           ("wording", wording)):
+            totals[key] += value
+        if left:
+            sections.append(f"\n## `{module}`: {len(left)} not killed by the run ("
+                            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")\n")
+            for name in sorted(left, key=lambda k: (verdicts.get(k, Verdict("unclassified", "")).kind, k)):
+                v = verdicts.get(name, Verdict("unclassified", ""))
+                status = STATUS.get(codes[name], "suspicious")
+                sections.append(f"- `{name}` ({status}) **{v.kind}**: {v.reason}\n\n```diff\n{diff_of(module, name)}\n```\n")
+    t = totals
+    rows.append(f"| **all** | {t['mutants']} | {t['killed']} | {t['broad']} | {t['left']} (survived + no test) | | "
+                f"{t['timeout']} | {t['not run']} | {_pct(t['detected'], t['measured'])} | "
+                f"{_pct(t['detected'] + t['later'], t['measured'] - t['equivalent'])} | "
+                f"{_pct(t['detected'] + t['later'], t['measured'] - t['equivalent'] - t['wording'])} | |")
+    head = ("# Full mutmut run of the money path\n\nWritten by `python -m bench.mutation.full_run` (see "
+            "`bench/mutation/README.md`); verdicts from `bench/mutation/verdicts.tsv`. Raw score: (killed + timeout + "
+            "killed by the broad second pass) / mutants with a result. `killed-later`: survived the run, killed by a "
+            "test added after it, counted as detected in the two right-hand scores only. `wording`: only an error / "
+            "warning text or the field an error names; `label`: only a label of an itemised bill line (its unit, "
+            "its free-line name), never an amount.\n")
+    return head + "\n" + "\n".join(rows) + "\n" + "\n".join(sections)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modules", nargs="+", default=MODULES, help="source paths, in the order to run them")
+    ap.add_argument("--report-only", action="store_true", help="do not run mutmut, only write the report")
+    ap.add_argument("--rerun", action="store_true", help="forget the modules' cached verdicts first")
+    ap.add_argument("--second-pass", action="store_true",
+                    help="re-run each module's survivors in the broad profile (litellm + CLI tests) after its run")
+    ap.add_argument("--out", default="docs/mutation-full-run.md")
+    args = ap.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        ap.error(f"not a money-path module of this harness: {', '.join(unknown)} (known: {', '.join(MODULES)})")
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    if args.second_pass and args.report_only:
+        for module in args.modules:
+            second_pass(module, mutmut)
+    for module in args.modules:
+        if not args.report_only:
+            run_module(module, mutmut, args.rerun)
+            if args.second_pass:
+                second_pass(module, mutmut)
+        (ROOT / args.out).write_text(report([m for m in MODULES if results(m)]))
+    print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
