@@ -42,7 +42,7 @@ from router.errors import (
     TransportError,
 )
 from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
-from router.policy.features import check_count, check_request_id
+from router.policy.features import check_count, check_request_id, plain_text_tokens
 
 if TYPE_CHECKING:  # types only (annotations are not evaluated at run time)
     from router._transport import ProviderUsage, Transport, TransportStream
@@ -72,6 +72,9 @@ class CallRequest(TypedDict, total=False):
 
 
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
+#: The keyword arguments the Router takes for itself; every other one is passed to the model.
+_ROUTING_KEYS = ("stream", "grounding", "max_tokens", "prompt_tokens", "tenant", "app", "tags", "task", "latency_sensitive", "at", "request_id", "timeout")
+_NO_CAPABILITIES: frozenset[str] = frozenset()
 _UNIT_NAMES = {"grounded_prompt": "grounded prompts", "search_query": "search queries", "web_search": "web searches", "request": "grounding requests"}
 
 
@@ -431,49 +434,61 @@ class Router:
         ``**kwargs`` dict (owned by this call): it is consumed and becomes the params."""
         compiled = self.compiled  # one policy version for the whole request, even if a reload lands meanwhile
         params = kwargs
-        params.pop("stream", None)
-        grounding = params.pop("grounding", None)
+        # the routing attributes leave the params (a pop only for those present: most calls pass few)
+        routing = {name: params.pop(name) for name in _ROUTING_KEYS if name in params}
+        get = routing.get
+        grounding = get("grounding")
         if grounding is True:
             grounding = "google_search"
-        max_tokens = params.pop("max_tokens", None)
+        max_tokens = get("max_tokens")
         max_tokens = compiled.default_max_tokens if max_tokens is None else check_count("max_tokens", max_tokens)
         if max_tokens == 0:
             raise RequestError("max_tokens", "must be at least 1 (leave it out for the policy's default_max_tokens)")
-        prompt_tokens = params.pop("prompt_tokens", None)
+        prompt_tokens = get("prompt_tokens")
+        plain = plain_text_tokens(messages)  # plain text messages: one pass says tokens, capabilities, cache marks
         source = "caller"
         if prompt_tokens is None:
-            prompt_tokens = estimate_prompt_tokens(messages)
+            prompt_tokens = plain if plain is not None else estimate_prompt_tokens(messages)
             source = "estimate"
         else:
             prompt_tokens = check_count("prompt_tokens", prompt_tokens)
+        if plain is None:
+            capabilities = RequestFeatures.capabilities_from(messages, params)
+            cache_writes = _cache_write_ttl(messages, params)
+        elif params:
+            capabilities = RequestFeatures.capabilities_from((), params)
+            cache_writes = _cache_write_ttl((), params)
+        else:
+            capabilities, cache_writes = _NO_CAPABILITIES, None
         features = RequestFeatures(
-            tenant=params.pop("tenant", None),
-            app=params.pop("app", None),
-            tags=dict(params.pop("tags", None) or {}),
-            task=params.pop("task", None),
-            prompt_tokens=prompt_tokens,
-            max_tokens=max_tokens,
-            grounding=grounding or None,
-            latency_sensitive=bool(params.pop("latency_sensitive", False)),
-            required_capabilities=RequestFeatures.capabilities_from(messages, params),
-            at=params.pop("at", None) or _utcnow().date(),
+            get("tenant"),
+            get("app"),
+            dict(get("tags") or {}),
+            get("task"),
+            prompt_tokens,
+            max_tokens,
+            grounding or None,
+            bool(get("latency_sensitive", False)),
+            capabilities,
+            get("at") or _utcnow().date(),
         )
         # One random id per call. Ledger ids are unique per call even when a caller reuses request_id: a
         # reused id must never make the ledger treat a second call as a retry of the first (and skip booking it).
         token = f"{_ID_BITS(128):032x}"
-        given_id = params.pop("request_id", None)
+        given_id = get("request_id")
         if given_id is not None:
             given_id = check_request_id(given_id)
+        timeout = get("timeout")
         request: CallRequest = {
             "id": given_id if given_id is not None else token,
             "call_id": f"{given_id}:{token[:12]}" if given_id is not None else token,
             "messages": messages,
             "features": features,
-            "timeout_s": _timeout(params.pop("timeout", None), self.request_timeout_s),
+            "timeout_s": self.request_timeout_s if timeout is None else _timeout(timeout, self.request_timeout_s),
             "compiled": compiled,
             "prompt_source": source,
             "store": self.store(),
-            "cache_writes": _cache_write_ttl(messages, params),  # prompt-caching marks: writes cost above input
+            "cache_writes": cache_writes,  # prompt-caching marks: writes cost above input
         }
         params["max_tokens"] = features.max_tokens
         return request, params

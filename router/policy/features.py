@@ -19,11 +19,13 @@ from typing import Any
 
 from router.errors import RequestError
 from router.ledger.names import MAX_NAME_CHARS, encode_name
+from router.ledger.types import LedgerSnapshot
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
 REPLY_OVERHEAD_TOKENS = 3
 MEDIA_PART_TOKENS = 258
+_ZERO = Decimal(0)
 #: Priority PayGo ramp start limits from the Priority PayGo guide (tokens per minute), used when the
 #: ledger reports nothing for a family yet.
 RAMP_START_TPM: dict[str, int] = {"flash": 4_000_000, "flash-lite": 4_000_000, "pro": 1_000_000}
@@ -33,6 +35,8 @@ def check_name(field: str, value: Any, what: str = "") -> str:
     """A tenant / app / tag name as the ledger accepts it (a non-empty string of at most 128 characters;
     any characters, encoded injectively in ledger keys), else :class:`RequestError` naming ``field``
     (``what`` says which part of it, e.g. "a tag name")."""
+    if type(value) is str and value in _GOOD_NAMES:  # seen and accepted before: the checks depend on the value only
+        return value
     part = f"{what} " if what else ""
     if not isinstance(value, str):
         raise RequestError(field, f"{part}must be a string, not {type(value).__name__} ({value!r})")
@@ -45,7 +49,15 @@ def check_name(field: str, value: Any, what: str = "") -> str:
             encode_name(value)
         except ValueError as exc:
             raise RequestError(field, f"{part}{exc}") from None
+    if type(value) is str:
+        if len(_GOOD_NAMES) > 10_000:
+            _GOOD_NAMES.clear()
+        _GOOD_NAMES.add(value)
     return value
+
+
+#: Names that passed :func:`check_name` (bounded): a tenant seen again costs a set lookup.
+_GOOD_NAMES: set[str] = set()
 
 
 def check_count(field: str, value: Any) -> int:
@@ -123,6 +135,24 @@ def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     return total
 
 
+_PLAIN_KEYS = frozenset({"role", "content"})
+
+
+def plain_text_tokens(messages: Sequence[Mapping[str, Any]]) -> int | None:
+    """:func:`estimate_prompt_tokens` of ``messages`` when every message is a plain dict of ``role`` and a
+    string ``content`` (nothing else: no parts, tool calls, names or cache marks), else None. Such a
+    request needs no capability and marks nothing for prompt caching, so one pass says all three."""
+    total = REPLY_OVERHEAD_TOKENS if messages else 0
+    for message in messages:
+        if type(message) is not dict or not message.keys() <= _PLAIN_KEYS:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        total += MESSAGE_OVERHEAD_TOKENS + (len(content) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+    return total
+
+
 def _parts(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     out = []
     for message in messages:
@@ -150,19 +180,25 @@ class RequestFeatures:
     def __post_init__(self) -> None:
         if self.grounding is True:  # type: ignore[comparison-overlap]
             object.__setattr__(self, "grounding", "google_search")
-        for name in ("prompt_tokens", "max_tokens"):
-            check_count(name, getattr(self, name))
-        for name in ("tenant", "app"):
-            if getattr(self, name) is not None:
-                check_name(name, getattr(self, name))
-        if self.tags is None:
+        # type(...) is int / str / dict: the common case without a call per check (bool is not int here)
+        if type(self.prompt_tokens) is not int or self.prompt_tokens < 0:
+            check_count("prompt_tokens", self.prompt_tokens)
+        if type(self.max_tokens) is not int or self.max_tokens < 0:
+            check_count("max_tokens", self.max_tokens)
+        if self.tenant is not None and (type(self.tenant) is not str or self.tenant not in _GOOD_NAMES):
+            check_name("tenant", self.tenant)
+        if self.app is not None and (type(self.app) is not str or self.app not in _GOOD_NAMES):
+            check_name("app", self.app)
+        tags = self.tags
+        if tags is None:
             object.__setattr__(self, "tags", {})
-        if not isinstance(self.tags, Mapping):
-            raise RequestError("tags", f"must be a dict of tag name to value, not {type(self.tags).__name__}")
-        for key, value in self.tags.items():
-            check_name("tags", key, "a tag name")
-            check_name(f"tags[{key!r}]", value)
-        if not isinstance(self.required_capabilities, frozenset):
+        elif type(tags) is not dict or tags:
+            if not isinstance(tags, Mapping):
+                raise RequestError("tags", f"must be a dict of tag name to value, not {type(tags).__name__}")
+            for key, value in tags.items():
+                check_name("tags", key, "a tag name")
+                check_name(f"tags[{key!r}]", value)
+        if type(self.required_capabilities) is not frozenset:
             object.__setattr__(self, "required_capabilities", frozenset(self.required_capabilities))
 
     @staticmethod
@@ -242,6 +278,22 @@ class StateSnapshot:
     @classmethod
     def from_ledger(cls, snapshot: Any, budgets: Sequence[Any] = ()) -> "StateSnapshot":
         """From a :class:`router.ledger.types.LedgerSnapshot` (spend by scope id, pools, ramp)."""
+        if type(snapshot) is LedgerSnapshot and not snapshot.ramp and not snapshot.pools:
+            # The request path (no grounding pool, no ramp family): no conversions to make.
+            spend = dict(snapshot.spend)
+            for value in spend.values():
+                if type(value) is not Decimal:
+                    spend = {k: v if isinstance(v, Decimal) else Decimal(str(v)) for k, v in spend.items()}
+                    break
+            for budget in budgets:
+                if budget.id not in spend:
+                    spend[budget.id] = _ZERO
+            state = cls.__new__(cls)
+            state.spend, state.pools, state.ramp = spend, {}, {}
+            state.now = dt.datetime.now(dt.timezone.utc)
+            pt = getattr(snapshot, "pt", None)
+            state.pt = {k: int(v) for k, v in pt.items()} if pt else {}
+            return state
         spend = dict(getattr(snapshot, "spend", {}) or {})
         for budget in budgets:
             spend.setdefault(budget.id, Decimal(0))
