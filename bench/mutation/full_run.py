@@ -51,10 +51,10 @@ MODULES = [
     "router/_client.py",
 ]
 
-# The broad profile: the fast set plus the litellm-through-VertexStub tests and the CLI / ops / proxy tests
-# (`router cost` prints the bill and its errors). Still without the process-spawning (slow) and real-redis tests:
+# The broad profile: the fast set plus the litellm-through-VertexStub tests and the CLI / proxy tests
+# (`router cost` prints the bill and its errors; the proxy hook bills through litellm). Still without the process-spawning (slow) and real-redis tests:
 # those start processes or a redis-server per mutant. profile -> (marker expression, extra test directories).
-PROFILES = {"broad": ("not slow and not redis_server", ["tests/cli", "tests/ops", "tests/proxy"])}
+PROFILES = {"broad": ("not slow and not redis_server", ["tests/cli", "tests/proxy"])}
 # Modules whose real tests are mostly litellm + VertexStub ones: measured in the broad profile only.
 PROFILE_OF = {"router/_client.py": "broad"}
 
@@ -110,7 +110,7 @@ def run_module(module: str, mutmut: str, rerun: bool) -> None:
             data = json.loads(meta.read_text())
             data["exit_code_by_key"] = dict.fromkeys(data.get("exit_code_by_key", {}))
             meta.write_text(json.dumps(data, indent=4))
-    started = time.monotonic()
+    started, commit = time.monotonic(), _git("rev-parse", "--short", "HEAD")
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
@@ -118,7 +118,7 @@ def run_module(module: str, mutmut: str, rerun: bool) -> None:
                              stderr=subprocess.STDOUT)
     commits = _commits_file(where)
     data = json.loads(commits.read_text()) if commits.exists() else {}
-    data[module] = {"commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain", "router")),
+    data[module] = {"commit": commit, "dirty": bool(_git("status", "--porcelain", "router")),
                     "seconds": round(time.monotonic() - started), "exit": rc,
                     "profile": PROFILE_OF.get(module, "fast ([tool.mutmut] in pyproject.toml)"),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -252,6 +252,31 @@ def report(modules: list[str]) -> str:
     return head + "\n" + "\n".join(rows) + "\n" + "\n".join(sections)
 
 
+_MESSAGE_CALL = re.compile(r"raise |Error\(|(rejected|notes|warnings|problems|errors)\.append\(")
+_KEY = re.compile(r'^\s*\{?"[A-Za-z_]+": ')
+
+
+def suggest(module: str) -> list[str]:
+    """Verdict lines for the unclassified survivors whose diff only touches a message or a report key.
+
+    Pattern-based and marked ``(pattern)``: a mutant of a string / argument inside a ``raise`` or an
+    ``append`` of a reason / note / warning is ``wording``; a renamed key of a ``to_dict`` report is ``label``.
+    Everything else is left for a person to read."""
+    verdicts, out = load_verdicts(), []
+    for name, code in results(module).items():
+        if STATUS.get(code) not in ("survived", "no tests") or name in verdicts or name in broad_kills(module):
+            continue
+        diff = diff_of(module, name).splitlines()
+        minus = " ".join(line[1:] for line in diff if line.startswith("-"))
+        plus = " ".join(line[1:] for line in diff if line.startswith("+"))
+        if (_MESSAGE_CALL.search(minus) and _MESSAGE_CALL.search(plus) and minus.count("raise") == plus.count("raise")
+                and ".append(None)" not in plus):
+            out.append(f"{name}\twording\t(pattern) only an argument / text of a raised error or of a reason / note appended")
+        elif _KEY.search(minus) and re.search(r'"(XX[A-Za-z_]+XX|[A-Z_]+)": ', plus) and "to_dict" in name:
+            out.append(f"{name}\tlabel\t(pattern) only a key name of a to_dict() report (explain / decision JSON), not a value")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", nargs="+", default=MODULES, help="source paths, in the order to run them")
@@ -259,12 +284,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun", action="store_true", help="forget the modules' cached verdicts first")
     ap.add_argument("--second-pass", action="store_true",
                     help="re-run each module's survivors in the broad profile (litellm + CLI tests) after its run")
+    ap.add_argument("--suggest", action="store_true",
+                    help="print pattern-based verdict lines (wording / label) for unclassified survivors and exit")
     ap.add_argument("--out", default="docs/mutation-full-run.md")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"not a money-path module of this harness: {', '.join(unknown)} (known: {', '.join(MODULES)})")
     mutmut = str(Path(sys.executable).with_name("mutmut"))
+    if args.suggest:
+        for module in args.modules:
+            print("\n".join(suggest(module)))
+        return 0
     if args.second_pass and args.report_only:
         for module in args.modules:
             second_pass(module, mutmut)

@@ -42,7 +42,9 @@ def test_router_spend_scope_accepts_the_callers_name(tmp_path):
     from router.ledger import BudgetScope, Window, store_from_url
     from router.ledger.names import scope_of
 
-    url = "fakeredis://h11a-encoded-names"
+    import uuid
+
+    url = f"fakeredis://h11a-encoded-names-{uuid.uuid4().hex}"  # a fresh in-process server: re-runnable in one process
     budget = BudgetScope(scope_of("tenant", "Müller/ops"), Window.parse("calendar:month@UTC"), Decimal("10"))
 
     async def book() -> None:
