@@ -60,6 +60,14 @@ USAGE_FIELD_OF_UNIT: dict[str, str] = {
     "request": "grounding_requests",
 }
 
+#: How each grounding billing unit reads in a bill's lines (plural).
+GROUNDING_UNIT_TEXT: dict[str, str] = {
+    "grounded_prompt": "grounded prompts",
+    "search_query": "search queries",
+    "web_search": "web searches",
+    "request": "requests",
+}
+
 
 def _utc_today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
@@ -364,7 +372,7 @@ def _bill_grounding(
         free = units - billable
         dimension = GROUNDING_DIMENSION_OF[kind]
         rate, provenance = b.rate(dimension)
-        unit = "search queries" if option.unit == "search_query" else option.unit.replace("_", " ") + "s"
+        unit = GROUNDING_UNIT_TEXT[option.unit]
         if free:
             pool_name = option.pool or "free quota"
             b.lines.append(CostLine(f"{dimension} (free: {pool_name})", Decimal(free), THOUSAND, unit, Decimal(0), Decimal(0), provenance))
