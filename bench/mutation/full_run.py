@@ -62,6 +62,80 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", 37: "killed", None: "not run"}
 
 
+@dataclass
+class Meta:
+    """What a mutmut ``.meta`` file says, read without ever raising.
+
+    ``complete`` is False when the file is truncated or not JSON (mutmut writes it in place, so a run stopped
+    while it saved leaves half a file); ``codes`` then holds whatever ``exit_code_by_key`` could be salvaged
+    (mutmut writes that section first) and ``problem`` says what was wrong."""
+
+    codes: dict[str, int | None]
+    complete: bool = True
+    problem: str = ""
+    sections: dict[str, dict] | None = None
+
+
+_SECTIONS = ("exit_code_by_key", "hash_by_function_name", "type_check_error_by_key", "durations_by_key",
+             "estimated_durations_by_key")
+
+
+def read_meta(path: Path) -> Meta | None:
+    """The meta file at ``path`` (None when there is none); a broken file gives a ``Meta`` with ``complete`` False."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return Meta({}, False, f"unreadable: {exc}", {})
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("exit_code_by_key", {}), dict):
+            raise ValueError("not a mutmut meta object")
+        return Meta(data.get("exit_code_by_key", {}), True, "", data)
+    except ValueError as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    # Salvage each top-level section that is complete: "<key>": {...} at the object's first level.
+    sections: dict[str, dict] = {}
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r'^ {4}"(\w+)": ', text, re.M):
+        try:
+            value, _ = decoder.raw_decode(text, match.end())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            sections[match.group(1)] = value
+    return Meta(sections.get("exit_code_by_key", {}), False, problem, sections)
+
+
+def repair_metas(where: Path) -> list[str]:
+    """Make every broken ``.meta`` under ``where/mutants`` loadable again, so ``mutmut run`` does not crash on it.
+
+    The broken file is kept as ``<name>.meta.broken``. When its results and function hashes could be salvaged
+    they are written back (those mutants keep their verdicts); otherwise the meta and the mutated copy of the
+    source are moved aside, so mutmut regenerates the module and runs all its mutants again."""
+    notes = []
+    for meta_path in sorted((where / "mutants").rglob("*.py.meta")):
+        meta = read_meta(meta_path)
+        if meta is None or meta.complete:
+            continue
+        shutil.copyfile(meta_path, meta_path.with_name(meta_path.name + ".broken"))
+        sections = meta.sections or {}
+        if "exit_code_by_key" in sections and "hash_by_function_name" in sections:
+            fixed = {key: sections.get(key, {}) for key in _SECTIONS}
+            meta_path.write_text(json.dumps(fixed, indent=4))
+            notes.append(f"{meta_path}: was incomplete ({meta.problem}); kept its {len(meta.codes)} results "
+                         f"({sum(v is not None for v in meta.codes.values())} run), the rest is run again")
+        else:
+            meta_path.unlink()
+            mutated = meta_path.with_name(meta_path.name[: -len(".meta")])
+            if mutated.exists():
+                mutated.unlink()
+            notes.append(f"{meta_path}: was incomplete ({meta.problem}) and nothing could be salvaged; "
+                         "the module is regenerated and run again")
+    return notes
+
+
 def dotted(module: str) -> str:
     return module[: -len(".py")].replace("/", ".")
 
@@ -104,12 +178,15 @@ def run_module(module: str, mutmut: str, rerun: bool) -> None:
     where = workdir(module)
     if where != ROOT:
         prepare_profile(PROFILE_OF[module])
+    for note in repair_metas(where):
+        print(note, flush=True)
     if rerun:
-        meta = where / "mutants" / (module + ".meta")
-        if meta.exists():
-            data = json.loads(meta.read_text())
-            data["exit_code_by_key"] = dict.fromkeys(data.get("exit_code_by_key", {}))
-            meta.write_text(json.dumps(data, indent=4))
+        meta_path = where / "mutants" / (module + ".meta")
+        meta = read_meta(meta_path)
+        if meta is not None and meta.sections is not None:
+            data = {key: meta.sections.get(key, {}) for key in _SECTIONS}
+            data["exit_code_by_key"] = dict.fromkeys(meta.codes)
+            meta_path.write_text(json.dumps(data, indent=4))
     started, commit = time.monotonic(), _git("rev-parse", "--short", "HEAD")
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.log"
     log.parent.mkdir(exist_ok=True)
@@ -132,6 +209,8 @@ def second_pass(module: str, mutmut: str) -> None:
     if not names or module in PROFILE_OF:
         return
     where = prepare_profile("broad")
+    for note in repair_metas(where):
+        print(note, flush=True)
     started = time.monotonic()
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.broad.log"
     with log.open("w") as out:
@@ -148,10 +227,10 @@ def broad_kills(module: str) -> set[str]:
     """Mutants of ``module`` the broad profile's second pass killed."""
     if module in PROFILE_OF:
         return set()
-    meta = ROOT / ".mutation-runs" / "broad" / "mutants" / (module + ".meta")
-    if not meta.exists():
+    meta = read_meta(ROOT / ".mutation-runs" / "broad" / "mutants" / (module + ".meta"))
+    if meta is None:
         return set()
-    codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+    codes = meta.codes
     return {k for k, v in codes.items() if STATUS.get(v) in ("killed", "timeout")}
 
 
@@ -171,9 +250,13 @@ def load_verdicts() -> dict[str, Verdict]:
     return out
 
 
+def meta_of(module: str) -> Meta | None:
+    return read_meta(workdir(module) / "mutants" / (module + ".meta"))
+
+
 def results(module: str) -> dict[str, int | None]:
-    meta = workdir(module) / "mutants" / (module + ".meta")
-    return json.loads(meta.read_text()).get("exit_code_by_key", {}) if meta.exists() else {}
+    meta = meta_of(module)
+    return meta.codes if meta is not None else {}
 
 
 def diff_of(module: str, name: str) -> str:
@@ -204,8 +287,17 @@ def report(modules: list[str]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     sections: list[str] = []
     totals: Counter[str] = Counter()
+    incomplete: list[str] = []
     for module in modules:
-        codes = results(module)
+        meta = meta_of(module)
+        if meta is not None and not meta.complete:
+            incomplete.append(f"- `{module}`: **incomplete** mutmut results (its `.meta` file is broken: "
+                              f"{meta.problem}); {len(meta.codes)} mutants salvaged, counted below as they stand. "
+                              "Re-run the module to complete it.")
+            if not meta.codes:
+                rows.append(f"| `{module}` | incomplete (unreadable results) | | | | | | | - | - | - | |")
+                continue
+        codes = meta.codes if meta is not None else {}
         if not codes:
             continue
         count = Counter(STATUS.get(v, "suspicious") for v in codes.values())
@@ -220,6 +312,8 @@ def report(modules: list[str]) -> str:
         commits = json.loads(_commits_file(workdir(module)).read_text()) if _commits_file(workdir(module)).exists() else {}
         info = commits.get(module, {})
         commit = info.get("commit", "?") + (" (+uncommitted)" if info.get("dirty") else "")
+        if meta is not None and not meta.complete:
+            commit += " (incomplete)"
         profile = f" ({PROFILE_OF[module]} profile)" if module in PROFILE_OF else ""
         rows.append(f"| `{module}`{profile} | {len(codes)} | {count['killed']} | {len(left_all) - len(left)} | "
                     f"{sum(STATUS.get(codes[k]) == 'survived' for k in left)} | "
@@ -249,7 +343,8 @@ def report(modules: list[str]) -> str:
             "test added after it, counted as detected in the two right-hand scores only. `wording`: only an error / "
             "warning text or the field an error names; `label`: only a label of an itemised bill line (its unit, "
             "its free-line name), never an amount.\n")
-    return head + "\n" + "\n".join(rows) + "\n" + "\n".join(sections)
+    notes = ("\n" + "\n".join(incomplete) + "\n") if incomplete else ""
+    return head + "\n" + "\n".join(rows) + "\n" + notes + "\n".join(sections)
 
 
 _MESSAGE_CALL = re.compile(r"raise |Error\(|(rejected|notes|warnings|problems|errors)\.append\(")
@@ -304,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             run_module(module, mutmut, args.rerun)
             if args.second_pass:
                 second_pass(module, mutmut)
-        (ROOT / args.out).write_text(report([m for m in MODULES if results(m)]))
+        (ROOT / args.out).write_text(report([m for m in MODULES if meta_of(m) is not None]))
     print(f"report: {args.out}")
     return 0
 

@@ -14,13 +14,14 @@ survivor with its diff, classified as ``message`` (the mutant only changes the w
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+from bench.mutation.full_run import read_meta, repair_metas
 
 ROOT = Path.cwd()
 KILLED = {1, 3, 36, -24, 24, 152, 255, 37}
@@ -29,10 +30,14 @@ NO_TESTS = {5, 33}
 
 
 def _metas() -> dict[str, dict[str, int | None]]:
+    """Each module's stored results; a truncated / broken meta file gives what could be salvaged (never a crash)."""
     out = {}
-    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
-        module = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
-        out[module] = json.loads(meta.read_text()).get("exit_code_by_key", {})
+    for path in sorted((ROOT / "mutants").rglob("*.py.meta")):
+        module = str(path.relative_to(ROOT / "mutants"))[: -len(".meta")]
+        meta = read_meta(path)
+        if meta is not None and not meta.complete:
+            print(f"{path}: incomplete ({meta.problem}); {len(meta.codes)} results salvaged", file=sys.stderr)
+        out[module] = meta.codes if meta is not None else {}
     return out
 
 
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args(argv)
     if args.action == "run":
+        for note in repair_metas(ROOT):
+            print(note, flush=True)
         names = sample(args.per_module, args.seed)
         print(f"{len(names)} mutants sampled", flush=True)
         return subprocess.call([str(Path(args.python).with_name("mutmut")), "run", *names], cwd=ROOT)

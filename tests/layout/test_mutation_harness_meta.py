@@ -1,0 +1,84 @@
+"""The mutation harness (bench/mutation/full_run.py) survives a truncated mutmut ``.meta`` file.
+
+mutmut rewrites ``mutants/<module>.meta`` in place; a run stopped while it saves leaves half a JSON file, and
+both ``--report-only`` and the next ``mutmut run`` used to crash on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.mutation import full_run
+
+CODES = {"router.cost.x_a__mutmut_1": 1, "router.cost.x_a__mutmut_2": 0, "router.cost.x_a__mutmut_3": None}
+FULL = {"exit_code_by_key": CODES, "hash_by_function_name": {"x_a": "abc"}, "type_check_error_by_key": {},
+        "durations_by_key": {"router.cost.x_a__mutmut_1": 1.5}, "estimated_durations_by_key": {"router.cost.x_a__mutmut_1": 2.0}}
+
+
+def _write(root: Path, text: str) -> Path:
+    meta = root / "mutants" / "router" / "cost.py.meta"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(text)
+    (root / "mutants" / "router" / "cost.py").write_text("# mutated copy\n")
+    return meta
+
+
+def test_a_truncated_meta_is_read_as_incomplete_with_its_results_salvaged(tmp_path: Path) -> None:
+    text = json.dumps(FULL, indent=4)
+    meta = full_run.read_meta(_write(tmp_path, text[: text.index('"estimated_durations_by_key"') + 40]))
+    assert meta is not None and not meta.complete
+    assert "JSONDecodeError" in meta.problem
+    assert meta.codes == CODES
+
+
+def test_a_complete_meta_and_a_missing_one(tmp_path: Path) -> None:
+    meta = full_run.read_meta(_write(tmp_path, json.dumps(FULL, indent=4)))
+    assert meta is not None and meta.complete and meta.codes == CODES
+    assert full_run.read_meta(tmp_path / "nothing.meta") is None
+
+
+def test_report_only_marks_the_module_incomplete_instead_of_crashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = json.dumps(FULL, indent=4)
+    _write(tmp_path, text[: len(text) // 3 * 2])
+    monkeypatch.setattr(full_run, "workdir", lambda module: tmp_path)
+    monkeypatch.setattr(full_run, "broad_kills", lambda module: set())
+    monkeypatch.setattr(full_run, "diff_of", lambda module, name: "-a\n+b")
+    out = full_run.report(["router/cost.py"])
+    row = next(line for line in out.splitlines() if line.startswith("| `router/cost.py`"))
+    assert "(incomplete)" in row
+    assert "| 3 | 1 | 0 | 1 |" in row  # 3 mutants, 1 killed, none by the broad pass, 1 survived
+    assert "**incomplete** mutmut results" in out
+
+
+def test_report_only_lists_an_unreadable_meta_as_incomplete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, '{\n    "exit_code_by_key": {\n        "router.cost.x')
+    monkeypatch.setattr(full_run, "workdir", lambda module: tmp_path)
+    out = full_run.report(["router/cost.py"])
+    assert "| `router/cost.py` | incomplete (unreadable results) |" in out
+
+
+def test_repair_keeps_salvaged_results_in_a_meta_mutmut_can_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_module = pytest.importorskip("mutmut.mutation.data")  # the optional [mutation] extra
+
+    text = json.dumps(FULL, indent=4)
+    path = _write(tmp_path, text[: text.index('"estimated_durations_by_key"') + 40])
+    notes = full_run.repair_metas(tmp_path)
+    assert len(notes) == 1 and "kept its 3 results (2 run)" in notes[0]
+    assert path.with_name("cost.py.meta.broken").read_text() == text[: text.index('"estimated_durations_by_key"') + 40]
+    monkeypatch.chdir(tmp_path)
+    data = data_module.SourceFileMutationData(path=Path("router/cost.py"))
+    data.load()  # mutmut's own loader: the next `mutmut run` starts instead of crashing
+    assert data.exit_code_by_key == CODES and data.hash_by_function_name == {"x_a": "abc"}
+    assert full_run.repair_metas(tmp_path) == []
+
+
+def test_repair_moves_an_unsalvageable_meta_aside_so_mutmut_regenerates_the_module(tmp_path: Path) -> None:
+    path = _write(tmp_path, '{\n    "exit_code_by_key": {\n        "router.cost.x')
+    notes = full_run.repair_metas(tmp_path)
+    assert len(notes) == 1 and "regenerated" in notes[0]
+    assert not path.exists() and not path.with_name("cost.py").exists()
+    assert path.with_name("cost.py.meta.broken").exists()
+    assert os.listdir(path.parent) == ["cost.py.meta.broken"]
