@@ -174,7 +174,15 @@ def _commits_file(where: Path) -> Path:
     return where / "mutants" / "full_run_commits.json"
 
 
-def run_module(module: str, mutmut: str, rerun: bool) -> None:
+def sample_names(module: str, size: int, seed: int) -> list[str]:
+    """A reproducible random sample of ``module``'s mutants (from the names mutmut generated last)."""
+    import random
+
+    names = sorted(results(module))
+    return names if len(names) <= size else sorted(random.Random(seed).sample(names, size))
+
+
+def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int = 12, missing: bool = False) -> None:
     where = workdir(module)
     if where != ROOT:
         prepare_profile(PROFILE_OF[module])
@@ -191,7 +199,15 @@ def run_module(module: str, mutmut: str, rerun: bool) -> None:
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
-        rc = subprocess.call(["nice", "-n", "19", mutmut, "run", dotted(module) + ".*"], cwd=where, stdout=out,
+        # mutmut re-runs every mutant a pattern or name matches, even one with a stored result: --missing-only
+        # names just the mutants without a result (a run that was stopped, functions changed since).
+        targets = sample_names(module, sample, seed) if sample else [dotted(module) + ".*"]
+        if missing:
+            targets = [k for k in (targets if sample else results(module)) if results(module).get(k) is None]
+            if not targets:
+                print(f"{module}: every mutant has a result", flush=True)
+                return
+        rc = subprocess.call(["nice", "-n", "19", mutmut, "run", *targets], cwd=where, stdout=out,
                              stderr=subprocess.STDOUT)
     commits = _commits_file(where)
     data = json.loads(commits.read_text()) if commits.exists() else {}
@@ -199,6 +215,8 @@ def run_module(module: str, mutmut: str, rerun: bool) -> None:
                     "seconds": round(time.monotonic() - started), "exit": rc,
                     "profile": PROFILE_OF.get(module, "fast ([tool.mutmut] in pyproject.toml)"),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if sample:
+        data[module]["sample"] = {"size": sample, "seed": seed}
     commits.write_text(json.dumps(data, indent=1))
     print(f"{module}: mutmut exit {rc} after {data[module]['seconds']} s (log {log})", flush=True)
 
@@ -315,6 +333,8 @@ def report(modules: list[str]) -> str:
         if meta is not None and not meta.complete:
             commit += " (incomplete)"
         profile = f" ({PROFILE_OF[module]} profile)" if module in PROFILE_OF else ""
+        if "sample" in info:
+            profile += f" (random sample of {info['sample']['size']}, seed {info['sample']['seed']})"
         rows.append(f"| `{module}`{profile} | {len(codes)} | {count['killed']} | {len(left_all) - len(left)} | "
                     f"{sum(STATUS.get(codes[k]) == 'survived' for k in left)} | "
                     f"{sum(STATUS.get(codes[k]) == 'no tests' for k in left)} | {count['timeout']} | {count['not run']} | "
@@ -382,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--suggest", action="store_true",
                     help="print pattern-based verdict lines (wording / label) for unclassified survivors and exit")
     ap.add_argument("--out", default="docs/mutation-full-run.md")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="run only a reproducible random sample of this many mutants per module (the rest stay 'not run')")
+    ap.add_argument("--seed", type=int, default=12, help="the sample's random seed")
+    ap.add_argument("--missing-only", action="store_true",
+                    help="run only the mutants without a stored result (mutmut re-runs every mutant it is named)")
     args = ap.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -396,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             second_pass(module, mutmut)
     for module in args.modules:
         if not args.report_only:
-            run_module(module, mutmut, args.rerun)
+            run_module(module, mutmut, args.rerun, args.sample, args.seed, args.missing_only)
             if args.second_pass:
                 second_pass(module, mutmut)
         (ROOT / args.out).write_text(report([m for m in MODULES if meta_of(m) is not None]))

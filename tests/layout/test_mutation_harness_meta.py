@@ -82,3 +82,33 @@ def test_repair_moves_an_unsalvageable_meta_aside_so_mutmut_regenerates_the_modu
     assert not path.exists() and not path.with_name("cost.py").exists()
     assert path.with_name("cost.py.meta.broken").exists()
     assert os.listdir(path.parent) == ["cost.py.meta.broken"]
+
+
+def _capture_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(full_run, "ROOT", tmp_path)
+    monkeypatch.setattr(full_run, "workdir", lambda module: tmp_path)
+    monkeypatch.setattr(full_run, "_git", lambda *args, **kw: "")
+    monkeypatch.setattr(full_run.subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 0)
+    return calls
+
+
+def test_missing_only_names_just_the_mutants_without_a_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mutmut re-runs every mutant a pattern matches, even one with a stored result
+    _write(tmp_path, json.dumps(FULL, indent=4))
+    calls = _capture_run(tmp_path, monkeypatch)
+    full_run.run_module("router/cost.py", "mutmut", rerun=False, missing=True)
+    assert calls == [["nice", "-n", "19", "mutmut", "run", "router.cost.x_a__mutmut_3"]]
+    full_run.run_module("router/cost.py", "mutmut", rerun=False)
+    assert calls[1] == ["nice", "-n", "19", "mutmut", "run", "router.cost.*"]
+
+
+def test_a_sample_is_reproducible_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    many = {f"router.cost.x_a__mutmut_{i}": None for i in range(1, 101)}
+    _write(tmp_path, json.dumps({**FULL, "exit_code_by_key": many}, indent=4))
+    calls = _capture_run(tmp_path, monkeypatch)
+    full_run.run_module("router/cost.py", "mutmut", rerun=False, sample=10, seed=3)
+    full_run.run_module("router/cost.py", "mutmut", rerun=False, sample=10, seed=3)
+    assert len(calls[0]) == 5 + 10 and calls[0] == calls[1] and set(calls[0][5:]) <= set(many)
+    recorded = json.loads(full_run._commits_file(tmp_path).read_text())["router/cost.py"]
+    assert recorded["sample"] == {"size": 10, "seed": 3}
