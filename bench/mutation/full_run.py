@@ -182,6 +182,13 @@ def sample_names(module: str, size: int, seed: int) -> list[str]:
     return names if len(names) <= size else sorted(random.Random(seed).sample(names, size))
 
 
+def _sizes(sample: dict | None) -> list[int]:
+    """The sizes of the samples run before (a record from before ``sizes`` existed has only ``size``)."""
+    if not sample:
+        return []
+    return list(sample.get("sizes", [sample["size"]] if "size" in sample else []))
+
+
 def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int = 12, missing: bool = False) -> None:
     where = workdir(module)
     if where != ROOT:
@@ -211,14 +218,60 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
                              stderr=subprocess.STDOUT)
     commits = _commits_file(where)
     data = json.loads(commits.read_text()) if commits.exists() else {}
-    data[module] = {"commit": commit, "dirty": bool(_git("status", "--porcelain", "router")),
+    previous = data.get(module, {})
+    data[module] = {"commit": commit, "dirty": where == ROOT and bool(_git("status", "--porcelain", "router")),  # a profile copy is HEAD itself
                     "seconds": round(time.monotonic() - started), "exit": rc,
                     "profile": PROFILE_OF.get(module, "fast ([tool.mutmut] in pyproject.toml)"),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if sample:
-        data[module]["sample"] = {"size": sample, "seed": seed}
+        data[module]["sample"] = {"size": sample, "seed": seed, "sizes": [*_sizes(previous.get("sample")), sample]}
     commits.write_text(json.dumps(data, indent=1))
     print(f"{module}: mutmut exit {rc} after {data[module]['seconds']} s (log {log})", flush=True)
+
+
+def module_of(name: str) -> str | None:
+    """The MODULES entry a mutant name belongs to (``router.cost.x_f__mutmut_3`` -> ``router/cost.py``)."""
+    for module in MODULES:
+        if name.startswith(dotted(module) + "."):
+            return module
+    return None
+
+
+def run_listed(files: list[str], mutmut: str) -> dict[str, tuple[int | None, int | None]]:
+    """Re-run the mutants named in ``files`` (first tab-separated column of each line, e.g. the killed-survivor
+    hand-off lists ``mutant<TAB>test id``), each in its module's profile; returns name -> (before, after) codes."""
+    names: list[str] = []
+    for file in files:
+        for line in Path(file).read_text().splitlines():
+            name = line.split("\t")[0].strip()
+            if name and not name.startswith("#") and name not in names:
+                names.append(name)
+    by_module: dict[str, list[str]] = {}
+    for name in names:
+        module = module_of(name)
+        if module is None:
+            print(f"{name}: not a mutant of a module of this harness, skipped", flush=True)
+        elif name not in results(module):
+            print(f"{name}: no such mutant in mutmut's results (the function changed since?), skipped", flush=True)
+        else:
+            by_module.setdefault(module, []).append(name)
+    out: dict[str, tuple[int | None, int | None]] = {}
+    for module, group in by_module.items():
+        before = results(module)
+        where = workdir(module)
+        if where != ROOT:
+            prepare_profile(PROFILE_OF[module])
+        for note in repair_metas(where):
+            print(note, flush=True)
+        log = ROOT / ".mutation-runs" / f"{dotted(module)}.listed.log"
+        log.parent.mkdir(exist_ok=True)
+        with log.open("w") as handle:
+            subprocess.call(["nice", "-n", "19", mutmut, "run", *group], cwd=where, stdout=handle, stderr=subprocess.STDOUT)
+        after = results(module)
+        for name in group:
+            out[name] = (before.get(name), after.get(name))
+            print(f"{STATUS.get(before.get(name), '?'):9s} -> {STATUS.get(after.get(name), '?'):9s} {name}", flush=True)
+    return out
 
 
 def second_pass(module: str, mutmut: str) -> None:
@@ -300,9 +353,10 @@ def _pct(a: int, b: int) -> str:
 
 def report(modules: list[str]) -> str:
     verdicts = load_verdicts()
-    rows = ["| module | mutants | killed (fast set) | + killed by the broad pass | survived | no test | timeout | "
-            "not run | raw score | without equivalent | without equivalent, wording, labels | commit measured |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| module | mutants | killed (fast set) | + killed by the broad pass | survived | no test (uncovered) | timeout | "
+            "not run | equivalent (justified) | score | score counting justified equivalents | "
+            "also without wording / labels (not the target) | commit measured |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     sections: list[str] = []
     totals: Counter[str] = Counter()
     incomplete: list[str] = []
@@ -313,7 +367,7 @@ def report(modules: list[str]) -> str:
                               f"{meta.problem}); {len(meta.codes)} mutants salvaged, counted below as they stand. "
                               "Re-run the module to complete it.")
             if not meta.codes:
-                rows.append(f"| `{module}` | incomplete (unreadable results) | | | | | | | - | - | - | |")
+                rows.append(f"| `{module}` | incomplete (unreadable results) | | | | | | | | - | - | - | |")
                 continue
         codes = meta.codes if meta is not None else {}
         if not codes:
@@ -334,11 +388,13 @@ def report(modules: list[str]) -> str:
             commit += " (incomplete)"
         profile = f" ({PROFILE_OF[module]} profile)" if module in PROFILE_OF else ""
         if "sample" in info:
-            profile += f" (random sample of {info['sample']['size']}, seed {info['sample']['seed']})"
+            profile += (f" (random samples of {' + '.join(map(str, _sizes(info['sample'])))}, seed {info['sample']['seed']}: "
+                        f"{len(codes) - count['not run']} of {len(codes)} run; "
+                        "mutmut runs the named mutants in file order, so only a finished sample is unbiased)")
         rows.append(f"| `{module}`{profile} | {len(codes)} | {count['killed']} | {len(left_all) - len(left)} | "
                     f"{sum(STATUS.get(codes[k]) == 'survived' for k in left)} | "
                     f"{sum(STATUS.get(codes[k]) == 'no tests' for k in left)} | {count['timeout']} | {count['not run']} | "
-                    f"{_pct(detected, measured)} | {_pct(detected + later, measured - eq)} | "
+                    f"{eq} | {_pct(detected, measured)} | {_pct(detected + later, measured - eq)} | "
                     f"{_pct(detected + later, measured - eq - wording)} | {commit} |")
         for key, value in (("mutants", len(codes)), ("killed", count["killed"]), ("broad", len(left_all) - len(left)),
                            ("timeout", count["timeout"]), ("left", len(left)), ("not run", count["not run"]),
@@ -354,7 +410,7 @@ def report(modules: list[str]) -> str:
                 sections.append(f"- `{name}` ({status}) **{v.kind}**: {v.reason}\n\n```diff\n{diff_of(module, name)}\n```\n")
     t = totals
     rows.append(f"| **all** | {t['mutants']} | {t['killed']} | {t['broad']} | {t['left']} (survived + no test) | | "
-                f"{t['timeout']} | {t['not run']} | {_pct(t['detected'], t['measured'])} | "
+                f"{t['timeout']} | {t['not run']} | {t['equivalent']} | {_pct(t['detected'], t['measured'])} | "
                 f"{_pct(t['detected'] + t['later'], t['measured'] - t['equivalent'])} | "
                 f"{_pct(t['detected'] + t['later'], t['measured'] - t['equivalent'] - t['wording'])} | |")
     head = ("# Full mutmut run of the money path\n\nWritten by `python -m bench.mutation.full_run` (see "
@@ -405,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=0,
                     help="run only a reproducible random sample of this many mutants per module (the rest stay 'not run')")
     ap.add_argument("--seed", type=int, default=12, help="the sample's random seed")
+    ap.add_argument("--rerun-listed", nargs="+", metavar="FILE",
+                    help="re-run the mutants named in FILE (first tab-separated column a line, e.g. /work/wt/killed-*.txt) and exit")
     ap.add_argument("--missing-only", action="store_true",
                     help="run only the mutants without a stored result (mutmut re-runs every mutant it is named)")
     args = ap.parse_args(argv)
@@ -412,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"not a money-path module of this harness: {', '.join(unknown)} (known: {', '.join(MODULES)})")
     mutmut = str(Path(sys.executable).with_name("mutmut"))
+    if args.rerun_listed:
+        run_listed(args.rerun_listed, mutmut)
+        return 0
     if args.suggest:
         for module in args.modules:
             print("\n".join(suggest(module)))

@@ -49,7 +49,7 @@ def test_report_only_marks_the_module_incomplete_instead_of_crashing(tmp_path: P
     out = full_run.report(["router/cost.py"])
     row = next(line for line in out.splitlines() if line.startswith("| `router/cost.py`"))
     assert "(incomplete)" in row
-    assert "| 3 | 1 | 0 | 1 |" in row  # 3 mutants, 1 killed, none by the broad pass, 1 survived
+    assert "| 3 | 1 | 0 | 1 | 0 | 0 | 1 | 0 |" in row  # 3 mutants, 1 killed, none by the broad pass, 1 survived, 1 not run
     assert "**incomplete** mutmut results" in out
 
 
@@ -111,4 +111,15 @@ def test_a_sample_is_reproducible_and_recorded(tmp_path: Path, monkeypatch: pyte
     full_run.run_module("router/cost.py", "mutmut", rerun=False, sample=10, seed=3)
     assert len(calls[0]) == 5 + 10 and calls[0] == calls[1] and set(calls[0][5:]) <= set(many)
     recorded = json.loads(full_run._commits_file(tmp_path).read_text())["router/cost.py"]
-    assert recorded["sample"] == {"size": 10, "seed": 3}
+    assert recorded["sample"] == {"size": 10, "seed": 3, "sizes": [10, 10]}
+
+
+def test_rerun_listed_runs_the_named_mutants_of_each_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, json.dumps(FULL, indent=4))
+    calls = _capture_run(tmp_path, monkeypatch)
+    listed = tmp_path / "killed-x.txt"
+    listed.write_text("router.cost.x_a__mutmut_2\ttests/catalog/test_x.py::test_y\nrouter.cost.x_gone__mutmut_1\tt\n"
+                      "router.other.x__mutmut_1\tt\n\nrouter.cost.x_a__mutmut_2\tagain\n")
+    out = full_run.run_listed([str(listed)], "mutmut")
+    assert calls == [["nice", "-n", "19", "mutmut", "run", "router.cost.x_a__mutmut_2"]]
+    assert out == {"router.cost.x_a__mutmut_2": (0, 0)}
