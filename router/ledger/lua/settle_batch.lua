@@ -3,21 +3,42 @@
 -- granted from this process's lease (slice) books the bill and shrinks the lease by the same amount, so
 -- settled + holds + leases never grows.
 -- KEYS: the record key of each entry, then per budget slot: spend key, hold zset, hold sum, lease hash.
--- ARGV: now_ms, idempotency_ttl_ms, n_entries, n_slots, then per slot: kind, first;
---       then per entry: rid, mode ('S'/'R'), nano, held ('' unknown), lease owner ('' for a Redis hold),
---       lease decrement (nano), m, then per budget: slot (1-based), write index, key ttl.
+-- ARGV: now_ms, idempotency_ttl_ms, n_entries, n_slots, then two packed arguments (fields separated by one
+--       space, so the client encodes 6 arguments however large the batch is):
+--   ARGV[5] per slot: kind first
+--   ARGV[6] per entry: rid mode ('S'/'R') nano held ('-' unknown) owner ('-' for a Redis hold)
+--           lease-decrement (nano) m, then per budget: slot (1-based) write-index key-ttl
 -- Returns one code per entry: 1 done now, 0 nothing to do (already settled / released).
 local now = tonumber(ARGV[1])
 local idem = ARGV[2]
 local ne = tonumber(ARGV[3])
 local ns = tonumber(ARGV[4])
+local function fields(packed)
+  local t = {}
+  for v in string.gmatch(packed, '%S+') do t[#t + 1] = v end
+  return t
+end
+local S = fields(ARGV[5])
+local F = fields(ARGV[6])
+-- check the shape before writing anything (an error after a write would leave the batch half applied)
+local a, seen = 1, 0
+while a <= #F do
+  local m = tonumber(F[a + 6])
+  if not m then break end
+  a, seen = a + 7 + 3 * m, seen + 1
+end
+if #S ~= 2 * ns or seen ~= ne or a ~= #F + 1 or #KEYS ~= ne + 4 * ns then
+  return redis.error_reply('settle_batch: malformed batch (' .. ne .. ' entries, ' .. #F .. ' fields, ' .. ns .. ' slots)')
+end
 local out = {}
-local a = 5 + 2 * ns
+a = 1
 for e = 1, ne do
   local rkey = KEYS[e]
-  local rid, mode, nano, held_amt, owner = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local ldec = tonumber(ARGV[a + 5])
-  local m = tonumber(ARGV[a + 6])
+  local rid, mode, nano, held_amt, owner = F[a], F[a + 1], F[a + 2], F[a + 3], F[a + 4]
+  if held_amt == '-' then held_amt = '' end
+  if owner == '-' then owner = '' end
+  local ldec = tonumber(F[a + 5])
+  local m = tonumber(F[a + 6])
   local b0 = a + 7
   a = b0 + 3 * m
   local rec = redis.call('HMGET', rkey, 'st', 'amt')
@@ -31,9 +52,9 @@ for e = 1, ne do
       member = rid .. '|' .. amt
     end
     for j = 0, m - 1 do
-      local slot = tonumber(ARGV[b0 + 3 * j])
+      local slot = tonumber(F[b0 + 3 * j])
       local k = ne + 1 + 4 * (slot - 1)
-      local kind, first = ARGV[5 + 2 * (slot - 1)], tonumber(ARGV[6 + 2 * (slot - 1)])
+      local kind, first = S[2 * slot - 1], tonumber(S[2 * slot])
       if member and redis.call('ZREM', KEYS[k + 1], member) == 1 then
         local left = redis.call('DECRBY', KEYS[k + 2], amt)
         if left <= 0 or redis.call('EXISTS', KEYS[k + 1]) == 0 then redis.call('DEL', KEYS[k + 2]) end
@@ -47,9 +68,9 @@ for e = 1, ne do
             lease_set(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], owner, now, left, 0)
           end
         end
-        local key_ttl = tonumber(ARGV[b0 + 3 * j + 2])
+        local key_ttl = tonumber(F[b0 + 3 * j + 2])
         if kind == 'R' then
-          rolling_add(KEYS[k], tonumber(ARGV[b0 + 3 * j + 1]), first, nano, key_ttl)
+          rolling_add(KEYS[k], tonumber(F[b0 + 3 * j + 1]), first, nano, key_ttl)
         elseif key_ttl > 0 then
           redis.call('INCRBY', KEYS[k], nano)
           redis.call('PEXPIRE', KEYS[k], key_ttl)
