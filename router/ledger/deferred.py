@@ -55,6 +55,9 @@ SEGMENT_S = 1.0
 ORPHAN_SCAN_S = 5.0
 #: How long a replica that disappeared from the primary's list is waited for before it is taken as removed.
 REPLICA_GRACE_S = 60.0
+#: How often the background flusher reads the primary's replication state (``INFO replication``) while
+#: applied entries wait for confirmation (never when none wait). Entries only wait longer in the log.
+CONFIRM_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -64,8 +67,8 @@ class _Batch:
     segment: Path | None
     entries: list[dict[str, Any]]
     applied: bool = False
-    replid: str = ""
-    offset: int = 0
+    replid: str = ""  # the primary's replication id as last read before the batch was applied
+    offset: int = -1  # its replication offset as first read after the batch was applied (-1: not read yet)
     orphan: str | None = None  # the dead owner whose log this came from
     orphan_fd: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -140,6 +143,8 @@ class DeferredRedisStore(RedisStore):
         self._next_orphan_scan = 0.0
         self.flush_errors = 0
         self._replicas_seen: dict[str, tuple[int, float]] = {}  # replication id -> (replicas, last seen)
+        self._replid: str | None = None  # the primary's replication id at the last INFO read
+        self._next_confirm = 0.0  # monotonic time of the flusher's next INFO read
         self._closed_segments: set[Path] = set()  # own closed segments, deleted once nothing in them is pending
         # group commit: reservations that go to Redis, queued while a batch is in flight
         self._queue: list[_Request] = []
@@ -563,15 +568,16 @@ class DeferredRedisStore(RedisStore):
     async def _flush_loop(self) -> None:
         assert self._wake is not None
         while not self._closed:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
+            if not self._wake.is_set():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    pass
             self._wake.clear()
             if self.flush_interval_s:
                 await asyncio.sleep(self.flush_interval_s)
             try:
-                await self.flush(confirm=True)
+                await self._flush(confirm=True, sync=True, confirm_now=False)
             except (StoreError, OSError) as exc:
                 self.flush_errors += 1
                 log.warning("ledger %s: deferred settles not flushed yet (%s); kept in %s, retrying", self.url, exc, self.settle_log.dir)
@@ -586,35 +592,46 @@ class DeferredRedisStore(RedisStore):
                 self._wake.set()  # unconfirmed entries: look again after the interval
 
     async def flush(self, confirm: bool = True) -> int:
-        """Apply every pending settle of this store to Redis now (and, with ``confirm``, delete the log
-        entries that Redis confirmed). Returns the number of entries applied. Raises
-        :class:`StoreUnavailableError` when Redis cannot be reached (the entries stay in the log)."""
+        """Apply every pending settle of this store to Redis now (and, with ``confirm``, fsync the log, read
+        the primary's replication state and delete the log entries that Redis confirmed). Returns the number
+        of entries applied. Raises :class:`StoreUnavailableError` when Redis cannot be reached (the entries
+        stay in the log)."""
+        return await self._flush(confirm=confirm, sync=confirm, confirm_now=True)
+
+    async def _flush(self, *, confirm: bool, sync: bool, confirm_now: bool) -> int:
+        """``sync``: fsync the log (and rotate it when due) first. The background flusher syncs once per
+        interval; a flush for a read does not (the entries it sends are synced by the next interval's pass,
+        so a crash of the machine still loses at most one interval, and sending never makes an entry less
+        durable). ``confirm_now``: read the replication state now rather than every CONFIRM_INTERVAL_S."""
         async with self._lock_flush():
             await self._recover_locked()
             log_ = self.settle_log
             entries, self._pending = self._pending, []  # all in the current segment
             if entries:
                 self._batches.append(_Batch(log_.current, entries))
-            # fsync (off the event loop) before sending; a segment is closed about once a second and deleted
-            # once every batch in it is confirmed, so the file system sees few creates and deletes
-            if log_.rotation_due(SEGMENT_S):
+            # fsync off the event loop (one worker-thread hop, only when something was written); a segment
+            # is closed about once a second and deleted once every batch in it is confirmed, so the file
+            # system sees few creates and deletes
+            if sync and log_.rotation_due(SEGMENT_S):
                 rotated = log_.rotate()
                 assert rotated is not None
                 self._closed_segments.add(rotated[0])
                 await asyncio.to_thread(SettleLog.finish, rotated[1], rotated[2])
-            else:
+            elif sync:
                 fd = log_.dirty_fd()
                 if fd is not None:
                     await asyncio.to_thread(os.fsync, fd)
             applied = 0
             try:
-                for _ in range(2):  # a second pass applies again what a failover lost
+                for attempt in range(2):  # a second pass applies again what a failover lost
                     for batch in self._batches:
                         if not batch.applied:
                             await self._apply_batch(batch)
                             applied += len(batch.entries)
                     if not confirm or not self._batches:
                         break
+                    if not confirm_now and attempt == 0 and time.monotonic() < self._next_confirm:
+                        break  # read the replication state at most every CONFIRM_INTERVAL_S
                     await self._confirm()
                     if all(batch.applied for batch in self._batches):
                         break
@@ -623,6 +640,8 @@ class DeferredRedisStore(RedisStore):
             return applied
 
     async def _apply_batch(self, batch: _Batch) -> None:
+        if self._replid is None:  # the first batch: learn which primary it is written to
+            self._replid = (await self._replication())[0]
         now = self.now_ms()
         for start in range(0, len(batch.entries), MAX_BATCH):
             chunk = batch.entries[start:start + MAX_BATCH]
@@ -638,9 +657,10 @@ class DeferredRedisStore(RedisStore):
                                 if lease is not None:
                                     lease.pending -= int(e["ldec"])
         batch.extra["counted"] = True
-        # Read the primary's replication position after the writes: the batch is confirmed once every
-        # replica acknowledged that offset (if this read fails, the batch is simply applied again later).
-        batch.replid, batch.offset, _ = await self._replication()
+        # The batch is confirmed once every replica acknowledged the primary's offset as read (by _confirm)
+        # after these writes, on a primary whose replication id is still the one read before them: a
+        # failover in between changes it, and the batch is applied again (idempotent).
+        batch.replid, batch.offset = self._replid or "", -1
         batch.applied = True
 
     async def _settle_batch(self, entries: list[dict[str, Any]], now: int) -> list[int]:
@@ -695,7 +715,9 @@ class DeferredRedisStore(RedisStore):
         return str(info.get("master_replid", "")), int(info.get("master_repl_offset", 0)), replicas
 
     async def _confirm(self) -> None:
-        replid, _, replicas = await self._replication()
+        replid, offset, replicas = await self._replication()
+        self._replid = replid
+        self._next_confirm = time.monotonic() + CONFIRM_INTERVAL_S
         # A replica that dropped its link (lagging, restarting) is not listed: until it is back (or gone for
         # REPLICA_GRACE_S), confirm nothing, since a failover could promote it without our entries.
         seen, since = self._replicas_seen.get(replid, (0, 0.0))
@@ -709,6 +731,8 @@ class DeferredRedisStore(RedisStore):
         for batch in self._batches:
             if batch.applied and batch.replid != replid:
                 batch.applied = False  # failover (or restart): the new primary may miss it; apply again
+            elif batch.applied and batch.offset < 0:
+                batch.offset = offset  # the first read after it was applied: at or past its writes
             if not batch.applied or missing or (replicas and min(replicas) < batch.offset):
                 keep.append(batch)  # not applied yet, or a replica has not acknowledged it yet
         referenced = {b.segment for b in keep}
