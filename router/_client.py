@@ -74,6 +74,7 @@ class CallRequest(TypedDict, total=False):
 RETRYABLE = frozenset({"rate_limited", "server_error", "timeout", "context_overflow"})
 #: The keyword arguments the Router takes for itself; every other one is passed to the model.
 _ROUTING_KEYS = ("stream", "grounding", "max_tokens", "prompt_tokens", "tenant", "app", "tags", "task", "latency_sensitive", "at", "request_id", "timeout")
+_ROUTING_DEFAULTS: dict[str, Any] = {**dict.fromkeys(_ROUTING_KEYS), "latency_sensitive": False}
 _NO_CAPABILITIES: frozenset[str] = frozenset()
 _UNIT_NAMES = {"grounded_prompt": "grounded prompts", "search_query": "search queries", "web_search": "web searches", "request": "grounding requests"}
 
@@ -100,6 +101,10 @@ def _cache_write_ttl(messages: Sequence[Mapping[str, Any]], params: Mapping[str,
         for tool in tools:
             mark(tool)
     return ttl
+
+
+def _batch_warning(choice: Choice) -> str:
+    return f"{choice.model}: batch-eligible, sent online (the router does not submit Batch API jobs): billed at online rates"
 
 
 def _is_policy_file(policy: Any) -> bool:
@@ -327,6 +332,8 @@ class Router:
     def store(self) -> Store:
         """The ledger store for the running event loop (a memory store is shared by all loops).
         Resolved once per request (the request carries it)."""
+        if self._memory_store is not None:  # set only for a memory:// spec
+            return self._memory_store
         if not isinstance(self._store_spec, str):
             return self._store_spec
         if self._store_spec.startswith("memory://"):
@@ -435,16 +442,21 @@ class Router:
         compiled = self.compiled  # one policy version for the whole request, even if a reload lands meanwhile
         params = kwargs
         # the routing attributes leave the params (a pop only for those present: most calls pass few)
-        routing = {name: params.pop(name) for name in _ROUTING_KEYS if name in params}
-        get = routing.get
-        grounding = get("grounding")
+        routing = dict(_ROUTING_DEFAULTS)
+        for name in _ROUTING_KEYS:
+            if name in params:
+                routing[name] = params.pop(name)
+        grounding = routing["grounding"]
         if grounding is True:
             grounding = "google_search"
-        max_tokens = get("max_tokens")
-        max_tokens = compiled.default_max_tokens if max_tokens is None else check_count("max_tokens", max_tokens)
+        max_tokens = routing["max_tokens"]
+        if max_tokens is None:
+            max_tokens = compiled.default_max_tokens
+        elif type(max_tokens) is not int or max_tokens < 0:
+            max_tokens = check_count("max_tokens", max_tokens)
         if max_tokens == 0:
             raise RequestError("max_tokens", "must be at least 1 (leave it out for the policy's default_max_tokens)")
-        prompt_tokens = get("prompt_tokens")
+        prompt_tokens = routing["prompt_tokens"]
         plain = plain_text_tokens(messages)  # plain text messages: one pass says tokens, capabilities, cache marks
         source = "caller"
         if prompt_tokens is None:
@@ -455,30 +467,30 @@ class Router:
         if plain is None:
             capabilities = RequestFeatures.capabilities_from(messages, params)
             cache_writes = _cache_write_ttl(messages, params)
-        elif params:
+        elif "tools" in params or "functions" in params or "response_format" in params:  # the only params these two read
             capabilities = RequestFeatures.capabilities_from((), params)
             cache_writes = _cache_write_ttl((), params)
         else:
             capabilities, cache_writes = _NO_CAPABILITIES, None
         features = RequestFeatures(
-            get("tenant"),
-            get("app"),
-            dict(get("tags") or {}),
-            get("task"),
+            routing["tenant"],
+            routing["app"],
+            dict(routing["tags"] or {}),
+            routing["task"],
             prompt_tokens,
             max_tokens,
             grounding or None,
-            bool(get("latency_sensitive", False)),
+            bool(routing["latency_sensitive"]),
             capabilities,
-            get("at") or _utcnow().date(),
+            routing["at"] or _utcnow().date(),
         )
         # One random id per call. Ledger ids are unique per call even when a caller reuses request_id: a
         # reused id must never make the ledger treat a second call as a retry of the first (and skip booking it).
         token = f"{_ID_BITS(128):032x}"
-        given_id = get("request_id")
+        given_id = routing["request_id"]
         if given_id is not None:
             given_id = check_request_id(given_id)
-        timeout = get("timeout")
+        timeout = routing["timeout"]
         request: CallRequest = {
             "id": given_id if given_id is not None else token,
             "call_id": f"{given_id}:{token[:12]}" if given_id is not None else token,
@@ -663,11 +675,9 @@ class Router:
             prompt_tokens=features.prompt_tokens if self._prompt_size(request).source != "estimate" else None,
         )
 
-    async def _bill(self, choice: Choice, request: CallRequest, usage: ProviderUsage, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:
-        """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
-        features = request["features"]
-        model = self.catalog.get(choice.model)
-        store = request["store"]
+    @staticmethod
+    def _usage_fields(model: Any, choice: Choice, features: RequestFeatures, usage: ProviderUsage) -> dict[str, Any]:
+        """The cost engine's usage fields of a served attempt (its grounding and traffic are the caller's)."""
         # The router sends every request online (it does not submit Batch API jobs), so it reserves and
         # bills online rates even when the policy allowed batch; the request carries a batch-eligible label.
         fields: dict[str, Any] = {"at": features.at, "batch": False, "location": choice.location}
@@ -683,15 +693,40 @@ class Router:
                 cache_write_5m_tokens=usage.cache_write_5m_tokens,
                 cache_write_1h_tokens=usage.cache_write_1h_tokens,
             )
+        return fields
+
+    async def _bill(self, choice: Choice, request: CallRequest, usage: ProviderUsage, request_id: str, record: RoutingRecord, upper: Decimal) -> Decimal:
+        """Bill a successful attempt from the provider's usage (grounding through the free pools)."""
+        features = request["features"]
+        models = self.catalog.models
+        model = models[choice.model] if choice.model in models else self.catalog.get(choice.model)
+        store = request["store"]
+        kind = choice.grounding
+        pt = choice.provisioned
+        if (
+            not kind
+            and usage.traffic_type != "PROVISIONED_THROUGHPUT"
+            and not (choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY")
+            and (pt is None or pt.mode == "never")
+            and not request.get("pt_claims")
+        ):
+            # The common case in integers (exactly the engine's total); the itemised lines wait for a reader.
+            units = token_bill_units(model, usage, features.at, choice.location)
+            if units is not None:
+                record.traffic_type = usage.traffic_type
+                if choice.batch:
+                    record.warnings.append(_batch_warning(choice))
+                pools = self.catalog.pools
+                record.cost_lines_from(lambda: [line.to_dict() for line in compute_cost(model, Usage.build(**self._usage_fields(model, choice, features, usage)), pools, check_context_window=False).lines])
+                record.usage_from(usage)
+                return units_to_usd(units)
+        fields = self._usage_fields(model, choice, features, usage)
         # Only billed traffic counts: a priority request downgraded to ON_DEMAND is billed standard.
         if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY":
             fields["traffic"] = "on_demand_priority"
         record.traffic_type = usage.traffic_type
         if choice.batch:
-            record.warnings.append(
-                f"{choice.model}: batch-eligible, sent online (the router does not submit Batch API jobs): billed at online rates"
-            )
-        kind = choice.grounding
+            record.warnings.append(_batch_warning(choice))
         if kind:
             option = model.grounding[kind]
             if option.unit == "search_query":
@@ -714,15 +749,6 @@ class Router:
         if choice.priority and usage.traffic_type == "ON_DEMAND_PRIORITY" and model.priority_ramp_family:
             await store.record_priority_tokens(model.priority_ramp_family, usage.input_tokens + usage.output_tokens + usage.thinking_tokens)
         pools = self.catalog.pools
-        pt = choice.provisioned
-        paygo_only = usage.traffic_type != "PROVISIONED_THROUGHPUT" and (pt is None or pt.mode == "never") and not request.get("pt_claims")
-        if paygo_only and not kind and "traffic" not in fields:
-            # The common case in integers (exactly the engine's total); the itemised lines wait for a reader.
-            units = token_bill_units(model, usage, features.at, choice.location)
-            if units is not None:
-                record.cost_lines_from(lambda: [line.to_dict() for line in compute_cost(model, Usage.build(**fields), pools, check_context_window=False).lines])
-                record.usage_from(usage)
-                return units_to_usd(units)
         try:
             # The provider served this prompt: its usage is the bill, whatever the catalog's context window says.
             breakdown = compute_cost(model, Usage.build(**fields), pools, check_context_window=False)

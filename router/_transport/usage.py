@@ -67,24 +67,49 @@ def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     return max(1, estimate_tokens(chars))
 
 
+_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details",
+                 "reasoning_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "server_tool_use")
+_PTD_FIELDS = ("cached_tokens", "audio_tokens", "cache_creation_tokens", "cache_creation_token_details")
+_NONE8 = (None,) * 8
+_NONE4 = (None,) * 4
+
+
+def _fields(obj: Any, names: tuple[str, ...], empty: tuple[None, ...]) -> tuple[Any, ...] | list[Any]:
+    """``_get(obj, name)`` of each name, in one call (an object's attributes or a mapping's keys)."""
+    if obj is None:
+        return empty
+    if isinstance(obj, Mapping):
+        return [obj.get(name) for name in names]
+    return [getattr(obj, name, None) for name in names]
+
+
 def _usage_numbers(usage: Any) -> dict[str, int]:
     """Token numbers of a litellm ``Usage`` (or an OpenAI-shaped dict) in ProviderUsage terms."""
-    prompt = _int(_get(usage, "prompt_tokens"))
-    completion = _int(_get(usage, "completion_tokens"))
-    ptd = _get(usage, "prompt_tokens_details")
-    ctd = _get(usage, "completion_tokens_details")
-    reasoning = _int(_get(ctd, "reasoning_tokens")) or _int(_get(usage, "reasoning_tokens"))
+    values = _fields(usage, _USAGE_FIELDS, _NONE8)
+    # type(v) is int: the common case without a call (bool and anything else go through _int)
+    prompt, completion, ptd, ctd, reasoning_top, cache_read, creation, tool_use = values
+    prompt = prompt if type(prompt) is int else _int(prompt)
+    completion = completion if type(completion) is int else _int(completion)
+    reasoning = _int(_get(ctd, "reasoning_tokens")) if ctd is not None else 0
+    if not reasoning:
+        reasoning = reasoning_top if type(reasoning_top) is int else _int(reasoning_top)
     reasoning = min(reasoning, completion) if completion else reasoning
-    cached = _int(_get(ptd, "cached_tokens")) or _int(_get(usage, "cache_read_input_tokens"))
-    audio = _int(_get(ptd, "audio_tokens"))
-    creation = _int(_get(usage, "cache_creation_input_tokens")) or _int(_get(ptd, "cache_creation_tokens"))
-    details = _get(ptd, "cache_creation_token_details")
-    write_1h = _int(_get(details, "ephemeral_1h_input_tokens"))
-    write_5m = _int(_get(details, "ephemeral_5m_input_tokens"))
+    cached, audio, creation_ptd, details = _fields(ptd, _PTD_FIELDS, _NONE4)
+    cached = cached if type(cached) is int else _int(cached)
+    if not cached:
+        cached = cache_read if type(cache_read) is int else _int(cache_read)
+    audio = audio if type(audio) is int else _int(audio)
+    creation = creation if type(creation) is int else _int(creation)
+    if not creation:
+        creation = creation_ptd if type(creation_ptd) is int else _int(creation_ptd)
+    write_1h = write_5m = 0
+    if details is not None:
+        write_1h = _int(_get(details, "ephemeral_1h_input_tokens"))
+        write_5m = _int(_get(details, "ephemeral_5m_input_tokens"))
     if creation:
         write_1h = min(write_1h, creation)
         write_5m = creation - write_1h  # undetailed writes are 5-minute writes (Anthropic's default TTL)
-    web_searches = _int(_get(_get(usage, "server_tool_use"), "web_search_requests"))
+    web_searches = _int(_get(tool_use, "web_search_requests")) if tool_use is not None else 0
     return {
         "input_tokens": prompt,
         "output_tokens": max(0, completion - reasoning),
@@ -99,6 +124,8 @@ def _usage_numbers(usage: Any) -> dict[str, int]:
 
 def _grounding_counts(metadata: Any) -> tuple[int, int]:
     """(web URLs, distinct search queries) in Gemini grounding metadata (a dict or a list of them)."""
+    if not metadata:
+        return 0, 0
     items = metadata if isinstance(metadata, (list, tuple)) else [metadata] if metadata else []
     urls: set[str] = set()
     unnamed = 0
@@ -141,8 +168,14 @@ def _grounding_metadata(obj: Any) -> Any:
 def usage_from_response(response: Any) -> ProviderUsage:
     """The provider usage of a litellm ``ModelResponse`` (see the module doc for where each number is)."""
     numbers = _usage_numbers(_get(response, "usage"))
-    urls, queries = _grounding_counts(_grounding_metadata(response))
-    return ProviderUsage(**numbers, traffic_type=_traffic_type(response), grounding_web_urls=urls, search_queries=queries, complete=True)
+    hidden = getattr(response, "_hidden_params", None)
+    if not isinstance(hidden, Mapping):
+        hidden = {}
+    psf = hidden.get("provider_specific_fields")
+    traffic = psf.get("traffic_type") if isinstance(psf, Mapping) else None
+    metadata = getattr(response, "vertex_ai_grounding_metadata", None) or hidden.get("vertex_ai_grounding_metadata")
+    urls, queries = _grounding_counts(metadata) if metadata else (0, 0)
+    return ProviderUsage(**numbers, traffic_type=str(traffic) if traffic else None, grounding_web_urls=urls, search_queries=queries, complete=True)
 
 
 #: The ProviderUsage fields that describe the prompt (the whole prompt and its separately billed parts).

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from router.errors import NoEligibleModelError, RequestRefusedError
 from router.ledger.types import BudgetScope
 from router.policy.features import RequestFeatures, StateSnapshot
-from router.policy.units import from_units, to_units
+from router.policy.units import USD_OF_UNITS, from_units, to_units
 
 if TYPE_CHECKING:  # types only: compile imports this module, never the other way round
     from router.policy.compile import Cand, CompiledPolicy
@@ -483,7 +483,11 @@ def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: t
                     f"{c.model_id}: no Priority PayGo: {ramp.tokens_last_minute:,} + {need:,} tokens in the last minute > {ceiling:,}/min {what} ({fam})"
                 )
     assert c.location is not None
-    return Choice(c.model_id, c.location, batch, priority, gk, from_units(exp), from_units(ub), c.quality, g_units, pt)
+    try:  # remembered Decimals of recent estimates (units.from_units), without a call
+        exp_usd, ub_usd = USD_OF_UNITS[exp], USD_OF_UNITS[ub]
+    except KeyError:
+        exp_usd, ub_usd = from_units(exp), from_units(ub)
+    return Choice(c.model_id, c.location, batch, priority, gk, exp_usd, ub_usd, c.quality, g_units, pt)
 
 
 __all__ = ["Choice", "Decision", "decide"]

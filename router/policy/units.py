@@ -21,8 +21,22 @@ def to_units(value: Decimal) -> int:
     return as_int if as_int == scaled else as_int + 1
 
 
+#: Recent ``from_units`` results (bounded): a request's estimates repeat across requests of the same shape.
+USD_OF_UNITS: dict[int, Decimal] = {}
+
+
 def from_units(units: int) -> Decimal:
-    return Decimal(units).scaleb(-UNIT_EXP).normalize() if units else Decimal(0)
+    """Integer cost units -> USD Decimal, exact and normalized (remembered in :data:`USD_OF_UNITS`)."""
+    try:
+        return USD_OF_UNITS[units]
+    except (KeyError, TypeError):
+        pass
+    value = Decimal(units).scaleb(-UNIT_EXP).normalize() if units else Decimal(0)
+    if type(units) is int:
+        if len(USD_OF_UNITS) > 4096:
+            USD_OF_UNITS.clear()
+        USD_OF_UNITS[units] = value
+    return value
 
 
 __all__ = ["GROUNDING_SCALE", "RATE_SCALE", "UNIT", "UNIT_EXP", "from_units", "to_units"]

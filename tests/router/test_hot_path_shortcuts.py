@@ -5,23 +5,32 @@
   general estimator (None);
 * ``CompiledPolicy.budget_scopes``: the per-shape cache equals each budget's own ``scope_for``;
 * ``StateSnapshot.from_ledger`` fast path: the same spend / pools / ramp as the general constructor;
-* ``RequestFeatures`` still refuses bad counts and names after the same name was accepted once.
+* ``RequestFeatures`` still refuses bad counts and names after the same name was accepted once;
+* ``usage_from_response`` (one read per usage field) equals the general ``_get`` / ``_int`` formula;
+* ``from_units`` (remembered Decimals) equals the exact normalized Decimal;
+* the request path reads capabilities / cache marks of params only when ``tools``, ``functions`` or
+  ``response_format`` is present: without them both readers find nothing.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from router._client import _cache_write_ttl
+from router._transport import usage as usage_mod
+from router._transport.types import ProviderUsage
 from router.catalog import default_catalog
 from router.errors import RequestError
 from router.ledger.types import LedgerSnapshot
 from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
 from router.policy.compile import compile_policy
 from router.policy.features import plain_text_tokens
+from router.policy.units import UNIT_EXP, USD_OF_UNITS, from_units
 from router.policy.validate import load_policy
 
 text = st.text(max_size=60)
@@ -130,3 +139,170 @@ def test_features_still_refuse_bad_values_after_a_good_name():
     with pytest.raises(RequestError, match="tags"):
         RequestFeatures(tags={"team": ""})
     assert RequestFeatures(max_tokens=5, prompt_tokens=0).max_tokens == 5
+
+
+# --- usage mapping, USD of units, the params the capability / cache-mark readers look at -------------------
+
+_get, _int = usage_mod._get, usage_mod._int
+
+
+def reference_usage_numbers(usage):
+    """The general formula (one ``_get`` / ``_int`` per number), as the module had it before the shortcut."""
+    prompt = _int(_get(usage, "prompt_tokens"))
+    completion = _int(_get(usage, "completion_tokens"))
+    ptd = _get(usage, "prompt_tokens_details")
+    ctd = _get(usage, "completion_tokens_details")
+    reasoning = _int(_get(ctd, "reasoning_tokens")) or _int(_get(usage, "reasoning_tokens"))
+    reasoning = min(reasoning, completion) if completion else reasoning
+    cached = _int(_get(ptd, "cached_tokens")) or _int(_get(usage, "cache_read_input_tokens"))
+    audio = _int(_get(ptd, "audio_tokens"))
+    creation = _int(_get(usage, "cache_creation_input_tokens")) or _int(_get(ptd, "cache_creation_tokens"))
+    details = _get(ptd, "cache_creation_token_details")
+    write_1h = _int(_get(details, "ephemeral_1h_input_tokens"))
+    write_5m = _int(_get(details, "ephemeral_5m_input_tokens"))
+    if creation:
+        write_1h = min(write_1h, creation)
+        write_5m = creation - write_1h
+    web_searches = _int(_get(_get(usage, "server_tool_use"), "web_search_requests"))
+    return {
+        "input_tokens": prompt,
+        "output_tokens": max(0, completion - reasoning),
+        "thinking_tokens": reasoning,
+        "cached_input_tokens": cached,
+        "audio_input_tokens": audio,
+        "cache_write_5m_tokens": write_5m,
+        "cache_write_1h_tokens": write_1h,
+        "web_searches": web_searches,
+    }
+
+
+def reference_usage_from_response(response):
+    numbers = reference_usage_numbers(_get(response, "usage"))
+    urls, queries = usage_mod._grounding_counts(usage_mod._grounding_metadata(response))
+    return ProviderUsage(**numbers, traffic_type=usage_mod._traffic_type(response), grounding_web_urls=urls, search_queries=queries, complete=True)
+
+
+number = st.one_of(st.none(), st.integers(-5, 10_000), st.booleans(), st.just("12"), st.just("x"), st.just(3.7))
+
+
+def shaped(fields):
+    """The same fields as a dict or as an object (litellm's Usage is an object)."""
+    return st.one_of(st.none(), st.fixed_dictionaries({}, optional=fields), st.builds(lambda d: SimpleNamespace(**d), st.fixed_dictionaries({}, optional=fields)))
+
+
+details = shaped({"ephemeral_1h_input_tokens": number, "ephemeral_5m_input_tokens": number})
+ptd = shaped({"cached_tokens": number, "audio_tokens": number, "cache_creation_tokens": number, "cache_creation_token_details": details})
+ctd = shaped({"reasoning_tokens": number})
+tool_use = shaped({"web_search_requests": number})
+usage_shape = shaped(
+    {
+        "prompt_tokens": number,
+        "completion_tokens": number,
+        "prompt_tokens_details": ptd,
+        "completion_tokens_details": ctd,
+        "reasoning_tokens": number,
+        "cache_read_input_tokens": number,
+        "cache_creation_input_tokens": number,
+        "server_tool_use": tool_use,
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(usage_shape)
+def test_usage_numbers_shortcut_equals_the_general_formula(usage):
+    assert usage_mod._usage_numbers(usage) == reference_usage_numbers(usage)
+
+
+grounding = st.one_of(
+    st.none(),
+    st.just([]),
+    st.just({"groundingChunks": [{"web": {"uri": "https://a"}}, {"web": {}}], "webSearchQueries": ["q", "q", "r"]}),
+    st.just([{"grounding_chunks": [{"web": {"uri": "https://b"}}], "web_search_queries": ["s"]}]),
+)
+hidden = st.one_of(
+    st.none(),
+    st.just("not a mapping"),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "provider_specific_fields": st.one_of(st.none(), st.just({"traffic_type": "ON_DEMAND_PRIORITY"}), st.just({"traffic_type": ""}), st.just("x")),
+            "vertex_ai_grounding_metadata": grounding,
+        },
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(usage_shape, hidden, grounding)
+def test_usage_from_response_shortcut_equals_the_general_code(usage, hidden_params, metadata):
+    response = SimpleNamespace(usage=usage, _hidden_params=hidden_params, vertex_ai_grounding_metadata=metadata)
+    assert usage_mod.usage_from_response(response) == reference_usage_from_response(response)
+    bare = SimpleNamespace(usage=usage)  # no hidden params, no grounding attribute
+    assert usage_mod.usage_from_response(bare) == reference_usage_from_response(bare)
+
+
+@pytest.mark.litellm
+def test_usage_from_a_litellm_response_by_hand():
+    litellm = pytest.importorskip("litellm")
+    response = litellm.ModelResponse(usage=litellm.Usage(prompt_tokens=120, completion_tokens=40, completion_tokens_details={"reasoning_tokens": 15}, prompt_tokens_details={"cached_tokens": 20}))
+    response._hidden_params = {"provider_specific_fields": {"traffic_type": "ON_DEMAND"}}
+    got = usage_mod.usage_from_response(response)
+    assert got == reference_usage_from_response(response)
+    assert (got.input_tokens, got.output_tokens, got.thinking_tokens, got.cached_input_tokens, got.traffic_type) == (120, 25, 15, 20, "ON_DEMAND")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=10**30))
+def test_usd_of_units_is_the_exact_normalized_decimal_every_time(units):
+    expected = Decimal(units).scaleb(-UNIT_EXP).normalize() if units else Decimal(0)
+    for _ in range(2):  # computed, then remembered
+        got = from_units(units)
+        assert got == expected and str(got) == str(expected)
+    assert USD_OF_UNITS[units] == expected
+    assert len(USD_OF_UNITS) <= 4097  # bounded
+
+
+def test_usd_of_units_by_hand():
+    assert from_units(10**UNIT_EXP) == Decimal(1) and str(from_units(10**UNIT_EXP)) == "1"
+    assert str(from_units(5 * 10 ** (UNIT_EXP - 3))) == "0.005"
+    assert from_units(0) == 0
+
+
+other_params = st.dictionaries(st.sampled_from(["temperature", "top_p", "stop", "seed", "n", "user", "metadata", "extra_headers"]), st.one_of(st.none(), st.integers(), st.text(max_size=5), st.just([{"cache_control": {"type": "ephemeral"}}])), max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(other_params)
+def test_params_without_tools_functions_or_response_format_need_no_capability_and_mark_no_cache(params):
+    # the request path skips both readers for plain messages unless one of these three params is present
+    assert RequestFeatures.capabilities_from((), params) == frozenset()
+    assert _cache_write_ttl((), params) is None
+
+
+def test_the_three_params_the_readers_look_at():
+    assert RequestFeatures.capabilities_from((), {"tools": [{"type": "function"}]}) == {"tools"}
+    assert RequestFeatures.capabilities_from((), {"functions": [{"name": "f"}]}) == {"tools"}
+    assert RequestFeatures.capabilities_from((), {"response_format": {"type": "json_object"}}) == {"json_output"}
+    assert _cache_write_ttl((), {"tools": [{"name": "f", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}) == "1h"
+
+
+async def test_negative_or_bool_max_tokens_is_still_refused_on_the_request_path(tmp_path):
+    from router import Router
+    from router.testing import MockTransport
+
+    mock = MockTransport(lightweight=True)
+    mock.script("gemini-2.5-flash", usage={"input_tokens": 10, "output_tokens": 5})
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\ncandidates: [{model: gemini-2.5-flash}]\nprofiles: {p: {objective: cheapest}}\ndefault_profile: p\n", encoding="utf-8")
+    r = Router(policy=str(path), store="memory://", transport=mock, watch_policy=False)
+    try:
+        with pytest.raises(RequestError, match="max_tokens: must not be negative"):
+            await r.acomplete([{"role": "user", "content": "hi"}], max_tokens=-3)
+        with pytest.raises(RequestError, match="max_tokens: must be a whole number of tokens, not bool"):
+            await r.acomplete([{"role": "user", "content": "hi"}], max_tokens=False)
+        response = await r.acomplete([{"role": "user", "content": "hi"}], max_tokens=7, latency_sensitive=None)
+        assert response.routing.cost_usd > 0
+        assert await r.store().list_scopes() == []  # no budgets: nothing to book, the refused calls included
+    finally:
+        await r.aclose()
