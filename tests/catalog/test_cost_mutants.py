@@ -213,3 +213,38 @@ def test_the_default_pricing_date_is_the_utc_date_whatever_the_machine_s_time_zo
         else:
             os.environ["TZ"] = before
         time.tzset()
+
+
+# ------------------------------------------------------------------ more usage refusals (second mutmut pass)
+MORE_USAGE_ERRORS = [
+    # 60 cached + 60 audio tokens are 120 parts of a 100-token prompt: refused, never a negative plain-input line
+    ("gemini-2.5-flash", {"input_tokens": 100, "cached_input_tokens": 60, "audio_input_tokens": 60}, "input_tokens",
+     "cached + audio + cache-write tokens (120) exceed the prompt's input tokens (100)"),
+    ("gemini-1.5-flash", {"input_chars": 10, "cached_input_chars": 20}, "cached_input_chars", "exceeds input_chars (10)"),
+    # batch + Priority PayGo is a usage error on `traffic`, not a missing batch_priority_* price
+    ("gemini-2.5-flash", {"input_tokens": 10, "batch": True, "traffic": "on_demand_priority"}, "traffic",
+     "batch requests cannot use Priority PayGo"),
+]
+
+
+@pytest.mark.parametrize(("model", "usage", "field", "message"), MORE_USAGE_ERRORS, ids=[c[2] for c in MORE_USAGE_ERRORS])
+def test_more_usage_refusals_name_their_field_and_say_why(catalog, model, usage, field, message):
+    with pytest.raises(UsageError) as info:
+        bill(catalog, model, **usage)
+    assert info.value.field == field
+    assert str(info.value) == f"{field}: {message}"
+
+
+def test_usage_build_names_the_bad_field_and_says_why():
+    with pytest.raises(UsageError) as info:
+        Usage.build(input_tokens=-1)
+    assert info.value.field == "input_tokens"
+    assert str(info.value) == "input_tokens: must not be negative"
+
+
+def test_grounding_totals_add_every_kind(catalog):
+    # Gemini 2.5 Flash: 3 grounded prompts covered by the 1,500-a-day free pool, 2 "your data" requests paid at
+    # $2.50 per 1,000 = $0.005 (no free pool for your data).
+    b = bill(catalog, "gemini-2.5-flash", pools=True, input_tokens=10, grounded_prompts=3, grounding_requests=2)
+    assert b.to_dict()["grounding"] == {"free_units": 3, "billable_units": 2}
+    assert ("grounding_your_data", D(2), D(1000), "requests", D("2.5"), D("0.005")) in lines(b)
