@@ -94,7 +94,7 @@ async def test_a_rolling_counter_lives_until_its_last_bucket_leaves_the_window(s
 
 
 # ---------------------------------------------------------------------- journal replay: the event's period
-@pytest.fixture(params=["fakeredis", "redis"])
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis_server)])
 def journaled(request, tmp_path, clock, unique_prefix):
     """A fail_open Redis store with a journal, and an ``outage()`` context manager that makes Redis
     unreachable (fakeredis: disconnected; a real redis-server: stopped, then started again empty)."""
