@@ -49,6 +49,23 @@ async def calls_at(router: object, calls: int, concurrency: int, gap_s: float = 
         await store.flush(confirm=True)
 
 
+def print_diff(base: pstats.Stats, other: pstats.Stats, calls: int, top: int) -> None:
+    """The functions whose own time per call grows most from ``base`` to ``other``."""
+    a = base.stats  # type: ignore[attr-defined]
+    b = other.stats  # type: ignore[attr-defined]
+    rows = []
+    for func in set(a) | set(b):
+        (_, n0, t0, _, _), (_, n1, t1, _, _) = a.get(func, (0, 0, 0.0, 0, {})), b.get(func, (0, 0, 0.0, 0, {}))
+        rows.append(((t1 - t0) / calls, n0 / calls, n1 / calls, func))
+    if os.environ.get("DIFF_BY") == "calls":  # deterministic: the extra Python calls per call
+        rows.sort(key=lambda r: (-(r[2] - r[1]), -r[0]))
+    else:
+        rows.sort(key=lambda r: (-r[0], -(r[2] - r[1])))
+    print(f"   {'own µs/call':>11} {'calls/call':>10} {'(memory)':>9}  function")
+    for dt, n0, n1, (file, line, name) in rows[:top]:
+        print(f"   {dt * 1e6:+11.2f} {n1:10.2f} {n0:9.2f}  {Path(file).name}:{line}({name})")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
@@ -57,6 +74,9 @@ async def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=0.0, help="each worker sleeps this long after each call "
                         "(paces the calls like a slower transport would: fewer settles per flush)")
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of the leases=on run")
+    parser.add_argument("--diff", type=int, default=0, metavar="N", help="print the N functions whose own time per call "
+                        "grows most from the memory store to leases=on (with calls per call in each; DIFF_BY=calls: "
+                        "those called most more often)")
     args = parser.parse_args()
 
     from redis.asyncio.connection import AbstractConnection
@@ -91,6 +111,7 @@ async def main() -> None:
     try:
         for conc in (int(c) for c in args.concurrency.split(",")):
             cpu: dict[str, float] = {}
+            profiles: dict[str, pstats.Stats] = {}
             for name, url in stores.items():
                 router = Router(policy=policy, store=url, transport=MockTransport(lightweight=True), key_prefix=f"fl{conc}", watch_policy=False)
                 await calls_at(router, 500, conc, args.gap_ms / 1000)  # warm up: scripts, connections, slices
@@ -104,7 +125,8 @@ async def main() -> None:
                 profiler.enable()
                 await calls_at(router, args.calls, conc, args.gap_ms / 1000)
                 profiler.disable()
-                fcalls = pstats.Stats(profiler).total_calls / args.calls  # type: ignore[attr-defined]
+                profiles[name] = pstats.Stats(profiler)
+                fcalls = profiles[name].total_calls / args.calls  # type: ignore[attr-defined]
                 await router.aclose()
                 cpu[name] = statistics.median(per_call)
                 print(
@@ -119,6 +141,8 @@ async def main() -> None:
                     stats.print_stats(int(os.environ.get("TOP", "30")))
                     if os.environ.get("CALLERS"):
                         stats.print_callers(os.environ["CALLERS"])
+            if args.diff:
+                print_diff(profiles["memory"], profiles["leases=on"], args.calls, args.diff)
             print(f"   leases=on - memory at {conc} concurrent: {(cpu['leases=on'] - cpu['memory']) * 1e6:+.1f} µs CPU per call")
     finally:
         server.stop()

@@ -37,13 +37,14 @@ from typing import Any
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS
 from router.ledger.journal import default_journal_path
-from router.ledger.keys import check_id, parse_budget_id
+from router.ledger.keys import check_id, parse_budget_id, window_of
 from router.ledger.leases import Lease, LeaseSizing
 from router.ledger.money import to_nano
 from router.ledger.money import from_nano
 from router.ledger.redis_store import _UNREACHABLE, RedisStore, _int, _str, _Unavailable
 from router.ledger.types import BudgetScope, LedgerSnapshot, PoolUsage, QuotaPool, Reservation, ScopeInfo
-from router.ledger.wal import SettleLog
+from router.ledger.wal import SettleLog, settle_line
+from router.ledger.windows import rolling
 
 log = logging.getLogger("router.ledger")
 
@@ -70,6 +71,7 @@ class _Batch:
     replid: str = ""  # the primary's replication id as last read before the batch was applied
     offset: int = -1  # its replication offset as first read after the batch was applied (-1: not read yet)
     orphan: str | None = None  # the dead owner whose log this came from
+    holds: int = 0  # entries that settle a Redis hold (not a reservation from this process's slices)
     orphan_fd: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -133,8 +135,11 @@ class DeferredRedisStore(RedisStore):
         self.settle_log = SettleLog(settle_log_dir or f"{journal}.settles", fsync=fsync)
         self.flush_interval_s = float(flush_interval_s)
         self._pending: list[dict[str, Any]] = []
+        self._pending_holds = 0  # entries in _pending that settle a Redis hold
         self._batches: list[_Batch] = []
         self._done: OrderedDict[str, int] = OrderedDict()  # rid -> keep until (ms): settled here already
+        self._done_check = 0  # epoch ms of the next clean-up of _done
+        self._valid_bids: set[str] = set()  # budget ids of log entries already validated (see _settle_batch)
         self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock: asyncio.Lock | None = None
@@ -161,13 +166,18 @@ class DeferredRedisStore(RedisStore):
 
     # ------------------------------------------------------------------ settle
     def _mark_done(self, rid: str, now: int) -> None:
-        self._done[rid] = now + IDEMPOTENCY_TTL_MS
-        self._done.move_to_end(rid)
-        while self._done:
-            first_rid, until = next(iter(self._done.items()))
-            if until > now and len(self._done) <= 1_000_000:
-                break
-            del self._done[first_rid]
+        # ``rid`` is not in the map (settle returned early otherwise), so the map stays in time order; an id
+        # leaves it once Redis has its settle, so the clean-up below rarely finds anything (checked once a
+        # second, or when the map is huge)
+        done = self._done
+        done[rid] = now + IDEMPOTENCY_TTL_MS
+        if now >= self._done_check or len(done) > 1_000_000:
+            self._done_check = now + 1000
+            while done:
+                first_rid, until = next(iter(done.items()))
+                if until > now and len(done) <= 1_000_000:
+                    break
+                del done[first_rid]
 
     def _slice_guard(self) -> Any:
         """Held while a script that reads or changes this process's slices runs (with leases).
@@ -189,10 +199,19 @@ class DeferredRedisStore(RedisStore):
             self._slice_lock = (loop, asyncio.Lock())
         return self._slice_lock[1]
 
-    def _defer(self, entry: dict[str, Any]) -> None:
-        self.settle_log.append(entry)
+    def _defer(self, rid: str, nano: int, held: int | None, bids: list[str], at: int, owner: str, ldec: int | None) -> None:
+        """Log one settle (one ``write``) and queue it for the flusher."""
+        entry: dict[str, Any] = {"rid": rid, "mode": "S", "nano": nano, "held": held, "bids": bids, "at": at, "owner": owner}
+        if ldec is not None:
+            entry["ldec"] = ldec
+        self.settle_log.append_line(settle_line(rid, nano, held, bids, at, owner, ldec))
         self._pending.append(entry)
-        self._start_flusher()
+        if not owner:
+            self._pending_holds += 1
+        if self._wake is None or self._flusher is None or self._flusher.done():
+            self._start_flusher()
+        elif not self._wake.is_set():
+            self._wake.set()
 
     # ------------------------------------------------------------------ reserve: slices, then group commit
     async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
@@ -473,14 +492,19 @@ class DeferredRedisStore(RedisStore):
             await self._recover_once()
             return await super().settle(reservation_id, actual)
         bids, held, _ = local
-        self._defer({"rid": reservation_id, "mode": "S", "nano": nano, "held": held, "bids": list(bids), "at": now, "owner": ""})
+        self._defer(reservation_id, nano, held, list(bids), now, "", None)
         self._local.pop(reservation_id, None)
         self._mark_done(reservation_id, now)
         return True
 
     async def _settle_slice(self, rid: str, found: _Slice, nano: int, now: int) -> bool:
         self._expire_slices(now)
-        leases = [self._leases.setdefault(bid, Lease()) for bid in found.bids]
+        leases = []
+        for bid in found.bids:
+            lease = self._leases.get(bid)
+            if lease is None:
+                lease = self._leases[bid] = Lease()
+            leases.append(lease)
         held = found.nano if found.state == "held" else 0
         absorbed = all(lease.free + held >= nano for lease in leases)
         # the slice shrinks by the bill (booked instead); a bill beyond what the slice can cover shrinks it
@@ -491,7 +515,7 @@ class DeferredRedisStore(RedisStore):
             lease.size -= dec
             lease.pending += dec
         found.state = "settled"
-        self._defer({"rid": rid, "mode": "S", "nano": nano, "held": None, "bids": list(found.bids), "at": now, "owner": self.owner, "ldec": dec})
+        self._defer(rid, nano, None, list(found.bids), now, self.owner, dec)
         self._mark_done(rid, now)
         del self._slices[rid]
         if not absorbed:
@@ -530,9 +554,28 @@ class DeferredRedisStore(RedisStore):
         await self._sync_for_read()
         return await super().spend(budget)
 
+    def _slices_show_pending(self) -> bool:
+        """Whether Redis's counters, with this process's slices subtracted as :meth:`snapshot` does, already
+        show every settle of this store exactly, applied or not: true when every pending settle is of a
+        reservation granted from a live slice of this process. Such a settle moved the bill from the
+        slice's free part to ``Lease.pending`` locally, and Redis still counts it inside the slice (a
+        slice is a hold), so settled + holds + slices - this process's free part is exact. A settle of a
+        Redis hold (counted at the hold, >= the bill), an adopted log, a batch to apply again after a
+        failover or a slice that expired with settles pending need the flush."""
+        if self._pending_holds or not self._recovered:
+            return False
+        for batch in self._batches:
+            if not batch.applied and (batch.holds or batch.orphan is not None or batch.extra.get("counted")):
+                return False
+        now = self.now_ms()
+        return all(lease.expiry > now + 1000 for lease in self._leases.values() if lease.pending)
+
     async def snapshot(self, budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> LedgerSnapshot:
-        """See :meth:`Store.snapshot` (this store's pending settles are applied first)."""
-        await self._sync_for_read()
+        """See :meth:`Store.snapshot` (this store's pending settles are applied first, unless the view is
+        exact without them: see :meth:`_slices_show_pending`; the read then costs one round trip and never
+        waits for the flusher)."""
+        if self.sizing is None or not self._slices_show_pending():
+            await self._sync_for_read()
         snap = await super().snapshot(budgets, pools, ramp_families)
         if self.sizing is not None:  # this process's unused slices are not spend (other processes' are held)
             self._expire_slices(self.now_ms())
@@ -608,7 +651,8 @@ class DeferredRedisStore(RedisStore):
             log_ = self.settle_log
             entries, self._pending = self._pending, []  # all in the current segment
             if entries:
-                self._batches.append(_Batch(log_.current, entries))
+                self._batches.append(_Batch(log_.current, entries, holds=self._pending_holds))
+            self._pending_holds = 0
             # fsync off the event loop (one worker-thread hop, only when something was written); a segment
             # is closed about once a second and deleted once every batch in it is confirmed, so the file
             # system sees few creates and deletes
@@ -672,6 +716,8 @@ class DeferredRedisStore(RedisStore):
         slot_args: list[str] = []
         slots: dict[str, int] = {}
         fields: list[str] = []
+        rolling_keys: dict[str, tuple[str, int, int, int] | None] = {}  # bid -> (key, bucket, first, ttl) at now
+        valid = self._valid_bids
         for e in entries:
             bids = e.get("bids") or []
             mode = e.get("mode", "S")
@@ -683,8 +729,25 @@ class DeferredRedisStore(RedisStore):
             held = e.get("held")
             fields.append(f"{e['rid']} {mode} {int(e.get('nano', 0))} {'-' if held is None else int(held)} {owner} {int(e.get('ldec', 0))} {len(bids)}")
             for bid in bids:
-                parse_budget_id(bid, Decimal(0))  # validates: nothing from a log file escapes the prefix
-                key, kind, first, widx, ttl = self._spend_key(bid, now, int(e.get("at", now)))
+                if bid not in valid:
+                    parse_budget_id(bid, Decimal(0))  # validates: nothing from a log file escapes the prefix
+                    if len(valid) > 4096:
+                        valid.clear()
+                    valid.add(bid)
+                found = rolling_keys.get(bid, False)
+                if found is False:  # a rolling window's key, oldest bucket and TTL are the same for the batch
+                    window = window_of(bid)
+                    if window.kind == "rolling":
+                        win = rolling(window.span, now)
+                        found = (self.keys.rolling(bid), win.bucket_ms, win.first, win.key_ttl_ms)
+                    else:
+                        found = None
+                    rolling_keys[bid] = found
+                if found is not None:  # the bucket written is the one of the settle's time
+                    key, bucket, first, ttl = found
+                    kind, widx = "R", int(e.get("at", now)) // bucket
+                else:
+                    key, kind, first, widx, ttl = self._spend_key(bid, now, int(e.get("at", now)))
                 slot = slots.get(key)
                 if slot is None:
                     slot = slots[key] = len(slots) + 1
@@ -692,7 +755,7 @@ class DeferredRedisStore(RedisStore):
                     slot_args.append(f"{kind} {first}")
                 fields.append(f"{slot} {widx} {ttl}")
         args = [now, IDEMPOTENCY_TTL_MS, len(entries), len(slots), " ".join(slot_args), " ".join(fields)]
-        return [_int(v) for v in await self._run("settle_batch", keys + slot_keys, args)]
+        return [int(code) for code in _str(await self._run("settle_batch", keys + slot_keys, args))]
 
     # ------------------------------------------------------------------ replication confirmation
     async def _replication(self) -> tuple[str, int, list[int]]:

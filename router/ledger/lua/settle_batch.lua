@@ -8,7 +8,8 @@
 --   ARGV[5] per slot: kind first
 --   ARGV[6] per entry: rid mode ('S'/'R') nano held ('-' unknown) owner ('-' for a Redis hold)
 --           lease-decrement (nano) m, then per budget: slot (1-based) write-index key-ttl
--- Returns one code per entry: 1 done now, 0 nothing to do (already settled / released).
+-- Returns one code per entry as one string of digits (one bulk reply, not an array the client parses
+-- element by element): 1 done now, 0 nothing to do (already settled / released).
 local now = tonumber(ARGV[1])
 local idem = ARGV[2]
 local ne = tonumber(ARGV[3])
@@ -44,7 +45,7 @@ for e = 1, ne do
   local rec = redis.call('HMGET', rkey, 'st', 'amt')
   local st = rec[1]
   if st == 'settled' or (mode == 'R' and st == 'released') then
-    out[#out + 1] = 0
+    out[#out + 1] = '0'
   else
     local amt = rec[2] or held_amt
     local member = nil
@@ -87,7 +88,7 @@ for e = 1, ne do
     if redis.call('PEXPIRE', rkey, idem, 'GT') == 0 then
       redis.call('PEXPIRE', rkey, idem, 'NX')
     end
-    out[#out + 1] = 1
+    out[#out + 1] = '1'
   end
 end
-return out
+return table.concat(out)
