@@ -56,6 +56,10 @@ SEGMENT_S = 1.0
 ORPHAN_SCAN_S = 5.0
 #: How long a replica that disappeared from the primary's list is waited for before it is taken as removed.
 REPLICA_GRACE_S = 60.0
+#: How long :meth:`DeferredRedisStore.close` waits for Redis by default (``close_ms`` in the ledger URL).
+CLOSE_TIMEOUT_S = 3.0
+#: At most this much more for closing the Redis connection pool at the end of ``close``.
+POOL_CLOSE_S = 1.0
 #: How often the background flusher reads the primary's replication state (``INFO replication``) while
 #: applied entries wait for confirmation (never when none wait). Entries only wait longer in the log.
 CONFIRM_INTERVAL_S = 0.2
@@ -116,6 +120,7 @@ class DeferredRedisStore(RedisStore):
     recovers the logs of dead ones. ``flush_interval_s``: how long settles are collected before one batch
     is sent (the staleness bound seen by other processes, plus one round trip). ``fsync``: ``batch``
     (fsync each segment before it is sent) or ``always`` (fsync every settle before it returns).
+    ``close_timeout_s``: how long :meth:`close` waits for Redis (see there).
     """
 
     def __init__(
@@ -126,9 +131,13 @@ class DeferredRedisStore(RedisStore):
         flush_interval_s: float = 0.02,
         fsync: str = "batch",
         leases: bool | LeaseSizing = False,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
         **options: Any,
     ) -> None:
         super().__init__(client, **options)
+        if not isinstance(close_timeout_s, (int, float)) or isinstance(close_timeout_s, bool) or not 0 <= close_timeout_s <= 3600:
+            raise ValueError(f"close_timeout_s must be between 0 and 3600 seconds, not {close_timeout_s!r}")
+        self.close_timeout_s = float(close_timeout_s)
         if not isinstance(flush_interval_s, (int, float)) or isinstance(flush_interval_s, bool) or not 0 <= flush_interval_s <= 3600:
             raise ValueError(f"flush_interval_s must be between 0 and 3600 seconds, not {flush_interval_s!r}")
         journal = options.get("journal_path") or default_journal_path(options.get("url", "redis://"), self.keys.prefix)
@@ -838,24 +847,23 @@ class DeferredRedisStore(RedisStore):
         """Settles acknowledged but not yet confirmed by Redis (this process's and adopted ones)."""
         return len(self._pending) + sum(len(b.entries) for b in self._batches)
 
-    async def close(self, confirm_timeout_s: float = 3.0) -> None:
-        """Flush and confirm what can be (waiting up to ``confirm_timeout_s`` for replicas), stop the
-        flusher and close Redis. Entries Redis did not confirm stay in the log for the next process."""
-        deadline = time.monotonic() + confirm_timeout_s
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Give back unused slices, flush and confirm what can be (waiting for replicas), stop the flusher
+        and close Redis, all within ``timeout_s`` (default: the store's ``close_timeout_s``, URL
+        ``close_ms``), plus at most ``POOL_CLOSE_S`` to close the connection pool, however Redis behaves
+        (down, or up but not answering). Entries Redis did not confirm stay in the log, synced, for the
+        next process (or a restart) to replay; replay books each exactly once. A slice not given back
+        expires with its TTL."""
+        timeout = self.close_timeout_s if timeout_s is None else float(timeout_s)
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._keeper
-        giving = [bid for bid, lease in self._leases.items() if lease.free > 0 and lease.expiry > self.now_ms()]
-        if giving:
-            with contextlib.suppress(StoreError, _Unavailable, OSError):
-                await self._give_back(giving)
-        with contextlib.suppress(StoreError, OSError):
-            while True:
-                await self.flush(confirm=True)
-                if not self._batches or time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(self._close_remote(time.monotonic() + timeout), timeout)
+        except asyncio.TimeoutError:
+            log.warning("ledger %s: close gave up on Redis after %.1f s; %d settles stay in %s for replay",
+                        self.url, timeout, self.backlog(), self.settle_log.dir)
         self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
@@ -868,5 +876,21 @@ class DeferredRedisStore(RedisStore):
                     if other.orphan == batch.orphan:
                         other.orphan_fd = None
         self.settle_log.close(remove=not self._batches and not self._pending)
-        await super().close()
+        try:
+            await asyncio.wait_for(super().close(), POOL_CLOSE_S)
+        except asyncio.TimeoutError:
+            log.warning("ledger %s: the Redis connection pool did not close within %.1f s", self.url, POOL_CLOSE_S)
+
+    async def _close_remote(self, deadline: float) -> None:
+        """The Redis part of :meth:`close` (cancelled at the bound)."""
+        giving = [bid for bid, lease in self._leases.items() if lease.free > 0 and lease.expiry > self.now_ms()]
+        if giving:
+            with contextlib.suppress(StoreError, _Unavailable, OSError):
+                await self._give_back(giving)
+        with contextlib.suppress(StoreError, OSError):
+            while True:
+                await self.flush(confirm=True)
+                if not self._batches or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.05)
 

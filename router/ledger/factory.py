@@ -19,6 +19,7 @@ scheme (see README, "Ledger off the request path"):
 ``settle=deferred``        :class:`~router.ledger.deferred.DeferredRedisStore`: settles are logged
                            locally and applied to Redis in batches by a background flusher
 ``flush_ms=N``             with ``settle=deferred``: batch interval in ms (default 20)
+``close_ms=N``             with ``settle=deferred``: ``close()`` waits at most N ms for Redis (default 3000)
 ``fsync=batch|always``     with ``settle=deferred``: fsync per batch (default) or per settle
 ``settle_log=DIR``         with ``settle=deferred``: the settle log directory
 ``leases=on``              budget leases (implies ``settle=deferred``): reservations are granted
@@ -110,7 +111,7 @@ def store_from_url(
 
 
 #: Query parameters of a ledger URL that configure the store (not redis-py).
-LEDGER_OPTIONS = ("settle", "flush_ms", "fsync", "settle_log", "leases", "lease_horizon_ms", "lease_share", "lease_min", "lease_ttl_ms",
+LEDGER_OPTIONS = ("settle", "flush_ms", "close_ms", "fsync", "settle_log", "leases", "lease_horizon_ms", "lease_share", "lease_min", "lease_ttl_ms",
                   "lease_idle_ms", "drain_wait_ms")
 _LEASE_KNOBS = {"lease_horizon_ms": "horizon_s", "lease_share": "share", "lease_min": "min_requests", "lease_ttl_ms": "ttl_s",
                 "lease_idle_ms": "idle_s", "drain_wait_ms": "drain_wait_s"}
@@ -153,6 +154,11 @@ def _redis_store(client: Any, options: dict[str, Any], ledger: dict[str, str]) -
             extra["flush_interval_s"] = int(ledger["flush_ms"]) / 1000
         except ValueError:
             raise ValueError(f"ledger store URL {url!r}: flush_ms must be an integer number of milliseconds, not {ledger['flush_ms']!r}") from None
+    if "close_ms" in ledger:
+        try:
+            extra["close_timeout_s"] = int(ledger["close_ms"]) / 1000
+        except ValueError:
+            raise ValueError(f"ledger store URL {url!r}: close_ms must be an integer number of milliseconds, not {ledger['close_ms']!r}") from None
     if "fsync" in ledger:
         extra["fsync"] = ledger["fsync"]
     if "settle_log" in ledger:
