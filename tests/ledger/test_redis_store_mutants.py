@@ -1,0 +1,192 @@
+"""RedisStore (router/ledger/redis_store.py) over fakeredis, in-process: the reservation each call returns,
+fail_closed refusing per operation, and fail_open serving through an outage then replaying its journal into
+the right budget, the right period, with the hold it took gone.
+
+The outage is fakeredis's own (``FakeServer.connected = False``: every command raises ``ConnectionError``).
+Written to kill mutmut survivors of redis_store.py (issue 12); amounts are hand-computed literals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from router.errors import StoreUnavailableError
+from router.ledger import Reservation, store_from_url
+from router.ledger import factory
+from tests.ledger.helpers import at, budget
+
+D = Decimal
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _open(tmp_path: Path, mode: str, now: float, name: str | None = None):
+    name = name or f"mut{uuid.uuid4().hex[:10]}"
+    clock = _Clock(now)
+    store = store_from_url(
+        f"fakeredis://{name}", prefix="p", failure_mode=mode, journal_path=str(tmp_path / "journal"), clock=clock
+    )
+    return store, factory._FAKE_SERVERS[name], clock
+
+
+T0 = at("2026-03-10T12:00")
+
+
+async def test_reserve_returns_the_reservation_granted_idempotent_and_denied(tmp_path: Path) -> None:
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert await store.reserve("r1", [b], D("0.7"), 30) == Reservation("r1", True, None, D("0.7"))
+    assert await store.reserve("r1", [b], D("0.9"), 30) == Reservation("r1", True, None, D("0.7"))
+    assert await store.reserve("r2", [b], D("0.4"), 30) == Reservation("r2", False, b.id, D(0))
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.7")
+
+
+@pytest.mark.parametrize("operation", ["reserve", "settle", "release"])
+async def test_fail_closed_refuses_each_operation_while_redis_is_down(tmp_path: Path, operation: str) -> None:
+    store, server, _ = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r0", [b], D("0.5"), 60)).granted
+    server.connected = False
+    with pytest.raises(StoreUnavailableError, match=r"is unreachable \(ConnectionError: .+\); refusing to serve without it \(failure_mode=fail_closed\)"):
+        if operation == "reserve":
+            await store.reserve("r1", [b], D("0.1"), 60)
+        elif operation == "settle":
+            await store.settle("r0", D("0.2"))
+        else:
+            await store.release("r0")
+    server.connected = True
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.5")  # nothing changed meanwhile
+    assert not list(tmp_path.iterdir())  # and nothing was journaled
+
+
+async def test_fail_open_reserve_and_settle_in_an_outage_land_in_the_budget_on_replay(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", at("2026-03-10T23:59:59"))
+    b = budget("tenant:a", "calendar:day", "1")
+    server.connected = False
+    # Redis down: granted (nothing can be held), and remembered so the settle knows its budgets
+    assert await store.reserve("r1", [b], D("0.5"), 60) == Reservation("r1", True, None, D("0.5"))
+    assert await store.settle("r1", D("0.3"))
+    server.connected = True
+    clock.now = at("2026-03-11T00:30")  # replayed after midnight: the spend belongs to the 10th
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == 0
+    clock.now = at("2026-03-10T23:59:59.500")
+    assert await store.spend(b) == D("0.3")
+    assert store.journal_backlog() == 0
+
+
+async def test_fail_open_settle_in_an_outage_books_the_hold_taken_before_it(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    other = budget("tenant:b", "calendar:day", "1")
+    assert await store.reserve("r1", [b], D("0.6"), 600) == Reservation("r1", True, None, D("0.6"))
+    server.connected = False
+    assert await store.settle("r1", D("0.25"))
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 1
+    # the 0.6 hold is gone, 0.25 is spent, in its own budget only
+    assert (await store.snapshot([b, other], [], [])).spend == {b.id: D("0.25"), other.id: D(0)}
+    assert await store.spend(b) == D("0.25")
+    assert (await store.reserve("r2", [b], D("0.75"), 60)).granted  # 0.25 + 0.75 = the limit exactly
+    assert not await store.settle("r1", D("0.25"))  # settled once, never twice
+
+
+async def test_fail_open_release_in_an_outage_frees_the_hold_on_replay(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.8"), 600)).granted
+    server.connected = False
+    assert await store.release("r1") is True
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 1
+    assert (await store.snapshot([b], [], [])).spend[b.id] == 0
+    assert await store.spend(b) == 0
+    assert (await store.reserve("r2", [b], D("1"), 60)).granted
+
+
+@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
+async def test_a_rate_take_is_denied_and_a_rate_read_refused_while_redis_is_down(tmp_path: Path, mode: str) -> None:
+    from router.ledger.rate import RatePool, RateTake
+
+    store, server, _ = _open(tmp_path, mode, T0)
+    pool = RatePool("count_tokens.p1", 5)
+    assert await store.take_rate(pool) == RateTake("count_tokens.p1", True, 1, 5)
+    server.connected = False
+    assert await store.take_rate(pool, 2) == RateTake("count_tokens.p1", False, 0, 5)
+    with pytest.raises(StoreUnavailableError, match="is unreachable"):
+        await store.take_rate(pool, 0)
+    server.connected = True
+    await store.replay_journal()  # fail_open: ends the bypass of Redis after a failure right away
+    assert await store.take_rate(pool, 0) == RateTake("count_tokens.p1", True, 1, 5)
+
+
+async def test_an_outage_reservation_is_remembered_while_older_ones_are_forgotten(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "rolling:7d", "5")
+    server.connected = False
+    assert (await store.reserve("old", [b], D("0.1"), 1)).granted
+    clock.now = T0 + 1 + 24 * 3600 + 0.001  # "old" is past its hold and record grace: forgotten now
+    assert (await store.reserve("new", [b], D("0.4"), 60)).granted
+    assert await store.settle("new", D("0.4"))
+    server.connected = True
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == D("0.4")
+
+
+async def test_a_snapshot_in_an_outage_reads_as_nothing_used_in_fail_open_and_refuses_in_fail_closed(
+    tmp_path: Path,
+) -> None:
+    import datetime as dt
+
+    from router.ledger import PoolUsage, QuotaPool, RampUsage
+
+    b = budget("tenant:a", "calendar:day", "1")
+    pool = QuotaPool("search", 3, "day", "UTC")
+    closed, closed_server, _ = _open(tmp_path / "closed", "fail_closed", T0)
+    closed_server.connected = False
+    with pytest.raises(StoreUnavailableError, match=r"is unreachable \(ConnectionError: .+\)"):
+        await closed.snapshot([b], [pool], ["pro"])
+    store, server, _ = _open(tmp_path / "open", "fail_open", T0)
+    assert (await store.reserve("r1", [b], D("0.5"), 60)).granted
+    server.connected = False
+    snap = await store.snapshot([b], [pool], ["pro"])
+    assert snap.spend == {b.id: D(0)}
+    assert snap.pools == {"search": PoolUsage("search", 0, 3, dt.datetime(2026, 3, 11, tzinfo=dt.timezone.utc))}
+    assert snap.ramp == {"pro": RampUsage("pro", 0, 1_000_000)}
+
+
+async def test_settle_refuses_a_negative_cost_naming_it(tmp_path: Path) -> None:
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 30)).granted
+    with pytest.raises(ValueError, match=r"^actual cost: -0\.1 is negative$"):
+        await store.settle("r1", D("-0.1"))
+    assert await store.spend(b) == 0
+
+
+async def test_an_outage_settle_of_another_processs_reservation_is_journaled_and_booked(tmp_path: Path) -> None:
+    name = f"mut{uuid.uuid4().hex[:10]}"
+    first, _, _ = _open(tmp_path / "first", "fail_open", T0, name)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await first.reserve("r1", [b], D("0.6"), 600)).granted
+    # another process (it never saw the reserve) settles it while Redis is down
+    second, server, clock = _open(tmp_path / "second", "fail_open", T0, name)
+    server.connected = False
+    assert await second.settle("r1", D("0.35")) is True
+    server.connected = True
+    clock.now = T0 + 5
+    assert await second.replay_journal() == 1
+    assert (await second.snapshot([b], [], [])).spend[b.id] == D("0.35")
+    assert await second.spend(b) == D("0.35")
