@@ -34,6 +34,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio.connection import AbstractConnection
+
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS
 from router.ledger.journal import default_journal_path
@@ -41,6 +43,7 @@ from router.ledger.keys import check_id, parse_budget_id, window_of
 from router.ledger.leases import Lease, LeaseSizing
 from router.ledger.money import to_nano
 from router.ledger.money import from_nano
+from router.ledger.quick_send import quick_send_class
 from router.ledger.redis_store import _UNREACHABLE, RedisStore, _int, _str, _Unavailable
 from router.ledger.types import BudgetScope, LedgerSnapshot, PoolUsage, QuotaPool, Reservation, ScopeInfo
 from router.ledger.wal import SettleLog, settle_line
@@ -135,6 +138,10 @@ class DeferredRedisStore(RedisStore):
         **options: Any,
     ) -> None:
         super().__init__(client, **options)
+        pool = getattr(client, "connection_pool", None)
+        base = getattr(pool, "connection_class", None)
+        if isinstance(base, type) and issubclass(base, AbstractConnection) and base.__module__.startswith("redis."):
+            pool.connection_class = quick_send_class(base)  # no task per command (see router.ledger.quick_send)
         if not isinstance(close_timeout_s, (int, float)) or isinstance(close_timeout_s, bool) or not 0 <= close_timeout_s <= 3600:
             raise ValueError(f"close_timeout_s must be between 0 and 3600 seconds, not {close_timeout_s!r}")
         self.close_timeout_s = float(close_timeout_s)
