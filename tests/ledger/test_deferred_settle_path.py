@@ -3,20 +3,18 @@ logged as a line formatted directly (replayed exactly, quotes and backslashes in
 leases a decision's snapshot is exact without waiting for the flusher when every pending settle is of a
 reservation from this process's slices (a pending settle of a Redis hold is still applied first).
 
+The line's format itself (byte for byte json.dumps's) is pinned in tests/ledger/test_wal_mutants.py.
 Amounts by hand: nano-USD = USD * 10^9."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import redis
 
 from router.ledger import BudgetScope, Window, store_from_url
-from router.ledger.wal import SettleLog, settle_line
 from tests.fixtures_redis import FakeClock
 
 pytestmark = pytest.mark.redis_server
@@ -28,36 +26,6 @@ DAY = BudgetScope("global", Window.parse("calendar:day@Europe/Paris"), D("1000")
 def _script_calls(client: redis.Redis) -> int:
     """How many script calls (EVALSHA) reached Redis."""
     return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("r1", 5, None, ["tenant:a|rolling:24h", "global|calendar:day@UTC"], 17, "123-abcd", 3),
-        ("r2", 1_250_000_000, 2_000_000_000, ["tenant:a|rolling:24h"], 1_764_000_000_000, "", None),
-        ("r3", 0, 0, [], 1, "", None),
-        ('quote"and\\backslash', 7, 9, ["tenant:a|rolling:1h"], 2, "", None),
-        ("r4", 7, 9, ["tenant:caf\u00e9|rolling:1h"], 2, "", 4),
-    ],
-)
-def test_a_settle_line_is_what_json_dumps_writes(args):
-    rid, nano, held, bids, at, owner, ldec = args
-    entry = {"rid": rid, "mode": "S", "nano": nano, "held": held, "bids": bids, "at": at, "owner": owner}
-    if ldec is not None:
-        entry["ldec"] = ldec
-    assert settle_line(*args) == (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-
-
-def test_settle_lines_read_back_as_their_entries(tmp_path):
-    log = SettleLog(tmp_path)
-    log.append_line(settle_line('a"b\\c', 3, 5, ["tenant:x|rolling:1h"], 9, ""))
-    log.append_line(settle_line("d", 4, None, ["tenant:x|rolling:1h", "global|calendar:day@UTC"], 10, log.owner, 4))
-    assert SettleLog.entries(log.current) == [
-        {"rid": 'a"b\\c', "mode": "S", "nano": 3, "held": 5, "bids": ["tenant:x|rolling:1h"], "at": 9, "owner": ""},
-        {"rid": "d", "mode": "S", "nano": 4, "held": None, "bids": ["tenant:x|rolling:1h", "global|calendar:day@UTC"],
-         "at": 10, "owner": log.owner, "ldec": 4},
-    ]
-    log.close(remove=True)
 
 
 async def test_a_dead_processs_settles_with_quoted_ids_are_replayed_once(redis_server, unique_prefix, tmp_path):

@@ -6,6 +6,7 @@ double-count an acknowledged settle. Written to kill mutmut survivors of wal.py 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -344,3 +345,60 @@ def test_adopt_gives_up_on_a_log_another_adopter_buried_meanwhile(
     before = len(os.listdir("/proc/self/fd"))
     assert log.adopt("zz-dead") is None
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# ---------------------------------------------------------------------------------------------- settle lines
+# A deferred settle is acknowledged once its line is in the log; the flusher (or the process adopting a dead
+# one's log) replays exactly what the line says: the bill (nano), the hold it replaces, the budgets, the event
+# time (its period) and the owner. settle_line formats it directly, and must write byte for byte what
+# json.dumps writes, or an id JSON escapes would be replayed wrong (or not at all: an unreadable line is skipped).
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("r1", 5, None, ["tenant:a|rolling:24h", "global|calendar:day@UTC"], 17, "123-abcd", 3),
+        ("r2", 1_250_000_000, 2_000_000_000, ["tenant:a|rolling:24h"], 1_764_000_000_000, "", None),
+        ("r3", 0, 0, [], 1, "", None),
+        ("r3b", 0, None, [], 1, "o", 0),
+        # each kind of id JSON escapes, in each field, with and without a lease decrement / held / budgets
+        ('quote"and\\backslash', 7, 9, ["tenant:a|rolling:1h"], 2, "", None),
+        ('q"', 7, None, [], 2, "own", 5),
+        ("r5", 7, 9, ["tenant:a|rolling:1h"], 2, 'own"er', None),
+        ("r6", 7, 9, ["tenant:a\\b|rolling:1h"], 2, "", 4),
+        ("back\\slash", 1, 2, ["tenant:a|rolling:1h", "global|rolling:1h"], 3, "", 6),
+        ("r4", 7, 9, ["tenant:caf\u00e9|rolling:1h"], 2, "", 4),
+        ("r7\u00e9", 7, None, [], 2, "", None),
+        ("r8", 7, 9, [], 2, "\u00e9", None),
+        ("tab\there", 7, 9, ["tenant:a|rolling:1h"], 2, "", None),
+        ("r9", 7, 9, ["tenant:nl\n|rolling:1h"], 2, "", 1),
+        ("r10", 7, 9, ["tenant:a|rolling:1h"], 2, "del\x7f", None),
+    ],
+)
+def test_a_settle_line_is_what_json_dumps_writes(args: tuple) -> None:
+    rid, nano, held, bids, at, owner, ldec = args
+    entry = {"rid": rid, "mode": "S", "nano": nano, "held": held, "bids": bids, "at": at, "owner": owner}
+    if ldec is not None:
+        entry["ldec"] = ldec
+    line = wal.settle_line(*args)
+    assert line == (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+    assert json.loads(line) == entry
+
+
+def test_a_settle_line_without_a_lease_decrement_has_no_ldec_field(tmp_path: Path) -> None:
+    line = wal.settle_line("r1", 5, 7, ["tenant:a|rolling:1h"], 9, "o")
+    assert line == b'{"rid":"r1","mode":"S","nano":5,"held":7,"bids":["tenant:a|rolling:1h"],"at":9,"owner":"o"}\n'
+    escaped = wal.settle_line('r"1', 5, 7, ["tenant:a|rolling:1h"], 9, "o")
+    assert escaped == b'{"rid":"r\\"1","mode":"S","nano":5,"held":7,"bids":["tenant:a|rolling:1h"],"at":9,"owner":"o"}\n'
+
+
+def test_settle_lines_read_back_as_their_entries(tmp_path: Path) -> None:
+    log = SettleLog(tmp_path)
+    log.append_line(wal.settle_line('a"b\\c', 3, 5, ["tenant:x|rolling:1h"], 9, ""))
+    log.append_line(wal.settle_line("d", 4, None, ["tenant:x|rolling:1h", "global|calendar:day@UTC"], 10, log.owner, 4))
+    assert log.count == 2
+    assert log.current is not None
+    assert SettleLog.entries(log.current) == [
+        {"rid": 'a"b\\c', "mode": "S", "nano": 3, "held": 5, "bids": ["tenant:x|rolling:1h"], "at": 9, "owner": ""},
+        {"rid": "d", "mode": "S", "nano": 4, "held": None, "bids": ["tenant:x|rolling:1h", "global|calendar:day@UTC"],
+         "at": 10, "owner": log.owner, "ldec": 4},
+    ]
+    log.close(remove=True)
