@@ -248,3 +248,21 @@ def test_grounding_totals_add_every_kind(catalog):
     b = bill(catalog, "gemini-2.5-flash", pools=True, input_tokens=10, grounded_prompts=3, grounding_requests=2)
     assert b.to_dict()["grounding"] == {"free_units": 3, "billable_units": 2}
     assert ("grounding_your_data", D(2), D(1000), "requests", D("2.5"), D("0.005")) in lines(b)
+
+
+def test_free_grounding_units_of_every_kind_add_up(catalog):
+    # A catalog whose "your data" grounding has its own free pool (a pool of kind your_data is valid catalog data;
+    # the seeds have none): 4 your-data requests and 3 grounded prompts, both pools with 1,498 of 1,500 used, so
+    # 2 of each are free and 2 requests + 1 prompt paid: $2.50 x 2 / 1,000 + $35 / 1,000 = $0.04.
+    from router.catalog.models import GroundingOption
+
+    base = catalog.get("gemini-2.5-flash")
+    search_pool = catalog.pools["gemini-2x-flash-search-daily"]
+    data_pool = search_pool.model_copy(update={"id": "your-data-daily", "kind": "your_data", "unit": "request"})
+    grounding = {**base.grounding, "your_data": GroundingOption(unit="request", pool="your-data-daily")}
+    model = base.model_copy(update={"grounding": grounding})
+    pools = {search_pool.id: search_pool, data_pool.id: data_pool}
+    b = compute_cost(model, Usage(input_tokens=10, grounding_requests=4, grounded_prompts=3, grounding_quota_used=1498, at=DAY), pools)
+    assert (b.grounding_free_units, b.grounding_billable_units) == (4, 3)
+    assert b.to_dict()["grounding"] == {"free_units": 4, "billable_units": 3}
+    assert b.total - b.lines[0].amount == D("0.04")

@@ -123,3 +123,17 @@ def test_a_regions_constraint_rejects_a_model_without_an_endpoint_there_and_says
         d = compile_text(REGIONS % (constraint, "")).decide(feats())
         assert sorted((c.model, c.location) for c in d.choices) == [("gemini-2.5-flash", "global"), ("gemini-3-pro-preview", "global")]
         assert d.rejected == []
+
+
+def test_a_zero_cost_estimate_after_the_remembered_estimates_were_dropped():
+    # The Router remembers the USD value of recent estimates and drops them all past 4,096 distinct ones: a
+    # long-running process then meets a PT-covered request ($0 at the margin) with nothing remembered.
+    from router.policy.units import USD_OF_UNITS, from_units
+
+    cp = compile_text(PT_POLICY)
+    for units in range(1, 4200):  # distinct estimates: the remembered values are dropped once on the way
+        from_units(units * 10**12)
+    assert 0 not in USD_OF_UNITS
+    d = cp.decide(feats(), StateSnapshot(pt={PT_KEY: 0}))
+    assert [(c.model, c.estimated_cost, c.upper_bound_cost) for c in d.choices][0] == ("gemini-2.0-flash", Decimal(0), Decimal(0))
+    assert d.to_dict()["estimated_cost_usd"] == "0"
