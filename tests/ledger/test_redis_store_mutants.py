@@ -190,3 +190,173 @@ async def test_an_outage_settle_of_another_processs_reservation_is_journaled_and
     assert await second.replay_journal() == 1
     assert (await second.snapshot([b], [], [])).spend[b.id] == D("0.35")
     assert await second.spend(b) == D("0.35")
+
+
+def _unattributed(store) -> list[dict]:
+    """The events a replay set aside for an operator (``<journal>.unattributed``)."""
+    import json
+
+    path = store.journal.unattributed
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_an_outage_settle_of_a_reservation_redis_never_knew_is_set_aside_not_booked(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    server.connected = False
+    # nobody reserved "ghost" (or its record is gone): the settle is acknowledged and journaled without budgets
+    assert await store.settle("ghost", D("0.3")) is True
+    assert await store.release("ghost-2") is True  # a release of nothing: nothing to keep for anyone
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 2
+    assert await store.spend(b) == 0
+    assert [(e["op"], e["rid"], e["nano"]) for e in _unattributed(store)] == [("settle", "ghost", 300_000_000)]
+    assert store.journal_backlog() == 0
+
+
+async def test_a_replayed_settle_and_release_of_known_reservations_are_not_set_aside(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.125"))
+    assert await store.release("r2")
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 2
+    assert _unattributed(store) == []
+    assert await store.spend(b) == D("0.125")
+
+
+async def test_a_journal_event_of_an_unknown_kind_is_set_aside_for_an_operator(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.5"))
+    # written by a newer version of the router: kept, never guessed at
+    store.journal.append({"op": "refund", "rid": "r1", "nano": 500_000_000})  # not even an event time
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 2
+    assert await store.spend(b) == D("0.5")
+    assert [(e["op"], e["rid"]) for e in _unattributed(store)] == [("refund", "r1")]
+
+
+async def test_a_reservation_granted_in_an_outage_is_booked_and_released_once_redis_is_back(tmp_path: Path) -> None:
+    """Redis never saw these reservations (granted while it was down, nothing held): this process still knows
+    their budgets, so a settle after Redis came back books the bill (not 'unknown reservation') and a release
+    reports the reservation released now, once."""
+    store, server, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    server.connected = False
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted
+    server.connected = True
+    assert await store.replay_journal() == 0  # nothing journaled; ends the bypass of Redis right away
+    assert await store.settle("r1", D("0.3")) is True
+    assert await store.release("r2") is True
+    assert await store.spend(b) == D("0.3")
+    assert await store.settle("r1", D("0.3")) is False  # booked once
+    assert await store.release("r2") is False
+    assert await store.spend(b) == D("0.3")
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.3")  # no hold left behind
+
+
+def _on(server, url: str, journal: Path, now: float):
+    """A fail_open RedisStore on the fakeredis ``server``, named by ``url`` (its ledger identity), with
+    ``journal``: two URLs can name one Redis (127.0.0.1 and localhost), or one journal serve two Redis."""
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    client = fakeredis.FakeAsyncRedis(server=server)
+    return RedisStore(client, url=url, prefix="p", failure_mode="fail_open", journal_path=str(journal), clock=_Clock(now))
+
+
+async def test_an_outage_journal_is_replayed_by_a_process_reaching_the_same_ledger_by_another_name(tmp_path: Path) -> None:
+    import fakeredis
+
+    server = fakeredis.FakeServer(version=7)
+    b = budget("tenant:a", "calendar:day", "1")
+    first = _on(server, "redis://127.0.0.1:6379/0", tmp_path / "j", T0)
+    assert (await first.reserve("r1", [b], D("0.5"), 600)).granted  # first contact: the ledger's id is known
+    server.connected = False
+    assert await first.settle("r1", D("0.375"))
+    await first.close()  # that process is gone (its probe would replay the journal itself)
+    server.connected = True
+    # the same Redis under another host name: its events (bound to the ledger id) are this ledger's
+    other = _on(server, "redis://localhost:6379/0", tmp_path / "j", T0 + 5)
+    assert await other.replay_journal() == 1
+    assert await other.spend(b) == D("0.375")
+    assert other.journal_backlog() == 0
+
+
+async def test_an_outage_journal_is_never_replayed_into_another_ledger(tmp_path: Path) -> None:
+    import fakeredis
+
+    server_a, server_b = fakeredis.FakeServer(version=7), fakeredis.FakeServer(version=7)
+    b = budget("tenant:a", "calendar:day", "5")
+    server_a.connected = False
+    # a process that never reached its Redis: its events are bound by the ledger's URL and prefix
+    a = _on(server_a, "redis://a.example:6379/0", tmp_path / "shared", T0)
+    assert (await a.reserve("a-1", [b], D("1"), 600)).granted
+    assert await a.settle("a-1", D("1"))
+    other = _on(server_b, "redis://b.example:6379/0", tmp_path / "shared", T0)
+    assert (await other.reserve("b-1", [b], D("0.5"), 600)).granted
+    assert await other.settle("b-1", D("0.5"))
+    assert await other.replay_journal() == 0
+    assert await other.spend(b) == D("0.5")
+    assert other.journal_backlog() == 0 and a.journal_backlog() == 1
+    server_a.connected = True
+    assert await a.spend(b) == D("1")  # a read replays the journal first (if a's probe has not already)
+    assert a.journal_backlog() == 0
+    assert await other.spend(b) == D("0.5")
+
+
+async def test_a_replayed_release_leaves_a_late_bill_bookable(tmp_path: Path) -> None:
+    """A release journaled in an outage is replayed as a release, not as a $0 settle: the reservation's
+    bill, if it arrives after all, is still booked (as it would be without the outage)."""
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert await store.release("r1") is True
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == 0
+    assert await store.settle("r1", D("0.2")) is True
+    assert await store.spend(b) == D("0.2")
+
+
+async def test_a_journal_event_naming_an_invalid_budget_is_refused_not_booked(tmp_path: Path) -> None:
+    """The journal is a local file: a budget id in it is validated like one from the policy, so an edited or
+    corrupt line never books spend under a key outside the ledger's budgets."""
+    store, _, _ = _open(tmp_path, "fail_open", T0)
+    store.journal.append({"op": "settle", "rid": "r9", "nano": 5, "bids": ["ten ant|rolling:1h"], "at": int(T0 * 1000)})
+    with pytest.raises(ValueError, match=r"^invalid budget scope 'ten ant'"):
+        await store.replay_journal()
+
+
+async def test_consumptions_journaled_in_an_outage_are_each_counted_once_on_replay(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from router.ledger import Consumed, PoolUsage, QuotaPool
+
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    pool = QuotaPool("search", 5, "day", "UTC")
+    assert await store.consume(pool, 1, "q0") == Consumed(1, 0)
+    server.connected = False
+    # Redis down: every unit billed (the bill may be high, never low), each request journaled
+    assert await store.consume(pool, 2, "q1") == Consumed(0, 2)
+    assert await store.consume(pool, 3, "q2") == Consumed(0, 3)
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 2
+    end = dt.datetime(2026, 3, 11, tzinfo=dt.timezone.utc)
+    assert await store.pool_usage(pool) == PoolUsage("search", 6, 5, end)
+    await store.consume(pool, 1, "q1")  # q1 was counted: a retry of it is not
+    assert await store.pool_usage(pool) == PoolUsage("search", 6, 5, end)
