@@ -360,3 +360,37 @@ async def test_consumptions_journaled_in_an_outage_are_each_counted_once_on_repl
     assert await store.pool_usage(pool) == PoolUsage("search", 6, 5, end)
     await store.consume(pool, 1, "q1")  # q1 was counted: a retry of it is not
     assert await store.pool_usage(pool) == PoolUsage("search", 6, 5, end)
+
+
+async def test_a_ramp_event_replayed_twice_counts_its_priority_tokens_once(tmp_path: Path) -> None:
+    """A crash between applying a journal and deleting it replays its events again (Journal.take): a priority
+    ramp event carries its own id, so the second replay adds nothing."""
+    import json
+
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    server.connected = False
+    await store.record_priority_tokens("flash", 40_000)
+    server.connected = True
+    (event,) = [json.loads(line) for line in store.journal.path.read_text().splitlines()]
+    store.journal.append(event)  # the same event again, as a replay cut by a crash leaves it
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 2
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 40_000
+
+
+async def test_a_fail_closed_store_has_no_journal_to_replay(tmp_path: Path) -> None:
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    assert store.journal is None
+    assert await store.replay_journal() == 0
+    assert store.journal_backlog() == 0
+
+
+async def test_one_request_consuming_two_pools_counts_in_each(tmp_path: Path) -> None:
+    from router.ledger import Consumed, QuotaPool
+
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    search, maps = QuotaPool("search", 5, "day", "UTC"), QuotaPool("maps", 1, "day", "UTC")
+    assert await store.consume(search, 2, "req-1") == Consumed(2, 0)
+    assert await store.consume(maps, 2, "req-1") == Consumed(1, 1)  # its own pool: not a retry of the first
+    assert (await store.pool_usage(search)).used == 2
+    assert (await store.pool_usage(maps)).used == 2
