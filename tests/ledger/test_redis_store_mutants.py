@@ -51,10 +51,13 @@ async def test_reserve_returns_the_reservation_granted_idempotent_and_denied(tmp
     assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.7")
 
 
-@pytest.mark.parametrize("operation", ["reserve", "settle", "release"])
+@pytest.mark.parametrize("operation", ["reserve", "settle", "release", "consume", "ramp"])
 async def test_fail_closed_refuses_each_operation_while_redis_is_down(tmp_path: Path, operation: str) -> None:
+    from router.ledger import QuotaPool
+
     store, server, _ = _open(tmp_path, "fail_closed", T0)
     b = budget("tenant:a", "calendar:day", "1")
+    pool = QuotaPool("search", 5, "day", "UTC")
     assert (await store.reserve("r0", [b], D("0.5"), 60)).granted
     server.connected = False
     with pytest.raises(StoreUnavailableError, match=r"is unreachable \(ConnectionError: .+\); refusing to serve without it \(failure_mode=fail_closed\)"):
@@ -62,10 +65,17 @@ async def test_fail_closed_refuses_each_operation_while_redis_is_down(tmp_path: 
             await store.reserve("r1", [b], D("0.1"), 60)
         elif operation == "settle":
             await store.settle("r0", D("0.2"))
-        else:
+        elif operation == "release":
             await store.release("r0")
+        elif operation == "consume":
+            await store.consume(pool, 2, "q1")
+        else:
+            await store.record_priority_tokens("flash", 1000)
     server.connected = True
-    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.5")  # nothing changed meanwhile
+    snap = await store.snapshot([b], [pool], ["flash"])
+    assert snap.spend[b.id] == D("0.5")  # nothing changed meanwhile
+    assert snap.pools["search"].used == 0
+    assert snap.ramp["flash"].tokens_last_minute == 0
     assert not list(tmp_path.iterdir())  # and nothing was journaled
 
 
@@ -370,12 +380,13 @@ async def test_a_ramp_event_replayed_twice_counts_its_priority_tokens_once(tmp_p
     store, server, clock = _open(tmp_path, "fail_open", T0)
     server.connected = False
     await store.record_priority_tokens("flash", 40_000)
+    await store.record_priority_tokens("flash", 2_000)  # another event: its own id, counted
     server.connected = True
-    (event,) = [json.loads(line) for line in store.journal.path.read_text().splitlines()]
-    store.journal.append(event)  # the same event again, as a replay cut by a crash leaves it
+    first, _ = [json.loads(line) for line in store.journal.path.read_text().splitlines()]
+    store.journal.append(first)  # the first event again, as a replay cut by a crash leaves it
     clock.now = T0 + 5
-    assert await store.replay_journal() == 2
-    assert (await store.ramp_usage("flash")).tokens_last_minute == 40_000
+    assert await store.replay_journal() == 3
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 42_000
 
 
 async def test_a_fail_closed_store_has_no_journal_to_replay(tmp_path: Path) -> None:
@@ -394,3 +405,36 @@ async def test_one_request_consuming_two_pools_counts_in_each(tmp_path: Path) ->
     assert await store.consume(maps, 2, "req-1") == Consumed(1, 1)  # its own pool: not a retry of the first
     assert (await store.pool_usage(search)).used == 2
     assert (await store.pool_usage(maps)).used == 2
+
+
+async def test_priority_tokens_count_in_the_last_sixty_seconds_at_any_sub_second_clock(tmp_path: Path) -> None:
+    """The ramp counts the current second's bucket and the 59 before it, whatever the millisecond: a write
+    half a second into second 59 keeps second 0's tokens; half a second into second 60 they are gone."""
+    store, _, clock = _open(tmp_path, "fail_closed", T0 + 0.25)
+    await store.record_priority_tokens("flash", 40_000)
+    clock.now = T0 + 59.5
+    await store.record_priority_tokens("flash", 2_000)
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 42_000
+    clock.now = T0 + 60.5
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 2_000
+
+
+async def test_a_ramp_streak_of_use_in_the_middle_of_each_minute_grows_the_limit(tmp_path: Path) -> None:
+    """Use half-way through each of 11 consecutive minutes is 10 minutes of sustained use (+50 %): the
+    minute of an event is a whole minute, so 12:01:30 follows 12:00:30 without a gap."""
+    store, _, clock = _open(tmp_path, "fail_closed", T0 + 30)
+    for _ in range(11):
+        await store.record_priority_tokens("pro", 10_000)
+        clock.now += 60
+    clock.now -= 60
+    assert (await store.ramp_usage("pro")).limit_tpm == 1_500_000
+
+
+async def test_priority_tokens_replayed_at_the_first_second_of_the_window_still_count(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0 + 0.25)
+    server.connected = False
+    await store.record_priority_tokens("flash", 40_000)  # journaled in second 0
+    server.connected = True
+    clock.now = T0 + 59.5  # second 0 is the oldest of the 60 seconds counted now
+    assert await store.replay_journal() == 1
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 40_000
