@@ -438,3 +438,15 @@ async def test_priority_tokens_replayed_at_the_first_second_of_the_window_still_
     clock.now = T0 + 59.5  # second 0 is the oldest of the 60 seconds counted now
     assert await store.replay_journal() == 1
     assert (await store.ramp_usage("flash")).tokens_last_minute == 40_000
+
+
+async def test_a_single_priority_token_counts_and_none_is_not_use(tmp_path: Path) -> None:
+    store, _, clock = _open(tmp_path, "fail_closed", T0 + 30)
+    await store.record_priority_tokens("flash", 1)
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 1
+    # zero tokens in each of the next 11 minutes is no use: the streak ended, the limit is the base one
+    for _ in range(11):
+        clock.now += 60
+        await store.record_priority_tokens("flash", 0)
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 0
+    assert (await store.ramp_usage("flash")).limit_tpm == 4_000_000
