@@ -1,0 +1,34 @@
+"""Which models a policy's selectors pick and where a candidate is sent (issue 12, survivors of the full mutmut
+run of router/policy/selection.py). Catalog facts (seed model cards): Claude 3.5 Haiku is GA, both Claude 3.5
+Sonnets are deprecated; Codestral 2 has exactly one capability, tools; the Gemini 3 previews are served on the
+global endpoint only."""
+
+from __future__ import annotations
+
+from tests.policy.conftest import compile_text, feats
+from tests.policy.test_decide_boundaries import one_profile
+
+
+def test_a_lifecycle_selector_picks_only_models_of_that_lifecycle():
+    cp = compile_text(one_profile("{objective: cheapest, fallbacks: 5, candidates: [{select: {family: claude-3.5, lifecycle: [ga]}}]}"))
+    d = cp.decide(feats())
+    assert [c.model for c in d.choices] == ["claude-3-5-haiku"]
+    assert d.rejected == []  # the deprecated Sonnets are not candidates at all
+
+
+def test_a_capability_selector_picks_a_model_with_exactly_those_capabilities():
+    cp = compile_text(one_profile("{objective: cheapest, fallbacks: 5, candidates: [{select: {family: codestral, lifecycle: [ga], capabilities: [tools]}}]}"))
+    assert [c.model for c in cp.decide(feats()).choices] == ["codestral-2"]
+
+
+REGIONS = ("version: 1\nprofiles:\n  p: {fallbacks: 2, constraints: {regions: [%s]}, candidates: [{model: gemini-2.5-pro, "
+           "location: [us-central1, us-east1]}, {model: gemini-2.5-flash}]}\ndefault_profile: p\n")
+
+
+def test_a_candidate_whose_chosen_locations_are_outside_the_allowed_regions_says_which_it_asked_for():
+    d = compile_text(REGIONS % "europe-west4").decide(feats())
+    assert [(c.model, c.location) for c in d.choices] == [("gemini-2.5-flash", "europe-west4")]
+    assert d.rejected == [("gemini-2.5-pro", "no endpoint in the allowed regions (europe-west4); available: us-central1, us-east1")]
+    # the second location asked for is allowed: the candidate is sent there
+    d = compile_text(REGIONS % "us-east1").decide(feats())
+    assert sorted((c.model, c.location) for c in d.choices) == [("gemini-2.5-flash", "us-east1"), ("gemini-2.5-pro", "us-east1")]
