@@ -5,10 +5,13 @@
 
 * **Deferred settlement.** ``settle`` of a reservation this store granted returns once its entry is in
   the local settle log (:mod:`router.ledger.wal`: one ``write``, so it survives ``kill -9``). A background
-  flusher applies the logged settles to Redis every ``flush_interval_s`` in ONE script call per batch
-  (``settle_batch.lua``) and deletes the log entries only when Redis confirmed them: the primary applied
-  them and every connected replica acknowledged the write (checked from ``INFO replication`` offsets;
-  with no replica the primary's reply suffices). Unconfirmed entries are applied again after a failover
+  flusher applies the logged settles to Redis once the oldest of them is ``flush_interval_s`` old, all
+  logged meanwhile in ONE script call per batch (``settle_batch.lua``), and deletes the log entries only
+  when Redis confirmed them: the primary applied them and every connected replica acknowledged the write
+  (checked from ``INFO replication`` offsets, read every ``CONFIRM_INTERVAL_S`` while entries wait; with
+  no replica the primary's reply suffices). The flusher sleeps on one timer until it has something to
+  do (no task or timer per settle, no fixed tick), and Redis commands are written without a task per
+  command (:mod:`router.ledger.quick_send`). Unconfirmed entries are applied again after a failover
   (the primary's replication id changed) and by the next process when this one died (its log is
   adopted): settles are idempotent per reservation id, so nothing counts twice. Caps stay exact while a
   settle is pending because the hold (>= the bill) is still counted in Redis until the settle lands.
@@ -65,7 +68,7 @@ CLOSE_TIMEOUT_S = 3.0
 POOL_CLOSE_S = 1.0
 #: How often the background flusher reads the primary's replication state (``INFO replication``) while
 #: applied entries wait for confirmation (never when none wait). Entries only wait longer in the log.
-CONFIRM_INTERVAL_S = 0.2
+CONFIRM_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -81,6 +84,11 @@ class _Batch:
     holds: int = 0  # entries that settle a Redis hold (not a reservation from this process's slices)
     orphan_fd: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _wake(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _resolve(future: "asyncio.Future[Reservation]", result: Reservation) -> None:
@@ -156,8 +164,11 @@ class DeferredRedisStore(RedisStore):
         self._done: OrderedDict[str, int] = OrderedDict()  # rid -> keep until (ms): settled here already
         self._done_check = 0  # epoch ms of the next clean-up of _done
         self._valid_bids: set[str] = set()  # budget ids of log entries already validated (see _settle_batch)
-        self._wake: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._pending_at = 0.0  # monotonic time the oldest entry of _pending was logged
+        self._flush_waiter: asyncio.Future[None] | None = None  # the flusher's sleep (see _flush_loop)
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_due = 0.0  # monotonic time the flusher's sleep ends
         self._flush_lock: asyncio.Lock | None = None
         self._closed = False
         self._recovered = False
@@ -221,13 +232,13 @@ class DeferredRedisStore(RedisStore):
         if ldec is not None:
             entry["ldec"] = ldec
         self.settle_log.append_line(settle_line(rid, nano, held, bids, at, owner, ldec))
+        first = not self._pending
         self._pending.append(entry)
         if not owner:
             self._pending_holds += 1
-        if self._wake is None or self._flusher is None or self._flusher.done():
-            self._start_flusher()
-        elif not self._wake.is_set():
-            self._wake.set()
+        if first:  # the flusher sends it flush_interval_s from now, with every settle logged meanwhile
+            self._pending_at = time.monotonic()
+            self._wake_flusher(self._pending_at + self.flush_interval_s)
 
     # ------------------------------------------------------------------ reserve: slices, then group commit
     async def reserve(self, reservation_id: str, budgets: Sequence[BudgetScope], amount: Decimal, ttl_s: float) -> Reservation:
@@ -238,18 +249,20 @@ class DeferredRedisStore(RedisStore):
         found = self._slices.get(reservation_id)
         if found is not None:
             return Reservation(reservation_id, True, None, from_nano(found.nano))
-        bids = tuple(b.id for b, _ in unique)
+        bids = tuple([b.id for b, _ in unique])
         if self.sizing is not None and unique:
             self._expire_slices(now)
             leases = []
+            until = now + ttl_ms
+            fits = True
             for bid in bids:
                 lease = self._leases.get(bid)
                 if lease is None:
                     lease = self._leases[bid] = Lease()
                 lease.note_demand(now, nano)
                 leases.append(lease)
-            until = now + ttl_ms
-            if all(lease.usable(now, until, nano) for lease in leases):
+                fits = fits and lease.usable(now, until, nano)
+            if fits:
                 for lease in leases:
                     lease.used += nano
                     lease.last_use = now
@@ -413,7 +426,7 @@ class DeferredRedisStore(RedisStore):
                     if size <= 0:
                         continue
                     lease = self._leases[bid] = Lease()
-                lease.size, lease.expiry = size - lease.pending, expiry
+                lease.size, lease.expiry, lease.flag_at = size - lease.pending, expiry, now
                 if draining:
                     lease.draining_until = now + drain_ms
             if sizing is not None and any(lease.size > 0 for lease in self._leases.values()):
@@ -455,15 +468,22 @@ class DeferredRedisStore(RedisStore):
                 if not any(lease.size > 0 for lease in self._leases.values()):
                     return
                 continue
+            # the drain flags not read in the last poll_s by a settle batch or reserve batch: one MGET
+            poll_ms = int(sizing.poll_s * 1000)
+            stale = [bid for bid, lease in live.items() if now - lease.flag_at >= poll_ms]
+            if stale:
+                try:
+                    flags = await self.client.mget([self.keys.base + "ld:" + bid for bid in stale])
+                except Exception:  # noqa: BLE001 - unreachable: the slices simply stay until they expire
+                    continue
+                for bid, flag in zip(stale, flags):
+                    lease = live[bid]
+                    lease.flag_at = now
+                    if flag is not None:
+                        lease.draining_until = now + int(sizing.drain_s * 1000)
             give: list[str] = []
-            try:
-                flags = await self.client.mget([self.keys.base + "ld:" + bid for bid in live])
-            except Exception:  # noqa: BLE001 - unreachable: the slices simply stay until they expire
-                continue
-            for (bid, lease), flag in zip(live.items(), flags):
-                if flag is not None:
-                    lease.draining_until = now + int(sizing.drain_s * 1000)
-                if lease.free > 0 and (flag is not None or now - lease.last_use >= sizing.idle_s * 1000):
+            for bid, lease in live.items():
+                if lease.free > 0 and (lease.draining_until > now or now - lease.last_use >= sizing.idle_s * 1000):
                     give.append(bid)
             if give:
                 with contextlib.suppress(StoreError, _Unavailable):
@@ -522,7 +542,10 @@ class DeferredRedisStore(RedisStore):
                 lease = self._leases[bid] = Lease()
             leases.append(lease)
         held = found.nano if found.state == "held" else 0
-        absorbed = all(lease.free + held >= nano for lease in leases)
+        absorbed = True
+        for lease in leases:
+            if lease.size - lease.used + held < nano:
+                absorbed = False
         # the slice shrinks by the bill (booked instead); a bill beyond what the slice can cover shrinks it
         # by what it covered, and is booked at once (the cap can then overshoot by the difference)
         dec = nano if absorbed else held
@@ -613,28 +636,58 @@ class DeferredRedisStore(RedisStore):
 
     # ------------------------------------------------------------------ flusher
     def _start_flusher(self) -> None:
-        if self._wake is None:
-            self._wake = asyncio.Event()
-        self._wake.set()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        """Have the flusher look at the log now (an adopted log to apply)."""
+        self._wake_flusher(time.monotonic())
+
+    def _wake_flusher(self, due: float) -> None:
+        """Make sure the flusher runs at ``due`` (monotonic) at the latest: start it, or move its sleep's end
+        earlier. One timer per sleep, no task or timer per settle."""
+        loop = asyncio.get_running_loop()
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush_loop())  # (a store reused on a new event loop too)
+            return
+        waiter = self._flush_waiter
+        if waiter is not None and not waiter.done() and due < self._flush_due:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+            self._flush_due = due
+            self._flush_timer = loop.call_later(max(0.0, due - time.monotonic()), _wake, waiter)
 
     def _lock_flush(self) -> asyncio.Lock:
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
         return self._flush_lock
 
+    def _next_flush(self) -> float:
+        """When (monotonic) the flusher has something to do: send the pending settles once the oldest is
+        ``flush_interval_s`` old (so a low rate still batches what arrives meanwhile, and no settle waits
+        longer); apply batches not applied yet (adopted logs, a failover's re-apply) now; read the
+        replication state of applied, unconfirmed batches every ``CONFIRM_INTERVAL_S``; otherwise look
+        for dead processes' logs every ``ORPHAN_SCAN_S``."""
+        if self._pending:
+            return self._pending_at + self.flush_interval_s
+        if not self._batches:
+            return self._next_orphan_scan  # (each of these times moves on when the flush does it)
+        for batch in self._batches:
+            if not batch.applied:
+                return 0.0
+        return self._next_confirm
+
     async def _flush_loop(self) -> None:
-        assert self._wake is not None
+        loop = asyncio.get_running_loop()
         while not self._closed:
-            if not self._wake.is_set():
+            due = self._next_flush()
+            wait = due - time.monotonic()
+            if wait > 0.0005:  # sleep until then; a settle logged meanwhile moves the end earlier (_wake_flusher)
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._flush_waiter, self._flush_due = waiter, due
+                self._flush_timer = loop.call_later(wait, _wake, waiter)
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except asyncio.TimeoutError:
-                    pass
-            self._wake.clear()
-            if self.flush_interval_s:
-                await asyncio.sleep(self.flush_interval_s)
+                    await waiter
+                finally:
+                    self._flush_timer.cancel()
+                    self._flush_waiter = self._flush_timer = None
+                continue
             try:
                 await self._flush(confirm=True, sync=True, confirm_now=False)
             except (StoreError, OSError) as exc:
@@ -647,8 +700,6 @@ class DeferredRedisStore(RedisStore):
                 self.flush_errors += 1
                 log.exception("ledger %s: settle flusher error", self.url)
                 await asyncio.sleep(max(self.retry_interval_s, 0.05))
-            if self._batches or self._pending:
-                self._wake.set()  # unconfirmed entries: look again after the interval
 
     async def flush(self, confirm: bool = True) -> int:
         """Apply every pending settle of this store to Redis now (and, with ``confirm``, fsync the log, read
@@ -697,6 +748,8 @@ class DeferredRedisStore(RedisStore):
                         break
             except _Unavailable as exc:
                 raise self._unavailable(exc) from None
+            if applied and not confirm and self._batches:  # applied for a read: the flusher confirms them
+                self._wake_flusher(self._next_confirm)
             return applied
 
     async def _apply_batch(self, batch: _Batch) -> None:
@@ -730,6 +783,7 @@ class DeferredRedisStore(RedisStore):
         keys = [self.keys.record(check_id(e["rid"])) for e in entries]
         slot_keys: list[str] = []
         slot_args: list[str] = []
+        slot_bids: list[str] = []
         slots: dict[str, int] = {}
         fields: list[str] = []
         rolling_keys: dict[str, tuple[str, int, int, int] | None] = {}  # bid -> (key, bucket, first, ttl) at now
@@ -767,11 +821,27 @@ class DeferredRedisStore(RedisStore):
                 slot = slots.get(key)
                 if slot is None:
                     slot = slots[key] = len(slots) + 1
-                    slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid)]
+                    slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
                     slot_args.append(f"{kind} {first}")
+                    slot_bids.append(bid)
                 fields.append(f"{slot} {widx} {ttl}")
         args = [now, IDEMPOTENCY_TTL_MS, len(entries), len(slots), " ".join(slot_args), " ".join(fields)]
-        return [int(code) for code in _str(await self._run("settle_batch", keys + slot_keys, args))]
+        codes, _, flags = _str(await self._run("settle_batch", keys + slot_keys, args)).partition(":")
+        if self.sizing is not None:
+            self._note_drain_flags(slot_bids, flags, now)
+        return [int(code) for code in codes]
+
+    def _note_drain_flags(self, bids: list[str], flags: str, now: int) -> None:
+        """Take in the drain flags a settle batch read (one digit per budget in ``bids``): this process's
+        slices of those budgets need no separate poll for ``poll_s`` (see :meth:`_keep_leases`)."""
+        assert self.sizing is not None
+        for bid, flag in zip(bids, flags):
+            lease = self._leases.get(bid)
+            if lease is None:
+                continue
+            lease.flag_at = now
+            if flag == "1":
+                lease.draining_until = now + int(self.sizing.drain_s * 1000)
 
     # ------------------------------------------------------------------ replication confirmation
     async def _replication(self) -> tuple[str, int, list[int]]:

@@ -11,9 +11,11 @@ Sizing (:class:`LeaseSizing`): a slice is about ``horizon_s`` of this process's 
 budget (decayed over about a second), at most ``1/share`` of what is still free in the budget (so slices
 shrink as the budget fills), and none when that is smaller than ``min_requests`` times the request
 (so none near the limit: the last part of a cap is always decided by Redis itself). A request denied
-while other processes hold slices that would make it fit asks them to drain (a flag they poll every
-``poll_s``) and is decided again once they gave their free part back (for at most ``drain_wait_s``), so
-leases never strand capacity: a cap is used up to the last request that fits.
+while other processes hold slices that would make it fit asks them to drain (a flag each holder reads
+at least every ``poll_s``: in the reply of its settle batches, which carry the flags of their budgets, or
+with one ``MGET`` when no batch read it lately; it then stops granting from the slice and gives its free
+part back at its next ``poll_s`` tick) and is decided again once they gave their free part back (for at
+most ``drain_wait_s``), so leases never strand capacity: a cap is used up to the last request that fits.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Lease:
     demand_at: int = 0
     last_use: int = 0
     draining_until: int = 0
+    flag_at: int = 0  # epoch ms the budget's drain flag was last read from Redis (a batch reply or a poll)
 
     @property
     def free(self) -> int:

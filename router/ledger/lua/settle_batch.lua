@@ -2,14 +2,16 @@
 -- (idempotent per reservation id: an entry applied twice counts once). A settle of a reservation that was
 -- granted from this process's lease (slice) books the bill and shrinks the lease by the same amount, so
 -- settled + holds + leases never grows.
--- KEYS: the record key of each entry, then per budget slot: spend key, hold zset, hold sum, lease hash.
+-- KEYS: the record key of each entry, then per budget slot: spend key, hold zset, hold sum, lease hash,
+--       drain flag (set by another process that needs this budget's slices back).
 -- ARGV: now_ms, idempotency_ttl_ms, n_entries, n_slots, then two packed arguments (fields separated by one
 --       space, so the client encodes 6 arguments however large the batch is):
 --   ARGV[5] per slot: kind first
 --   ARGV[6] per entry: rid mode ('S'/'R') nano held ('-' unknown) owner ('-' for a Redis hold)
 --           lease-decrement (nano) m, then per budget: slot (1-based) write-index key-ttl
 -- Returns one code per entry as one string of digits (one bulk reply, not an array the client parses
--- element by element): 1 done now, 0 nothing to do (already settled / released).
+-- element by element): 1 done now, 0 nothing to do (already settled / released); then ':' and one digit
+-- per slot: 1 if its budget's drain flag is set (so a process that settles often needs no separate poll).
 local now = tonumber(ARGV[1])
 local idem = ARGV[2]
 local ne = tonumber(ARGV[3])
@@ -28,7 +30,7 @@ while a <= #F do
   if not m then break end
   a, seen = a + 7 + 3 * m, seen + 1
 end
-if #S ~= 2 * ns or seen ~= ne or a ~= #F + 1 or #KEYS ~= ne + 4 * ns then
+if #S ~= 2 * ns or seen ~= ne or a ~= #F + 1 or #KEYS ~= ne + 5 * ns then
   return redis.error_reply('settle_batch: malformed batch (' .. ne .. ' entries, ' .. #F .. ' fields, ' .. ns .. ' slots)')
 end
 local out = {}
@@ -54,7 +56,7 @@ for e = 1, ne do
     end
     for j = 0, m - 1 do
       local slot = tonumber(F[b0 + 3 * j])
-      local k = ne + 1 + 4 * (slot - 1)
+      local k = ne + 1 + 5 * (slot - 1)
       local kind, first = S[2 * slot - 1], tonumber(S[2 * slot])
       if member and redis.call('ZREM', KEYS[k + 1], member) == 1 then
         local left = redis.call('DECRBY', KEYS[k + 2], amt)
@@ -90,5 +92,9 @@ for e = 1, ne do
     end
     out[#out + 1] = '1'
   end
+end
+out[#out + 1] = ':'
+for slot = 1, ns do
+  out[#out + 1] = tostring(redis.call('EXISTS', KEYS[ne + 5 * slot]))
 end
 return table.concat(out)
