@@ -83,7 +83,7 @@ MUTATIONS: list[Mutation] = [
     m("batch: a repeated release is redone", BATCH, "if st == 'settled' or (mode == 'R' and st == 'released') then", "if st == 'settled' then"),
     m("batch: a repeated settle books twice", BATCH, "if st == 'settled' or (mode == 'R' and st == 'released') then", "if (mode == 'R' and st == 'released') then"),
     m("batch: the lease is not shrunk by the bill", BATCH, "local left = size - ldec", "local left = size"),
-    m("batch: rolling spend not booked", BATCH, "rolling_add(KEYS[k], tonumber(ARGV[b0 + 3 * j + 1]), first, nano, key_ttl)", "rolling_add(KEYS[k], tonumber(ARGV[b0 + 3 * j + 1]), first, '0', key_ttl)"),
+    m("batch: rolling spend not booked", BATCH, "rolling_add(KEYS[k], tonumber(F[b0 + 3 * j + 1]), first, nano, key_ttl)", "rolling_add(KEYS[k], tonumber(F[b0 + 3 * j + 1]), first, '0', key_ttl)"),
     m("batch: calendar spend not booked", BATCH, "          redis.call('INCRBY', KEYS[k], nano)", "          redis.call('INCRBY', KEYS[k], '0')"),
     m("batch: the hold is not removed", BATCH, "if member and redis.call('ZREM', KEYS[k + 1], member) == 1 then", "if false then"),
 ]
