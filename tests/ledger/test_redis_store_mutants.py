@@ -450,3 +450,29 @@ async def test_a_single_priority_token_counts_and_none_is_not_use(tmp_path: Path
         await store.record_priority_tokens("flash", 0)
     assert (await store.ramp_usage("flash")).tokens_last_minute == 0
     assert (await store.ramp_usage("flash")).limit_tpm == 4_000_000
+
+
+async def test_settling_one_of_two_holds_leaves_exactly_the_other_held(tmp_path: Path) -> None:
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "rolling:1h", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted
+    assert await store.settle("r1", D("0.125"))
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.375")  # 0.125 spent + r2's 0.25 held
+    assert (await store.reserve("r3", [b], D("0.625"), 600)).granted  # exactly up to the 1 USD cap
+    assert not (await store.reserve("r4", [b], D("0.000000001"), 600)).granted
+    assert await store.release("r2")
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.75")  # 0.125 spent + r3's 0.625 held
+
+
+async def test_another_process_settles_a_reservation_of_two_budgets_into_both(tmp_path: Path) -> None:
+    """The settling process never saw the reserve: Redis's record names the budgets, and each is booked."""
+    name = f"mut{uuid.uuid4().hex[:10]}"
+    first, _, _ = _open(tmp_path / "first", "fail_closed", T0, name)
+    day, hour = budget("tenant:a", "calendar:day", "1"), budget("global", "rolling:1h", "2")
+    assert (await first.reserve("r1", [day, hour], D("0.5"), 600)).granted
+    second, _, _ = _open(tmp_path / "second", "fail_closed", T0 + 1, name)
+    assert await second.settle("r1", D("0.375")) is True
+    assert await second.spend(day) == D("0.375")
+    assert await second.spend(hour) == D("0.375")
+    assert (await second.snapshot([day, hour], [], [])).spend == {day.id: D("0.375"), hour.id: D("0.375")}
