@@ -476,3 +476,16 @@ async def test_another_process_settles_a_reservation_of_two_budgets_into_both(tm
     assert await second.spend(day) == D("0.375")
     assert await second.spend(hour) == D("0.375")
     assert (await second.snapshot([day, hour], [], [])).spend == {day.id: D("0.375"), hour.id: D("0.375")}
+
+
+async def test_an_outage_reservation_with_a_long_hold_is_remembered_for_its_ttl_plus_the_grace(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "rolling:7d", "5")
+    server.connected = False
+    assert (await store.reserve("long", [b], D("1"), 7200)).granted  # a 2 h hold, granted while Redis is down
+    clock.now = T0 + 7200 + 23 * 3600  # within its 2 h + 24 h (RECORD_GRACE_MS)
+    assert (await store.reserve("other", [b], D("0.1"), 60)).granted  # prunes what is past its keep-until
+    assert await store.settle("long", D("0.75"))
+    server.connected = True
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == D("0.75")
