@@ -489,3 +489,16 @@ async def test_an_outage_reservation_with_a_long_hold_is_remembered_for_its_ttl_
     server.connected = True
     assert await store.replay_journal() == 1
     assert await store.spend(b) == D("0.75")
+
+
+async def test_a_settle_after_redis_restarted_empty_still_books_the_bill(tmp_path: Path) -> None:
+    """Redis lost everything (restarted without persistence) between reserve and settle: the process that
+    reserved still knows the budgets, so the bill is booked, not refused as an unknown reservation."""
+    store, server, _ = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    await store.client.flushall()  # the restart: records, holds and spend gone
+    assert await store.settle("r1", D("0.3")) is True
+    assert await store.spend(b) == D("0.3")
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.3")
+    assert await store.settle("r1", D("0.3")) is False  # and only once
