@@ -502,3 +502,16 @@ async def test_a_settle_after_redis_restarted_empty_still_books_the_bill(tmp_pat
     assert await store.spend(b) == D("0.3")
     assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.3")
     assert await store.settle("r1", D("0.3")) is False  # and only once
+
+
+async def test_a_long_holds_settle_after_redis_restarted_empty_is_booked_within_its_ttl_plus_the_grace(
+    tmp_path: Path,
+) -> None:
+    store, _, clock = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "rolling:7d", "5")
+    assert (await store.reserve("long", [b], D("1"), 7200)).granted  # a 2 h hold
+    clock.now = T0 + 7200 + 23 * 3600  # within its 2 h + 24 h (RECORD_GRACE_MS)
+    assert (await store.reserve("other", [b], D("0.1"), 60)).granted  # prunes what is past its keep-until
+    await store.client.flushall()  # Redis restarted empty
+    assert await store.settle("long", D("0.75")) is True
+    assert await store.spend(b) == D("0.75")
