@@ -428,6 +428,8 @@ async def test_a_ramp_streak_of_use_in_the_middle_of_each_minute_grows_the_limit
         clock.now += 60
     clock.now -= 60
     assert (await store.ramp_usage("pro")).limit_tpm == 1_500_000
+    clock.now += 60  # 12:11:30, the minute after the last use: not a whole idle minute yet
+    assert (await store.ramp_usage("pro")).limit_tpm == 1_500_000
 
 
 async def test_priority_tokens_replayed_at_the_first_second_of_the_window_still_count(tmp_path: Path) -> None:
