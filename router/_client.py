@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from router import _pt_path
 from router._reload import PolicyWatcher
+from router._snapshot_cache import SnapshotCache
 from router._billing import token_bill_units, units_to_usd
 from router._routing import Attempt, RoutingRecord
 from router._transport import AttemptFailed, CallSpec, VertexSettings
@@ -163,8 +164,9 @@ class Router:
     ``store``: a ledger URL (``memory://``, ``fakeredis://``, ``redis://``, ``rediss://``,
     ``redis+cluster://``) or a store object. ``transport``: the call seam (default: litellm).
     ``**vertex_settings``: ``vertex_project``, ``vertex_location``, ``vertex_credentials``, ``api_base``.
-    ``snapshot_max_age_s``: how old the ledger view a decision uses may be on a shared store (reservations
-    are always atomic against live counters). ``failure_mode``: ``fail_closed`` or ``fail_open``.
+    ``snapshot_max_age_s``: how old (counted from the start of its read) the ledger view a decision uses may
+    be on a shared store; views are refreshed in the background past half that age (reservations are always
+    atomic against live counters). ``failure_mode``: ``fail_closed`` or ``fail_open``.
     ``request_log``: a JSON-lines file receiving one line per served request, for ``router replay``.
     ``request_timeout_s``: the timeout of one model call when the caller passes no ``timeout``.
     ``reservation_ttl_s``: how long a hold lives if its worker dies before settling; None (default)
@@ -247,7 +249,7 @@ class Router:
             from router import replay
 
             self._request_log = replay.RequestLog(request_log)
-        self._snapshots: dict[tuple[Any, ...], tuple[float, "asyncio.Future[Any]"]] = {}
+        self._snapshots = SnapshotCache()
         from router._token_counter import PromptCounter
 
         self.prompt_counter = PromptCounter(count_cache_size, count_tokens_timeout_s)
@@ -506,30 +508,19 @@ class Router:
         return request, params
 
     async def _snapshot(self, compiled: CompiledPolicy, features: RequestFeatures, store: Store) -> StateSnapshot:
-        """The ledger state the decision sees. On a shared (Redis) store it is cached for at most
-        ``snapshot_max_age_s`` per set of budgets / pools / families, saving a round trip per request;
-        the reservation that follows is always checked atomically against the live counters, so a
-        slightly older view can change *which* model is preferred, never let a budget overflow."""
+        """The ledger state the decision sees. On a shared (Redis) store it comes from a cache of views per set
+        of budgets / pools / families (:mod:`router._snapshot_cache`): a view is used while its read started at
+        most ``snapshot_max_age_s`` ago and refreshed in the background past half that age, so a request
+        waits on a read only when the view is older than the bound (or missing). The reservation that follows
+        is always checked atomically against the live counters, so a slightly older view can change *which*
+        model is preferred, never let a budget overflow."""
         budgets = compiled.budgets_for(features)
         pools = compiled.pools_for(features)
         families = compiled.ramp_families
         if self.snapshot_max_age_s <= 0 or isinstance(store, MemoryStore):
             return StateSnapshot.from_ledger(await self._read_snapshot(store, budgets, pools, families), budgets)
         cache_key = (id(store), tuple(b.id for b in budgets), tuple(p.id for p in pools), tuple(families))
-        cached = self._snapshots.get(cache_key)
-        now = time.monotonic()
-        if cached is None or now - cached[0] > self.snapshot_max_age_s:
-            # Single flight: concurrent requests share one read instead of all missing at once.
-            if len(self._snapshots) > 4096:  # bounded: many tenants only ever cost a fresh read
-                self._snapshots.clear()
-            future = asyncio.ensure_future(self._read_snapshot(store, budgets, pools, families))
-            cached = (now, future)
-            self._snapshots[cache_key] = cached
-        try:
-            snap = await asyncio.shield(cached[1])
-        except Exception:
-            self._snapshots.pop(cache_key, None)
-            raise
+        snap = await self._snapshots.get(cache_key, self.snapshot_max_age_s, lambda: self._read_snapshot(store, budgets, pools, families))
         return StateSnapshot.from_ledger(snap, budgets)
 
     async def _read_snapshot(self, store: Store, budgets: list[BudgetScope], pools: list[QuotaPool], families: Sequence[str]) -> LedgerSnapshot:
