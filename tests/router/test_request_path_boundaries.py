@@ -210,6 +210,22 @@ async def test_only_traffic_billed_as_priority_counts_in_the_ramp(traffic, ramp_
     assert record.cost_usd == (D("0.0055") if traffic == "ON_DEMAND" else D("0.011"))
 
 
+
+@pytest.mark.parametrize("traffic,ramp_tokens", [("ON_DEMAND", 0), ("ON_DEMAND_PRIORITY", 11_000)])
+async def test_only_traffic_billed_as_priority_counts_in_the_ramp_of_a_grounded_request(traffic, ramp_tokens):
+    # grounded requests take the itemised bill path (not the integer shortcut): the ramp rule must hold there too
+    store, transport = Ledger(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "output_tokens": 1_000, "traffic_type": traffic,
+                                                "grounding_web_urls": 0})
+    catalog = load_catalog(overlays=[REPO / "tests" / "data" / "priority_overlay.yaml"])
+    r = Router(policy("{model: gemini-2.5-flash, priority: true}", "priority: {max_tokens_per_minute: 1000000}\n"),
+               catalog=catalog, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=1_000, latency_sensitive=True, prompt_tokens=10_000, grounding=True)).routing
+    assert transport.calls[-1].priority
+    assert (await store.ramp_usage("flash")).tokens_last_minute == ramp_tokens
+    # no web grounding URL: no grounding charge; standard 10,000 x $0.30 + 1,000 x $2.50 per 1M, priority 0.60 / 5.00
+    assert record.cost_usd == (D("0.0055") if traffic == "ON_DEMAND" else D("0.011"))
+
 # ---------------------------------------------------------------------- retry_on
 async def test_a_failure_kind_outside_retry_on_is_not_retried():
     store, transport = Ledger(), MockTransport(lightweight=True)
