@@ -102,6 +102,15 @@ async def main() -> None:
         return to_executor(self, *a)  # type: ignore[arg-type]
 
     asyncio.BaseEventLoop.run_in_executor = counting_executor  # type: ignore[method-assign,assignment]
+    from router.ledger.file_thread import FileThread
+
+    to_file_thread = FileThread.run
+
+    def counting_file_thread(self: FileThread, call: object) -> object:  # the settle log's fsync hops
+        counts["thread hops"] += 1
+        return to_file_thread(self, call)  # type: ignore[arg-type]
+
+    FileThread.run = counting_file_thread  # type: ignore[method-assign,assignment]
     tmp = Path(tempfile.mkdtemp(prefix="router-flusher-"))
     policy = str(bench_policy(tmp / "policy.yaml"))
     server = RedisServer()

@@ -41,6 +41,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger.base import IDEMPOTENCY_TTL_MS, RECORD_GRACE_MS
+from router.ledger.file_thread import FileThread
 from router.ledger.journal import default_journal_path
 from router.ledger.keys import check_id, parse_budget_id, window_of
 from router.ledger.leases import Lease, LeaseSizing
@@ -157,6 +158,7 @@ class DeferredRedisStore(RedisStore):
             raise ValueError(f"flush_interval_s must be between 0 and 3600 seconds, not {flush_interval_s!r}")
         journal = options.get("journal_path") or default_journal_path(options.get("url", "redis://"), self.keys.prefix)
         self.settle_log = SettleLog(settle_log_dir or f"{journal}.settles", fsync=fsync)
+        self._files = FileThread()  # fsync / segment close and delete off the event loop
         self.flush_interval_s = float(flush_interval_s)
         self._pending: list[dict[str, Any]] = []
         self._pending_holds = 0  # entries in _pending that settle a Redis hold
@@ -720,18 +722,19 @@ class DeferredRedisStore(RedisStore):
             if entries:
                 self._batches.append(_Batch(log_.current, entries, holds=self._pending_holds))
             self._pending_holds = 0
-            # fsync off the event loop (one worker-thread hop, only when something was written); a segment
+            # fsync off the event loop (one hop to the file thread, only when something was written); a segment
             # is closed about once a second and deleted once every batch in it is confirmed, so the file
             # system sees few creates and deletes
             if sync and log_.rotation_due(SEGMENT_S):
                 rotated = log_.rotate()
                 assert rotated is not None
                 self._closed_segments.add(rotated[0])
-                await asyncio.to_thread(SettleLog.finish, rotated[1], rotated[2])
+                _, old_fd, dirty = rotated
+                await self._files.run(lambda: SettleLog.finish(old_fd, dirty))
             elif sync:
                 fd = log_.dirty_fd()
                 if fd is not None:
-                    await asyncio.to_thread(os.fsync, fd)
+                    await self._files.run(lambda: os.fsync(fd))
             applied = 0
             try:
                 for attempt in range(2):  # a second pass applies again what a failover lost
@@ -888,7 +891,7 @@ class DeferredRedisStore(RedisStore):
         done = [p for p in self._closed_segments | {b.segment for b in self._batches if b.orphan} if p is not None and p not in referenced]
         if done:
             self._closed_segments.difference_update(done)
-            await asyncio.to_thread(lambda: [SettleLog.drop(p) for p in done])
+            await self._files.run(lambda: [SettleLog.drop(p) for p in done])
         adopted = {(b.orphan, b.orphan_fd) for b in self._batches if b.orphan is not None and b.orphan_fd is not None}
         for owner, fd in adopted:
             if not any(b.orphan == owner for b in keep):  # an adopted log fully confirmed: remove it
