@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from router._transport.attrs import attributes, fields, is_mapping
 from router._transport.types import ProviderUsage
 
 CHARS_PER_TOKEN = 4
@@ -30,7 +31,7 @@ CHARS_PER_TOKEN = 4
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     if obj is None:
         return default
-    if isinstance(obj, Mapping):
+    if is_mapping(obj):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
@@ -72,36 +73,31 @@ _USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "prompt_tokens_details", 
 _PTD_FIELDS = ("cached_tokens", "audio_tokens", "cache_creation_tokens", "cache_creation_token_details")
 _NONE8 = (None,) * 8
 _NONE4 = (None,) * 4
+_RESPONSE_ATTRS = ("usage", "_hidden_params", "vertex_ai_grounding_metadata")
 
 
-def _fields(obj: Any, names: tuple[str, ...], empty: tuple[None, ...]) -> tuple[Any, ...] | list[Any]:
-    """``_get(obj, name)`` of each name, in one call (an object's attributes or a mapping's keys)."""
-    if obj is None:
-        return empty
-    if isinstance(obj, Mapping):
-        return [obj.get(name) for name in names]
-    return [getattr(obj, name, None) for name in names]
+_fields = fields  # ``_get(obj, name)`` of each name, in one call (an object's attributes or a mapping's keys)
 
 
 def _usage_numbers(usage: Any) -> dict[str, int]:
     """Token numbers of a litellm ``Usage`` (or an OpenAI-shaped dict) in ProviderUsage terms."""
     values = _fields(usage, _USAGE_FIELDS, _NONE8)
-    # type(v) is int: the common case without a call (bool and anything else go through _int)
+    # type(v) is int / None (_int(None) is 0): the common cases without a call (bool and anything else go through _int)
     prompt, completion, ptd, ctd, reasoning_top, cache_read, creation, tool_use = values
-    prompt = prompt if type(prompt) is int else _int(prompt)
-    completion = completion if type(completion) is int else _int(completion)
+    prompt = prompt if type(prompt) is int else 0 if prompt is None else _int(prompt)
+    completion = completion if type(completion) is int else 0 if completion is None else _int(completion)
     reasoning = _int(_get(ctd, "reasoning_tokens")) if ctd is not None else 0
     if not reasoning:
-        reasoning = reasoning_top if type(reasoning_top) is int else _int(reasoning_top)
+        reasoning = reasoning_top if type(reasoning_top) is int else 0 if reasoning_top is None else _int(reasoning_top)
     reasoning = min(reasoning, completion) if completion else reasoning
     cached, audio, creation_ptd, details = _fields(ptd, _PTD_FIELDS, _NONE4)
-    cached = cached if type(cached) is int else _int(cached)
+    cached = cached if type(cached) is int else 0 if cached is None else _int(cached)
     if not cached:
-        cached = cache_read if type(cache_read) is int else _int(cache_read)
-    audio = audio if type(audio) is int else _int(audio)
-    creation = creation if type(creation) is int else _int(creation)
+        cached = cache_read if type(cache_read) is int else 0 if cache_read is None else _int(cache_read)
+    audio = audio if type(audio) is int else 0 if audio is None else _int(audio)
+    creation = creation if type(creation) is int else 0 if creation is None else _int(creation)
     if not creation:
-        creation = creation_ptd if type(creation_ptd) is int else _int(creation_ptd)
+        creation = creation_ptd if type(creation_ptd) is int else 0 if creation_ptd is None else _int(creation_ptd)
     write_1h = write_5m = 0
     if details is not None:
         write_1h = _int(_get(details, "ephemeral_1h_input_tokens"))
@@ -167,13 +163,15 @@ def _grounding_metadata(obj: Any) -> Any:
 
 def usage_from_response(response: Any) -> ProviderUsage:
     """The provider usage of a litellm ``ModelResponse`` (see the module doc for where each number is)."""
-    numbers = _usage_numbers(_get(response, "usage"))
-    hidden = getattr(response, "_hidden_params", None)
-    if not isinstance(hidden, Mapping):
+    usage, hidden, metadata = attributes(response, _RESPONSE_ATTRS)  # each read once (litellm: a pydantic model)
+    if response is not None and is_mapping(response):
+        usage = response.get("usage")  # type: ignore[attr-defined]
+    numbers = _usage_numbers(usage)
+    if type(hidden) is not dict and not isinstance(hidden, Mapping):
         hidden = {}
     psf = hidden.get("provider_specific_fields")
-    traffic = psf.get("traffic_type") if isinstance(psf, Mapping) else None
-    metadata = getattr(response, "vertex_ai_grounding_metadata", None) or hidden.get("vertex_ai_grounding_metadata")
+    traffic = psf.get("traffic_type") if psf is not None and (type(psf) is dict or isinstance(psf, Mapping)) else None
+    metadata = metadata or hidden.get("vertex_ai_grounding_metadata")
     urls, queries = _grounding_counts(metadata) if metadata else (0, 0)
     return ProviderUsage(**numbers, traffic_type=str(traffic) if traffic else None, grounding_web_urls=urls, search_queries=queries, complete=True)
 
