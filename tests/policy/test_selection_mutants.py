@@ -32,3 +32,17 @@ def test_a_candidate_whose_chosen_locations_are_outside_the_allowed_regions_says
     # the second location asked for is allowed: the candidate is sent there
     d = compile_text(REGIONS % "us-east1").decide(feats())
     assert sorted((c.model, c.location) for c in d.choices) == [("gemini-2.5-flash", "us-east1"), ("gemini-2.5-pro", "us-east1")]
+
+
+def test_without_a_location_preference_global_comes_before_the_catalog_s_first_region():
+    # The seed catalog lists 'global' first wherever a model has it; a catalog (or overlay) listing a region
+    # first must not move the default endpoint: global, else the first allowed region in catalog order.
+    from router.catalog import default_catalog
+    from router.policy.model import CandidateSpec, Selector
+    from router.policy.selection import choose_location
+
+    model = default_catalog().get("gemini-2.5-flash")
+    model = model.model_copy(update={"regions": ["us-central1", "europe-west4", "global"]})
+    entry = CandidateSpec(select=Selector())
+    assert choose_location(entry, model, None) == "global"
+    assert choose_location(entry, model, ["europe-west4", "us-central1"]) == "us-central1"
