@@ -46,3 +46,23 @@ def test_without_a_location_preference_global_comes_before_the_catalog_s_first_r
     entry = CandidateSpec(select=Selector())
     assert choose_location(entry, model, None) == "global"
     assert choose_location(entry, model, ["europe-west4", "us-central1"]) == "us-central1"
+
+
+def test_explain_says_exactly_why_a_profile_rules_each_candidate_out():
+    # The reasons `router explain` / `router validate` print (quality scores from the catalog: 2.5 Flash-Lite 50;
+    # Claude Opus 4.5 has no audio or video input and is served on global, us-east5, europe-west1, asia-southeast1,
+    # asia-east1).
+    ruled_out = compile_text(
+        "version: 1\nprofiles:\n  p: {fallbacks: 3, constraints: {exclude_models: [gemini-2.5-pro], min_quality: 60, "
+        "capabilities: [audio, video]}, candidates: [{model: gemini-2.5-pro}, {model: gemini-2.5-flash-lite}, "
+        "{model: claude-opus-4-5}, {model: gemini-2.5-flash}]}\ndefault_profile: p\n").decide(feats())
+    assert ruled_out.rejected == [
+        ("gemini-2.5-pro", "excluded by the profile (exclude_models)"),
+        ("gemini-2.5-flash-lite", "quality 50 < 60"),
+        ("claude-opus-4-5", "lacks capability audio, video"),
+    ]
+    elsewhere = compile_text(
+        "version: 1\nprofiles:\n  p: {fallbacks: 3, constraints: {regions: [europe-west4, asia-northeast1]}, "
+        "candidates: [{model: claude-opus-4-5}, {model: gemini-2.5-flash}]}\ndefault_profile: p\n").decide(feats())
+    assert elsewhere.rejected == [("claude-opus-4-5", "no endpoint in the allowed regions (europe-west4, asia-northeast1); "
+                                   "available: global, us-east5, europe-west1, asia-southeast1, asia-east1")]
