@@ -65,3 +65,22 @@ def test_a_prompt_reported_mid_stream_is_never_undercut() -> None:
     cut.observe(_chunk("abcdefgh"))
     final = cut.final(finished=False)
     assert (final.input_tokens, final.output_tokens, final.complete) == (500, 2, False)
+
+
+def test_a_prompt_of_up_to_four_characters_is_one_token() -> None:
+    assert estimate_prompt_tokens([{"role": "user", "content": "abcd"}]) == 1
+    assert estimate_prompt_tokens([{"role": "user", "content": ""}]) == 1  # never 0: a request is never free
+    assert estimate_prompt_tokens([{"role": "user", "content": "abcde"}]) == 2
+
+
+def test_grounding_metadata_given_as_one_object_is_counted() -> None:
+    # litellm may carry Gemini's groundingMetadata as one dict instead of a list of them: 2 web sources, 1 query.
+    from types import SimpleNamespace
+
+    from router._transport.usage import usage_from_response
+
+    metadata = {"groundingChunks": [{"web": {"uri": "https://a.example"}}, {"web": {"uri": "https://b.example"}}],
+                "webSearchQueries": ["rates"]}
+    response = SimpleNamespace(usage={"prompt_tokens": 10, "completion_tokens": 2}, vertex_ai_grounding_metadata=metadata)
+    usage = usage_from_response(response)
+    assert (usage.grounding_web_urls, usage.search_queries) == (2, 1)
