@@ -136,6 +136,38 @@ def repair_metas(where: Path) -> list[str]:
     return notes
 
 
+def sync_data_files(where: Path) -> list[str]:
+    """Bring the non-Python files of ``where/mutants`` up to date with ``where`` before a run.
+
+    mutmut copies the package's data files (``router/ledger/lua/*.lua``, ``router/_data``) and the
+    ``also_copy`` folders into ``mutants/`` once, when it first generates mutants, and never again: after a Lua
+    script changed, every mutant ran against the old script (or the clean run failed outright). Only files that
+    are not ``.py`` under ``router/`` are synced (the ``.py`` ones there are mutmut's mutated copies); the
+    ``also_copy`` folders are synced whole. Returns the paths written."""
+    mutants = where / "mutants"
+    if not mutants.is_dir():
+        return []  # mutmut has not generated anything yet: it copies everything itself
+    pyproject = where / "pyproject.toml"
+    text = pyproject.read_text() if pyproject.is_file() else ""
+    setting = re.search(r"^also_copy\s*=\s*\[(.*?)\]", text, re.M | re.S)
+    also_copy = re.findall(r'"([^"]+)"', setting.group(1)) if setting else []
+    written = []
+    for top in ["router", *also_copy]:
+        source = where / top
+        files = [source] if source.is_file() else sorted(f for f in source.rglob("*") if f.is_file()) if source.is_dir() else []
+        for path in files:
+            rel = path.relative_to(where)
+            if (top == "router" and path.suffix == ".py") or "__pycache__" in rel.parts:
+                continue
+            target = mutants / rel
+            if target.is_file() and target.read_bytes() == path.read_bytes():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            written.append(str(rel))
+    return written
+
+
 def dotted(module: str) -> str:
     return module[: -len(".py")].replace("/", ".")
 
@@ -195,6 +227,8 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
         prepare_profile(PROFILE_OF[module])
     for note in repair_metas(where):
         print(note, flush=True)
+    for rel in sync_data_files(where):
+        print(f"synced into mutants/: {rel}", flush=True)
     if rerun:
         meta_path = where / "mutants" / (module + ".meta")
         meta = read_meta(meta_path)
@@ -263,6 +297,8 @@ def run_listed(files: list[str], mutmut: str) -> dict[str, tuple[int | None, int
             prepare_profile(PROFILE_OF[module])
         for note in repair_metas(where):
             print(note, flush=True)
+        for rel in sync_data_files(where):
+            print(f"synced into mutants/: {rel}", flush=True)
         log = ROOT / ".mutation-runs" / f"{dotted(module)}.listed.log"
         log.parent.mkdir(exist_ok=True)
         with log.open("w") as handle:
@@ -282,6 +318,8 @@ def second_pass(module: str, mutmut: str) -> None:
     where = prepare_profile("broad")
     for note in repair_metas(where):
         print(note, flush=True)
+    for rel in sync_data_files(where):
+        print(f"synced into mutants/: {rel}", flush=True)
     started = time.monotonic()
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.broad.log"
     with log.open("w") as out:
@@ -485,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             run_module(module, mutmut, args.rerun, args.sample, args.seed, args.missing_only)
             if args.second_pass:
                 second_pass(module, mutmut)
-        (ROOT / args.out).write_text(report([m for m in MODULES if meta_of(m) is not None]))
+        (ROOT / args.out).write_text(report([m for m in args.modules if meta_of(m) is not None]))
     print(f"report: {args.out}")
     return 0
 

@@ -123,3 +123,27 @@ def test_rerun_listed_runs_the_named_mutants_of_each_module(tmp_path: Path, monk
     out = full_run.run_listed([str(listed)], "mutmut")
     assert calls == [["nice", "-n", "19", "mutmut", "run", "router.cost.x_a__mutmut_2"]]
     assert out == {"router.cost.x_a__mutmut_2": (0, 0)}
+
+
+def test_data_files_are_synced_into_mutants_but_mutated_sources_are_not(tmp_path: Path) -> None:
+    """mutmut copies the Lua scripts into mutants/ once; a script changed since must reach the next run."""
+    (tmp_path / "pyproject.toml").write_text('[tool.mutmut]\nalso_copy = [\n    "policies/",\n]\n')
+    lua = tmp_path / "router" / "ledger" / "lua" / "settle.lua"
+    lua.parent.mkdir(parents=True)
+    lua.write_text("return 2\n")
+    (tmp_path / "router" / "cost.py").write_text("X = 1\n")
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "demo.yaml").write_text("version: 1\n")
+    assert full_run.sync_data_files(tmp_path) == []  # no mutants/ yet: mutmut copies everything itself
+
+    stale = tmp_path / "mutants" / "router" / "ledger" / "lua" / "settle.lua"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("return 1\n")
+    mutated = tmp_path / "mutants" / "router" / "cost.py"
+    mutated.write_text("X = 2  # a mutant\n")
+    written = full_run.sync_data_files(tmp_path)
+    assert sorted(written) == [os.path.join("policies", "demo.yaml"), os.path.join("router", "ledger", "lua", "settle.lua")]
+    assert stale.read_text() == "return 2\n"
+    assert (tmp_path / "mutants" / "policies" / "demo.yaml").read_text() == "version: 1\n"
+    assert mutated.read_text() == "X = 2  # a mutant\n"  # mutmut's mutated copy is never overwritten
+    assert full_run.sync_data_files(tmp_path) == []  # up to date: nothing written again
