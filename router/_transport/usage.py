@@ -164,13 +164,13 @@ def _grounding_metadata(obj: Any) -> Any:
 def usage_from_response(response: Any) -> ProviderUsage:
     """The provider usage of a litellm ``ModelResponse`` (see the module doc for where each number is)."""
     usage, hidden, metadata = attributes(response, _RESPONSE_ATTRS)  # each read once (litellm: a pydantic model)
-    if response is not None and is_mapping(response):
+    if is_mapping(response):
         usage = response.get("usage")  # type: ignore[attr-defined]
     numbers = _usage_numbers(usage)
-    if type(hidden) is not dict and not isinstance(hidden, Mapping):
+    if not is_mapping(hidden):
         hidden = {}
     psf = hidden.get("provider_specific_fields")
-    traffic = psf.get("traffic_type") if psf is not None and (type(psf) is dict or isinstance(psf, Mapping)) else None
+    traffic = psf.get("traffic_type") if is_mapping(psf) else None
     metadata = metadata or hidden.get("vertex_ai_grounding_metadata")
     urls, queries = _grounding_counts(metadata) if metadata else (0, 0)
     return ProviderUsage(**numbers, traffic_type=str(traffic) if traffic else None, grounding_web_urls=urls, search_queries=queries, complete=True)

@@ -363,7 +363,7 @@ class DeferredRedisStore(RedisStore):
                     if slot is None:
                         slot = slots[bid] = len(slots) + 1
                         key, kind, first, _, _ = self._spend_key(bid, now)
-                        slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
+                        slot_keys += self.keys.slot(key, bid)
                         slot_args.append([bid, kind, first, limit, meta, 0, 0, 0, 0])
                     elif meta:
                         slot_args[slot - 1][4] = meta
@@ -475,7 +475,7 @@ class DeferredRedisStore(RedisStore):
             stale = [bid for bid, lease in live.items() if now - lease.flag_at >= poll_ms]
             if stale:
                 try:
-                    flags = await self.client.mget([self.keys.base + "ld:" + bid for bid in stale])
+                    flags = await self.client.mget([self.keys.drain_flag(bid) for bid in stale])
                 except Exception:  # noqa: BLE001 - unreachable: the slices simply stay until they expire
                     continue
                 for bid, flag in zip(stale, flags):
@@ -505,7 +505,7 @@ class DeferredRedisStore(RedisStore):
             free = max(0, lease.free)
             lease.size -= free
             key, kind, first, _, _ = self._spend_key(bid, now)
-            keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
+            keys += self.keys.slot(key, bid)
             args += [bid, kind, first, 0, "", free, 0, 0, 0]
         out = await self._run("reserve_batch", keys, [now, self.owner, RECORD_GRACE_MS, 1000, 8, len(bids), 0, *args])
         for i, bid in enumerate(bids):
@@ -546,7 +546,7 @@ class DeferredRedisStore(RedisStore):
         held = found.nano if found.state == "held" else 0
         absorbed = True
         for lease in leases:
-            if lease.size - lease.used + held < nano:
+            if lease.free + held < nano:
                 absorbed = False
         # the slice shrinks by the bill (booked instead); a bill beyond what the slice can cover shrinks it
         # by what it covered, and is booked at once (the cap can then overshoot by the difference)
@@ -824,7 +824,7 @@ class DeferredRedisStore(RedisStore):
                 slot = slots.get(key)
                 if slot is None:
                     slot = slots[key] = len(slots) + 1
-                    slot_keys += [key, self.keys.hold_set(bid), self.keys.hold_sum(bid), self.keys.lease(bid), self.keys.base + "ld:" + bid]
+                    slot_keys += self.keys.slot(key, bid)
                     slot_args.append(f"{kind} {first}")
                     slot_bids.append(bid)
                 fields.append(f"{slot} {widx} {ttl}")

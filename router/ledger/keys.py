@@ -174,6 +174,14 @@ class KeySpace:
     def lease(self, bid: str) -> str:
         return f"{self.base}lh:{bid}"
 
+    def drain_flag(self, bid: str) -> str:
+        """Set by a process that needs the other processes' slices of ``bid`` back (see router.ledger.leases)."""
+        return f"{self.base}ld:{bid}"
+
+    def slot(self, spend_key: str, bid: str) -> list[str]:
+        """The five keys a batch script reads per budget slot: spend, hold set, hold sum, lease, drain flag."""
+        return [spend_key, self.hold_set(bid), self.hold_sum(bid), self.lease(bid), self.drain_flag(bid)]
+
     def record(self, rid: str) -> str:
         return f"{self.base}h:{rid}"
 
