@@ -10,10 +10,14 @@ what differs is the routing layer:
   leases and deferred settlement (``?leases=on``);
 * LiteLLM's ``Router`` with ``simple-shuffle`` and with ``usage-based-routing-v2`` on the same redis-server.
 
-Rounds are interleaved (every variant runs once per round, in a rotating order), so machine load that
-drifts during the run hits every variant alike. Two measurements:
+Rounds are interleaved, so machine load that drifts during the run hits every variant alike. Two measurements:
 
-* sequential (concurrency 1): the p50 latency of each variant minus plain's p50 (the *added* p50);
+* sequential (concurrency 1): the p50 latency of each variant minus plain's p50 (the *added* p50). The
+  sequential calls are interleaved call by call: each cycle makes one call of every variant, in a fresh random
+  order (seeded), so the work litellm leaves running after a call returns (its logging thread and async
+  callbacks, usage-based-routing-v2's Redis flushes) falls on every variant alike. Blocks of one variant's
+  calls let that spill-over land on whichever variant ran next: on the 2-core VM the added p50 of one variant
+  moved by 1-3 ms between runs, more than the differences measured;
 * ``--concurrency`` calls at a time (default 50): calls/s of each variant as a share of plain's calls/s
   in the same round (median over rounds). The process is CPU-bound there, so the share is plain's CPU
   per call divided by the variant's.
@@ -31,6 +35,7 @@ import asyncio
 import gc
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -100,6 +105,25 @@ async def sequential(call: Call, calls: int) -> tuple[list[float], float]:
     return out, (time.process_time() - cpu0) / calls
 
 
+async def interleaved(variants: dict[str, Call], calls: int, rng: random.Random) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """``calls`` cycles, each one call of every variant in a fresh random order: every variant's wall
+    latencies and its process CPU time per call (what litellm leaves running after a call is counted on the
+    call that follows, which is any variant alike)."""
+    names = list(variants)
+    latencies: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, float] = dict.fromkeys(names, 0.0)
+    for _ in range(calls):
+        rng.shuffle(names)
+        for name in names:
+            call = variants[name]
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            await call()
+            latencies[name].append(time.perf_counter() - t0)
+            cpu[name] += time.process_time() - c0
+    return latencies, {n: total / calls for n, total in cpu.items()}
+
+
 async def concurrent(call: Call, calls: int, concurrency: int) -> float:
     """Calls/s with ``concurrency`` workers each making calls back to back until ``calls`` are done."""
     left = calls
@@ -123,9 +147,10 @@ def load() -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=300, help="sequential calls per variant per round")
+    parser.add_argument("--calls", type=int, default=300, help="sequential calls per variant per round (interleaved call by call)")
     parser.add_argument("--concurrent-calls", type=int, default=1000, help="calls per variant per round at --concurrency")
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=13, help="seed of the sequential phase's call order")
     parser.add_argument("--only", default="", help=f"comma-separated variants to run, of {', '.join(SHORT)} (plain always runs)")
     args = parser.parse_args()
 
@@ -188,14 +213,15 @@ async def main() -> None:
         cpu: dict[str, list[float]] = {n: [] for n in names}
         shares: dict[str, list[float]] = {n: [] for n in names}
         rates: dict[str, list[float]] = {n: [] for n in names}
+        rng = random.Random(args.seed)
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
-            for name in order:
-                gc.collect()
-                lat, cpu_per_call = await sequential(variants[name], args.calls)
-                cpu[name].append(cpu_per_call)
-                latencies[name] += lat
-                round_p50[name].append(pct(lat, 0.5))
+            gc.collect()
+            round_lat, round_cpu = await interleaved(variants, args.calls, rng)
+            for name in names:
+                cpu[name].append(round_cpu[name])
+                latencies[name] += round_lat[name]
+                round_p50[name].append(pct(round_lat[name], 0.5))
             this_round: dict[str, float] = {}
             for name in order:
                 gc.collect()
