@@ -132,7 +132,10 @@ class DeferredRedisStore(RedisStore):
     recovers the logs of dead ones. ``flush_interval_s``: how long settles are collected before one batch
     is sent (the staleness bound seen by other processes, plus one round trip). ``fsync``: ``batch``
     (fsync each segment before it is sent) or ``always`` (fsync every settle before it returns).
-    ``close_timeout_s``: how long :meth:`close` waits for Redis (see there).
+    ``close_timeout_s``: how long :meth:`close` waits for Redis (see there). ``quick_send``: write Redis
+    commands without a task per command (:mod:`router.ledger.quick_send`) by swapping the connection class of
+    ``client``'s pool; off by default because that changes a client the caller may share with other code (the
+    store URLs of :func:`router.ledger.open_store` turn it on: the client is the store's own).
     """
 
     def __init__(
@@ -144,12 +147,13 @@ class DeferredRedisStore(RedisStore):
         fsync: str = "batch",
         leases: bool | LeaseSizing = False,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        quick_send: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(client, **options)
         pool = getattr(client, "connection_pool", None)
         base = getattr(pool, "connection_class", None)
-        if isinstance(base, type) and issubclass(base, AbstractConnection) and base.__module__.startswith("redis."):
+        if quick_send and isinstance(base, type) and issubclass(base, AbstractConnection) and base.__module__.startswith("redis."):
             pool.connection_class = quick_send_class(base)  # no task per command (see router.ledger.quick_send)
         if not isinstance(close_timeout_s, (int, float)) or isinstance(close_timeout_s, bool) or not 0 <= close_timeout_s <= 3600:
             raise ValueError(f"close_timeout_s must be between 0 and 3600 seconds, not {close_timeout_s!r}")

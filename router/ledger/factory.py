@@ -174,7 +174,7 @@ def _redis_store(client: Any, options: dict[str, Any], ledger: dict[str, str]) -
                 raise ValueError(f"ledger store URL {url!r}: {name} must be an integer, not {value!r}") from None
             sizing[_LEASE_KNOBS[name]] = number / 1000 if name.endswith("_ms") else number
         extra["leases"] = LeaseSizing(**sizing)
-    return DeferredRedisStore(client, **options, **extra)
+    return DeferredRedisStore(client, **options, **extra, quick_send=True)  # the client is the store's own
 
 
 def _cluster_client(scheme: str, rest: str, url: str) -> Any:

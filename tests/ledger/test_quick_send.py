@@ -63,3 +63,27 @@ async def test_a_write_the_server_does_not_take_times_out_and_the_next_command_r
         assert await client.set("small", b"1")
         assert await client.get("small") == b"1"
         await client.aclose()
+
+
+async def test_a_callers_own_client_keeps_its_connection_class_unless_quick_send_is_asked(redis_server, unique_prefix, tmp_path):
+    """``DeferredRedisStore(client)`` must not change a client the caller may share with other code; the
+    store URLs (whose client is the store's own) and ``quick_send=True`` do swap the class."""
+    from router.ledger.deferred import DeferredRedisStore
+
+    shared = Redis.from_url(redis_server.url)
+    original = shared.connection_pool.connection_class
+    store = DeferredRedisStore(shared, prefix=unique_prefix, settle_log_dir=str(tmp_path / "a"))
+    assert shared.connection_pool.connection_class is original
+    assert (await store.reserve("mine", [B], D("1"), 60)).granted and await store.settle("mine", D("1"))
+    await store.flush()
+    assert (await store.snapshot([B], [], [])).spend[B.id] == D("1")
+    await store.close()
+
+    opted = Redis.from_url(redis_server.url)
+    other = DeferredRedisStore(opted, prefix=unique_prefix, settle_log_dir=str(tmp_path / "b"), quick_send=True)
+    assert opted.connection_pool.connection_class is quick_send_class(original)
+    await other.close()
+
+    from_url = store_from_url(f"{redis_server.url}?settle=deferred&settle_log={tmp_path / 'c'}", prefix=unique_prefix)
+    assert from_url.client.connection_pool.connection_class is quick_send_class(original)  # type: ignore[attr-defined]
+    await from_url.close()
