@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from router import _pt_path
 from router._reload import PolicyWatcher
 from router._snapshot_cache import SnapshotCache
+from router._token_counter import size_prompt
 from router._billing import token_bill_units, units_to_usd
 from router._routing import Attempt, RoutingRecord
 from router._transport import AttemptFailed, CallSpec, VertexSettings
@@ -44,15 +45,19 @@ from router.errors import (
 )
 from router.policy import RequestFeatures, StateSnapshot, estimate_prompt_tokens
 from router.policy.features import check_count, check_request_id, plain_text_tokens
+from router.policy.counting import PromptSize
 
 if TYPE_CHECKING:  # types only (annotations are not evaluated at run time)
     from router._transport import ProviderUsage, Transport, TransportStream
     from router.ledger import Store
     from router.ledger.types import BudgetScope, LedgerSnapshot, QuotaPool, Reservation
     from router.policy.compile import CompiledPolicy
-    from router.policy.counting import PromptSize
     from router.policy.decide import Choice, Decision
     from router.replay import RequestLog
+
+
+#: The caller's and the estimate's PromptSize per (tokens, source): immutable, so shared (bounded).
+_PROMPT_SIZES: dict[tuple[int, str], PromptSize] = {}
 
 
 class CallRequest(TypedDict, total=False):
@@ -568,13 +573,17 @@ class Router:
         """Where the request's prompt size came from (caller, count_tokens or estimate)."""
         found = request.get("prompt")
         if found is None:
-            from router.policy.counting import PromptSize
-
             tokens = request["features"].prompt_tokens
-            if request["prompt_source"] == "caller":
-                found = PromptSize(tokens, "caller")
-            else:
-                found = PromptSize(tokens, "estimate", tokens, Decimal(0))
+            key = (tokens, request["prompt_source"])
+            found = _PROMPT_SIZES.get(key)
+            if found is None:  # frozen, so one per (tokens, source) is shared by every request of that size
+                if key[1] == "caller":
+                    found = PromptSize(tokens, "caller")
+                else:
+                    found = PromptSize(tokens, "estimate", tokens, Decimal(0))
+                if len(_PROMPT_SIZES) >= 4096:
+                    _PROMPT_SIZES.clear()
+                _PROMPT_SIZES[key] = found
             request["prompt"] = found
         return found
 
@@ -582,8 +591,6 @@ class Router:
         """Count the prompt with Vertex when the policy's ``settings.count_tokens`` wants it (see
         :mod:`router.policy.counting` and :mod:`router._token_counter`); the request's features then
         carry the count (or, when no count could be made, the estimate plus the policy's margin)."""
-        from router._token_counter import size_prompt
-
         features, size = await size_prompt(
             request["compiled"],
             request["features"],

@@ -20,6 +20,7 @@ margin and the reason recorded). A model Vertex cannot count (partner models), o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import threading
@@ -29,7 +30,10 @@ from decimal import Decimal
 from typing import Any
 
 from router._transport.count_tokens import COUNT_TIMEOUT_S, CountFailed, TokenCount
-from router.policy.counting import PromptSize, with_margin
+from router._transport.types import CallSpec
+from router.errors import RouterError
+from router.ledger.rate import count_tokens_pool
+from router.policy.counting import PromptSize, count_target, count_trigger, with_margin
 
 #: Counts kept in the cache (per Router).
 CACHE_SIZE = 4096
@@ -165,13 +169,6 @@ async def size_prompt(
     ``settings.count_tokens`` asks for (a count, or the estimate plus the margin when no count could be
     made), and where it came from; ``(features, None)`` when the estimate stands (no count wanted).
     ``features.prompt_tokens`` must be the local estimate."""
-    import dataclasses
-
-    from router._transport.types import CallSpec
-    from router.errors import RouterError
-    from router.ledger.rate import count_tokens_pool
-    from router.policy.counting import count_target, count_trigger
-
     if compiled.count_tokens == "never":
         return features, None
     if compiled.count_tokens == "always":

@@ -337,3 +337,19 @@ def test_decide_accepts_a_ledger_snapshot_and_none_tags():
     d = cp.decide(feats(tenant="x"), LedgerSnapshot(spend={"tenant:x|calendar:month@UTC": Decimal("0.6")}))
     assert d.profile == "q" and d.actions
     assert cp.decide(feats(tags=None)).profile == "p"
+
+
+def test_the_engines_fast_choice_equals_the_public_constructor_field_for_field():
+    """decide builds its Choices without the frozen dataclass's per-field setattr: the result must be the
+    same object the constructor makes (every field, in order; equal and hashing alike; still frozen)."""
+    import dataclasses
+
+    from router.policy.decide import Choice, _new_choice
+
+    values = ("gemini-2.5-flash", "global", True, False, "google_search", Decimal("0.25"), Decimal("0.5"), Decimal("81.5"), 3, None)
+    fast, public = _new_choice(*values), Choice(*values)
+    assert fast == public and hash(fast) == hash(public)
+    assert dataclasses.astuple(fast) == values
+    assert [f.name for f in dataclasses.fields(Choice)] == list(vars(fast))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.model = "other"  # type: ignore[misc]
