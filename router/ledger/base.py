@@ -50,6 +50,10 @@ POLICY_HISTORY = 50
 POLICY_TEXT_TTL_MS = 180 * 86_400_000
 
 
+#: Validated float TTLs (seconds) and their milliseconds, as _check_reserve computes them (bounded).
+_TTL_MS: dict[float, int] = {}
+
+
 class Store(abc.ABC):
     """A spend / quota ledger. All methods are coroutines; see the module docstring for guarantees."""
 
@@ -197,9 +201,14 @@ class Store(abc.ABC):
                     f"{budget.limit_usd} USD): one counter has one limit; merge them or use different windows"
                 )
         nano = to_nano(amount)
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float, Decimal)) or not 0 < ttl_s <= 7 * 86400:
-            raise ValueError(f"ttl_s must be a positive number of seconds up to 7 days, not {ttl_s!r}")
-        return list(unique.values()), nano, max(1, int(Decimal(str(ttl_s)) * 1000))
+        ttl_ms = _TTL_MS.get(ttl_s) if type(ttl_s) is float else None  # a Router passes the same few TTLs
+        if ttl_ms is None:
+            if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float, Decimal)) or not 0 < ttl_s <= 7 * 86400:
+                raise ValueError(f"ttl_s must be a positive number of seconds up to 7 days, not {ttl_s!r}")
+            ttl_ms = max(1, int(Decimal(str(ttl_s)) * 1000))
+            if type(ttl_s) is float and len(_TTL_MS) < 256:
+                _TTL_MS[ttl_s] = ttl_ms
+        return list(unique.values()), nano, ttl_ms
 
     @staticmethod
     def _check_snapshot(budgets: Sequence[BudgetScope], pools: Sequence[QuotaPool], ramp_families: Sequence[str]) -> None:
