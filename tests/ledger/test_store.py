@@ -116,6 +116,29 @@ async def test_holds_expire_after_ttl(store, clock):
     assert (await store.reserve("d", [b], D("0.6"), 30)).granted
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.5, 0.0, -0.0, 7 * 86400 + 0.5, True, "30", None])
+async def test_a_bad_ttl_is_refused_every_time_and_holds_nothing(store, bad):
+    """Reservations validate their TTL on every call (valid float TTLs are remembered for speed; a bad one
+    never is): refused twice in a row, also after valid calls with the same float value's neighbours."""
+    b = budget(limit="1")
+    assert (await store.reserve("ok-1", [b], D("0.1"), 30.0)).granted
+    assert (await store.reserve("ok-2", [b], D("0.1"), 30.0)).granted
+    for attempt in range(2):
+        with pytest.raises(ValueError, match="ttl_s"):
+            await store.reserve(f"bad-{attempt}", [b], D("0.1"), bad)
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.2")
+
+
+async def test_a_float_ttl_gives_the_same_hold_life_on_every_call(store, clock):
+    b = budget(limit="1")
+    for rid in ("a", "b"):  # the second call takes the remembered milliseconds
+        assert (await store.reserve(rid, [b], D("0.4"), 0.5)).granted
+    clock.advance(0.499)
+    assert not (await store.reserve("c", [b], D("0.4"), 0.5)).granted
+    clock.advance(0.002)
+    assert (await store.reserve("d", [b], D("0.4"), 0.5)).granted
+
+
 async def test_settle_after_expiry_still_records_spend(store, clock):
     b = budget(limit="1")
     await store.reserve("late", [b], D("0.5"), 10)
