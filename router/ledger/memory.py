@@ -140,6 +140,10 @@ class MemoryStore(Store):
         self._rate_stats: dict[tuple[str, int], dict[str, int]] = {}
         self._pt_months: dict[tuple[str, str], list[int]] = {}  # (key, YYYY-MM) -> [served, spilled, tokens, amortised, paygo, spill, last ms]
         self._windows: dict[str, list] = {}  # bid -> its window, with the current calendar period (see _window)
+        # (keep_until, key) of every record / pool request, pushed whenever one is written: the clean-up pops the
+        # due ones instead of scanning every record kept for idempotency (48 h of traffic) once a second.
+        self._record_due: list[tuple[int, str]] = []
+        self._pool_request_due: list[tuple[int, tuple[str, str]]] = []
         self._last_gc = 0
 
     # ------------------------------------------------------------------ internals (lock held)
@@ -147,7 +151,12 @@ class MemoryStore(Store):
         if now - self._last_gc < 1000:
             return
         self._last_gc = now
-        self._records = {k: r for k, r in self._records.items() if r.keep_until > now}
+        records, due = self._records, self._record_due
+        while due and due[0][0] <= now:
+            rid = heapq.heappop(due)[1]
+            record = records.get(rid)
+            if record is not None and record.keep_until <= now:  # else kept longer since: a later entry is due
+                del records[rid]
         for bid in list(self._holds):
             self._held(bid, now)
         for bid in list(self._rolling):
@@ -157,7 +166,12 @@ class MemoryStore(Store):
                 del self._rolling[bid]
         self._calendar = {k: v for k, v in self._calendar.items() if v[1] + CALENDAR_GRACE_MS > now}
         self._pools = {k: v for k, v in self._pools.items() if v[1] + CALENDAR_GRACE_MS > now}
-        self._pool_requests = {k: v for k, v in self._pool_requests.items() if v[2] > now}
+        requests, pending = self._pool_requests, self._pool_request_due
+        while pending and pending[0][0] <= now:
+            key = heapq.heappop(pending)[1]
+            found = requests.get(key)
+            if found is not None and found[2] <= now:
+                del requests[key]
         self._ramps = {k: v for k, v in self._ramps.items() if v.last_ms + ramp_mod.KEY_TTL_MS > now}
         first_pt = capacity_mod.first_bucket(now)
         for key in list(self._pt_counters):
@@ -264,6 +278,7 @@ class MemoryStore(Store):
                     holds = all_holds[bid] = _Holds()
                 holds.add(reservation_id, nano, expires)
             self._records[reservation_id] = _Record("held", nano, bids, expires + RECORD_GRACE_MS)
+            heapq.heappush(self._record_due, (expires + RECORD_GRACE_MS, reservation_id))
         return Reservation(reservation_id, True, None, from_nano(nano))
 
     async def settle(self, reservation_id: str, actual: Decimal) -> bool:
@@ -285,6 +300,7 @@ class MemoryStore(Store):
                     holds.drop(reservation_id)
                 self._book(bid, nano, now)
             record.state, record.keep_until = "settled", now + IDEMPOTENCY_TTL_MS
+            heapq.heappush(self._record_due, (record.keep_until, reservation_id))
         return True
 
     async def release(self, reservation_id: str) -> bool:
@@ -301,6 +317,7 @@ class MemoryStore(Store):
                 if holds is not None:
                     holds.drop(reservation_id)
             record.state, record.keep_until = "released", max(record.keep_until, now + IDEMPOTENCY_TTL_MS)
+            heapq.heappush(self._record_due, (record.keep_until, reservation_id))
         return True
 
     async def spend(self, budget: BudgetScope) -> Decimal:
@@ -374,6 +391,7 @@ class MemoryStore(Store):
             entry[0] += units
             free = max(0, min(units, pool.free_units - before))
             self._pool_requests[(pool.id, request_id)] = (free, units - free, now + IDEMPOTENCY_TTL_MS)
+            heapq.heappush(self._pool_request_due, (now + IDEMPOTENCY_TTL_MS, (pool.id, request_id)))
         return Consumed(free, units - free)
 
     def _pool_usage(self, pool: QuotaPool, now: int) -> PoolUsage:
