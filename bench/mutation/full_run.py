@@ -202,6 +202,14 @@ def prepare_profile(profile: str) -> Path:
     return where
 
 
+MAX_CHILDREN: int | None = None  # --max-children: overrides [tool.mutmut] max_children (2) for every mutmut run
+
+
+def _run() -> list[str]:
+    """``run`` plus ``--max-children N`` when one was given (one child on a VM shared by several workers)."""
+    return ["run"] if MAX_CHILDREN is None else ["run", "--max-children", str(MAX_CHILDREN)]
+
+
 def _commits_file(where: Path) -> Path:
     return where / "mutants" / "full_run_commits.json"
 
@@ -248,7 +256,7 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
             if not targets:
                 print(f"{module}: every mutant has a result", flush=True)
                 return
-        rc = subprocess.call(["nice", "-n", "19", mutmut, "run", *targets], cwd=where, stdout=out,
+        rc = subprocess.call(["nice", "-n", "19", mutmut, *_run(), *targets], cwd=where, stdout=out,
                              stderr=subprocess.STDOUT)
     commits = _commits_file(where)
     data = json.loads(commits.read_text()) if commits.exists() else {}
@@ -302,7 +310,7 @@ def run_listed(files: list[str], mutmut: str) -> dict[str, tuple[int | None, int
         log = ROOT / ".mutation-runs" / f"{dotted(module)}.listed.log"
         log.parent.mkdir(exist_ok=True)
         with log.open("w") as handle:
-            subprocess.call(["nice", "-n", "19", mutmut, "run", *group], cwd=where, stdout=handle, stderr=subprocess.STDOUT)
+            subprocess.call(["nice", "-n", "19", mutmut, *_run(), *group], cwd=where, stdout=handle, stderr=subprocess.STDOUT)
         after = results(module)
         for name in group:
             out[name] = (before.get(name), after.get(name))
@@ -323,7 +331,7 @@ def second_pass(module: str, mutmut: str) -> None:
     started = time.monotonic()
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.broad.log"
     with log.open("w") as out:
-        rc = subprocess.call(["nice", "-n", "19", mutmut, "run", *names], cwd=where, stdout=out, stderr=subprocess.STDOUT)
+        rc = subprocess.call(["nice", "-n", "19", mutmut, *_run(), *names], cwd=where, stdout=out, stderr=subprocess.STDOUT)
     commits = _commits_file(where)
     data = json.loads(commits.read_text()) if commits.exists() else {}
     data[module + "#second"] = {"commit": _git("rev-parse", "--short", "HEAD"), "mutants": len(names), "exit": rc,
@@ -503,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-run the mutants named in FILE (first tab-separated column a line, e.g. /work/wt/killed-*.txt) and exit")
     ap.add_argument("--missing-only", action="store_true",
                     help="run only the mutants without a stored result (mutmut re-runs every mutant it is named)")
+    ap.add_argument("--max-children", type=int, default=None,
+                    help="mutmut's parallel test processes (default: max_children of [tool.mutmut]; use 1 on a shared VM)")
     args = ap.parse_args(argv)
+    global MAX_CHILDREN
+    MAX_CHILDREN = args.max_children
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"not a money-path module of this harness: {', '.join(unknown)} (known: {', '.join(MODULES)})")
