@@ -432,7 +432,10 @@ class DeferredRedisStore(RedisStore):
                     if size <= 0:
                         continue
                     lease = self._leases[bid] = Lease()
+                before = lease.size
                 lease.size, lease.expiry, lease.flag_at = size - lease.pending, expiry, now
+                if lease.size > before:  # a slice taken (or grown) now: idle_s counts from here, not from 1970
+                    lease.last_use = now
                 if draining:
                     lease.draining_until = now + drain_ms
             if sizing is not None and any(lease.size > 0 for lease in self._leases.values()):

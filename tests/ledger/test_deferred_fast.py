@@ -15,6 +15,7 @@ when at least ``min_requests * a`` and at most 1/``share`` of the budget's free 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from decimal import Decimal
@@ -334,3 +335,24 @@ async def test_close_gives_the_free_part_of_slices_back(tmp_path):
     assert await p.taken() == D("1.5")  # r1's $1 hold + $0.50: the $3.50 slice rest was given back
     assert (await p.plain.reserve("all", [B], D("98.5"), 60)).granted
     await p.plain.close()
+
+
+async def test_a_new_slice_is_kept_until_it_sat_idle_for_lease_idle_ms(tmp_path):
+    """``lease_idle_ms`` counts from when the slice was taken: a slice nobody has used yet is not given back
+    at the keeper's first tick (it was: its last use read as 1970, so every fresh slice went back after
+    ``poll_s`` whatever ``lease_idle_ms`` said), and is given back once it sat idle for ``lease_idle_ms``."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=2000&lease_ttl_ms=600000")
+    await _with_slice(p)
+    await asyncio.sleep(0.3)  # six keeper ticks (poll 50 ms)
+    p.clock.advance(1.9)
+    await asyncio.sleep(0.3)
+    assert await p.taken() == D("5")  # r1's hold + the $4 slice, still there
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1  # from the slice
+    p.clock.advance(2.1)  # idle for 2.1 s since r2
+    for _ in range(200):
+        if await p.taken() == D("2"):
+            break
+        await asyncio.sleep(0.02)
+    assert await p.taken() == D("2")  # r1's and r2's holds: the $3 free part was given back
+    await p.close()
