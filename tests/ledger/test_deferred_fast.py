@@ -290,6 +290,10 @@ async def test_a_settle_after_a_release_from_a_slice_still_books(tmp_path):
     assert await p.store.flush(confirm=False) == 1
     assert await p.plain.spend(B) == D("0.75")
     assert await p.taken() == D("5")  # $1 hold + $0.75 + $3.25 slice left
+    assert (await p.store.reserve("rest", [B], D("3.25"), 60)).granted
+    assert p.store.local_grants == 2  # the slice's rest, exactly: r2's released $1 is not freed twice
+    assert (await p.store.reserve("more", [B], D("0.000000001"), 60)).granted
+    assert p.store.local_grants == 2
     await p.close()
 
 
@@ -308,6 +312,10 @@ async def test_a_reservation_from_a_slice_expires_with_its_ttl(tmp_path):
     assert await p.store.flush(confirm=False) == 1
     assert await p.plain.spend(B) == D("0.5")
     assert await p.taken() == D("5")  # r1's $1 hold + $0.50 billed + $3.50 slice left (r3 inside it)
+    assert (await p.store.reserve("rest", [B], D("0.5"), 5)).granted  # $3.50 - r3's $3
+    assert p.store.local_grants == 3
+    assert (await p.store.reserve("more", [B], D("0.000000001"), 5)).granted
+    assert p.store.local_grants == 3
     await p.close()
 
 
@@ -356,3 +364,187 @@ async def test_a_new_slice_is_kept_until_it_sat_idle_for_lease_idle_ms(tmp_path)
         await asyncio.sleep(0.02)
     assert await p.taken() == D("2")  # r1's and r2's holds: the $3 free part was given back
     await p.close()
+
+
+# ---------------------------------------------------------------- slice sizing (what Redis sets aside)
+async def test_a_slice_is_at_most_one_share_of_the_free_budget(tmp_path):
+    """Demand wants $100 (100 s of $1/s) but a slice is at most 1/8 of the $99 free: $12.375."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=100000&lease_min=1&lease_idle_ms=3600000")
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("13.375")
+    await p.close()
+
+
+async def test_a_slice_of_exactly_min_requests_is_taken(tmp_path):
+    """4 s of $1/s demand is exactly lease_min (4) requests of $1: taken."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=4&lease_idle_ms=3600000")
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("5")
+    await p.close()
+
+
+async def test_no_slice_below_min_requests(tmp_path):
+    """3.999 s of $1/s demand is less than 4 requests of $1: no slice, only the hold."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=3999&lease_min=4&lease_idle_ms=3600000")
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("1")
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 0
+    await p.close()
+
+
+async def test_a_request_bigger_than_the_free_slice_gives_the_slice_back_first(tmp_path):
+    """Slice $4 (free $4); a $5 request does not fit it: the $4 go back, Redis grants the $5 hold and a new
+    slice of 4 s of the $6/s demand ($24) capped at 1/8 of the $94 free ($11.75): 1 + 5 + 11.75 taken."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("5"), 60)).granted
+    assert p.store.local_grants == 0
+    assert await p.taken() == D("17.75")
+    await p.close()
+
+
+async def test_with_a_tight_cap_the_slice_goes_back_so_the_request_fits(tmp_path):
+    """Cap $10, share 1: r1 ($1) takes a $4 slice (5 taken). A $6 request fits only without the slice: it is
+    given back first and the request granted (7 taken); no new slice (3 free < 1 request of $6)."""
+    cap = BudgetScope("tenant:tight", Window.parse("rolling:24h"), D("10"))
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_share=1&lease_idle_ms=3600000")
+    assert (await p.store.reserve("r1", [cap], D("1"), 60)).granted
+    assert await p.taken(cap) == D("5")
+    got = await p.store.reserve("r2", [cap], D("6"), 60)
+    assert got.granted and got.amount == D("6")
+    assert await p.taken(cap) == D("7")
+    assert not (await p.store.reserve("r3", [cap], D("3.000000001"), 60)).granted
+    assert (await p.store.reserve("r4", [cap], D("3"), 60)).granted
+    assert await p.taken(cap) == D("10")
+    await p.close()
+
+
+async def test_a_hold_longer_than_the_slice_goes_to_redis_and_the_slice_back(tmp_path):
+    """Demand wants 100 s of $1/s, 1/8 of the $99 free is $12.375: the slice. It lives 60 s (r1's hold) + 30 s
+    (lease_ttl), so r2, held 100 s, cannot come from it: the $12.375 go back first, r2 ($1) is held in Redis and
+    the new slice is 1/8 of the $98 then free, $12.25: 1 + 1 + 12.25 taken (keeping the old slice and adding
+    to it would take 1/8 of $85.625 more: $25.078125)."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=100000&lease_min=1&lease_ttl_ms=30000&lease_idle_ms=3600000")
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("13.375")
+    assert (await p.store.reserve("r2", [B], D("1"), 100)).granted
+    assert p.store.local_grants == 0
+    assert await p.taken() == D("14.25")
+    await p.close()
+
+
+async def _slice_with_one_dollar_free(p: Pair) -> None:
+    """r1 takes the $4 slice on B, three $1 reservations use $3 of it: $1 free."""
+    await _with_slice(p)
+    for i in range(3):
+        assert (await p.store.reserve(f"l{i}", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 3
+
+
+async def test_a_slice_with_room_for_the_request_is_kept_and_grown(tmp_path):
+    """B's slice has exactly $1 free; r2 ($1) also needs DAY, where this process has no slice, so Redis decides
+    it. B's slice can serve a $1 request, so it is kept ($1 free stays), and grown by 1/8 of the $94 then free
+    ($11.75; demand asks for 4 s of $5/s minus the $1 free = $19): the slice is $15.75, 17.75 taken, and
+    $12.75 of it is free here."""
+    p = Pair(tmp_path, LEASES)
+    await _slice_with_one_dollar_free(p)
+    assert (await p.store.reserve("r2", [B, DAY], D("1"), 60)).granted
+    assert p.store.local_grants == 3
+    assert await p.taken() == D("17.75")
+    assert (await p.store.reserve("rest", [B], D("12.75"), 60)).granted
+    assert p.store.local_grants == 4
+    assert (await p.store.reserve("more", [B], D("0.000000001"), 60)).granted
+    assert p.store.local_grants == 4
+    await p.close()
+
+
+async def test_a_slice_grows_by_the_demand_minus_its_free_part(tmp_path):
+    """The same with share 1 (a slice may take all that is free): demand asks for 4 s of $5/s = $20 minus the
+    $1 still free, so the slice grows by $19 to $23: 1 + 1 + 23 = 25 taken."""
+    p = Pair(tmp_path, LEASES + "&lease_share=1")
+    await _slice_with_one_dollar_free(p)
+    assert (await p.store.reserve("r2", [B, DAY], D("1"), 60)).granted
+    assert await p.taken() == D("25")
+    await p.close()
+
+
+async def test_a_slice_expires_lease_ttl_after_its_longest_hold(tmp_path):
+    """The slice lives 60 s + 10 s (lease_ttl_ms): at 69 s it still grants a hold ending at 70 s; at 71 s it is
+    gone (Redis counts nothing of it, r1's hold has expired too)."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_ttl_ms=10000&lease_idle_ms=3600000")
+    await _with_slice(p)
+    p.clock.advance(69)
+    assert await p.taken() == D("4")  # r1 expired at 60 s; the slice is still held
+    assert (await p.store.reserve("r2", [B], D("1"), 1)).granted
+    assert p.store.local_grants == 1
+    p.clock.advance(2)
+    assert await p.taken() == D("0")
+    await p.close()
+
+
+async def test_a_budget_another_process_needs_is_drained_and_the_request_granted(tmp_path):
+    """Cap $10, share 1: A holds r1 ($1) and a $4 slice. B asks for $8: 1 + 4 + 8 > 10, but without A's slice
+    it fits, so B's request waits and A is asked to drain; A's keeper reads the flag and gives the slice
+    back, B is granted (9 taken), and A's next request is decided by Redis (the slice is draining)."""
+    cap = BudgetScope("tenant:drain", Window.parse("rolling:24h"), D("10"))
+    knobs = "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_share=1&lease_idle_ms=3600000"
+    p = Pair(tmp_path, knobs)
+    b = p.open(knobs + "&drain_wait_ms=20000", tmp_path / "b")
+    assert (await p.store.reserve("r1", [cap], D("1"), 60)).granted
+    assert await p.taken(cap) == D("5")
+    waiting = asyncio.ensure_future(b.reserve("b-big", [cap], D("8"), 60))
+    for _ in range(1000):  # the keeper compares the (fake) clock with its last flag read: let time pass
+        if waiting.done():
+            break
+        p.clock.advance(0.01)
+        await asyncio.sleep(0.005)
+    got = await asyncio.wait_for(waiting, 5)
+    assert got.granted and got.amount == D("8")
+    assert await p.taken(cap) == D("9")  # r1 + b-big; A's slice is back
+    assert (await p.store.reserve("a2", [cap], D("1"), 60)).granted
+    assert p.store.local_grants == 0
+    assert await p.taken(cap) == D("10")
+    assert not (await p.store.reserve("a3", [cap], D("0.000000001"), 60)).granted
+    await b.close()
+    await p.close()
+
+
+async def test_a_pending_settle_from_a_slice_is_not_granted_again_after_a_reserve_reply(tmp_path):
+    """r2 ($1 from the $4 slice) is billed $0.50: logged, not applied, so Redis still has the slice at $4.
+    r3 ($1, also on DAY) goes to Redis, which grows the slice to $12.50 (4 s of $3/s demand = $12 minus the
+    $3.50 free). The reply's $12.50 still includes r2's bill: $12 are free here, not $12.50."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    assert (await p.store.reserve("r3", [B, DAY], D("1"), 60)).granted
+    assert p.store.local_grants == 1
+    assert await p.taken() == D("14.5")  # r1 + r3 holds + the $12.50 slice (r2's bill inside it)
+    assert (await p.store.reserve("rest", [B], D("12"), 60)).granted
+    assert p.store.local_grants == 2
+    assert (await p.store.reserve("more", [B], D("0.000000001"), 60)).granted
+    assert p.store.local_grants == 2
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(B) == D("0.5")
+    await p.close()
+
+
+async def test_close_gives_back_every_budgets_free_part_and_keeps_what_is_held(tmp_path):
+    """Slices on B ($4) and DAY ($4, r0's demand): r2 ($1.50 on both) is still held from them at close. Both
+    free parts ($2.50 each) go back in one call; another process sees r1's hold, r0's hold and r2's $1.50."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("r0", [DAY], D("1"), 60)).granted
+    assert await p.taken(DAY) == D("5")
+    assert (await p.store.reserve("r2", [B, DAY], D("1.5"), 60)).granted
+    assert p.store.local_grants == 1
+    await p.store.close()
+    assert await p.taken() == D("2.5")
+    assert await p.taken(DAY) == D("2.5")
+    assert (await p.plain.reserve("all", [B], D("97.5"), 60)).granted  # to the last nano
+    assert not (await p.plain.reserve("over", [DAY], D("47.500000001"), 60)).granted
+    scopes = {info.budget.id: info.budget.limit_usd for info in await p.plain.list_scopes()}
+    assert scopes == {B.id: D("100"), DAY.id: D("50")}
+    await p.plain.close()
+
