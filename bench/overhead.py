@@ -13,11 +13,14 @@ what differs is the routing layer:
 Rounds are interleaved, so machine load that drifts during the run hits every variant alike. Two measurements:
 
 * sequential (concurrency 1): the p50 latency of each variant minus plain's p50 (the *added* p50). The
-  sequential calls are interleaved call by call: each cycle makes one call of every variant, in a fresh random
-  order (seeded), so the work litellm leaves running after a call returns (its logging thread and async
-  callbacks, usage-based-routing-v2's Redis flushes) falls on every variant alike. Blocks of one variant's
-  calls let that spill-over land on whichever variant ran next: on the 2-core VM the added p50 of one variant
-  moved by 1-3 ms between runs, more than the differences measured;
+  sequential calls run in short blocks (``--block``, default 20 back-to-back calls of one variant), the
+  variants' blocks in a fresh random order each cycle (seeded), and the first call of every block is made
+  but not counted: it absorbs the work the previous variant's litellm calls left running (its logging thread
+  and async callbacks, usage-based-routing-v2's Redis flushes). With one long block per variant that
+  spill-over landed on whichever variant ran next and moved one variant's added p50 by 1-3 ms between runs
+  on the 2-core VM; with single interleaved calls each variant saw one call per cycle of every variant
+  (~60 ms), which no longer measures back-to-back calls (a time-based cache such as the 50 ms snapshot view
+  expires between every two calls);
 * ``--concurrency`` calls at a time (default 50): calls/s of each variant as a share of plain's calls/s
   in the same round (median over rounds). The process is CPU-bound there, so the share is plain's CPU
   per call divided by the variant's.
@@ -105,23 +108,27 @@ async def sequential(call: Call, calls: int) -> tuple[list[float], float]:
     return out, (time.process_time() - cpu0) / calls
 
 
-async def interleaved(variants: dict[str, Call], calls: int, rng: random.Random) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """``calls`` cycles, each one call of every variant in a fresh random order: every variant's wall
-    latencies and its process CPU time per call (what litellm leaves running after a call is counted on the
-    call that follows, which is any variant alike)."""
+async def interleaved(variants: dict[str, Call], calls: int, block: int, rng: random.Random) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """About ``calls`` counted sequential calls per variant, in blocks of ``block`` back-to-back calls of one
+    variant, the blocks of every variant in a fresh random order each cycle; each block's first call is made
+    and not counted (see the module docstring). Returns every variant's wall latencies and process CPU time
+    per counted call."""
     names = list(variants)
     latencies: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, float] = dict.fromkeys(names, 0.0)
-    for _ in range(calls):
+    block = max(2, block)
+    for _ in range(max(1, -(-calls // (block - 1)))):
         rng.shuffle(names)
         for name in names:
             call = variants[name]
-            c0 = time.process_time()
-            t0 = time.perf_counter()
-            await call()
-            latencies[name].append(time.perf_counter() - t0)
-            cpu[name] += time.process_time() - c0
-    return latencies, {n: total / calls for n, total in cpu.items()}
+            await call()  # absorbs what the previous variant left running: not counted
+            for _ in range(block - 1):
+                c0 = time.process_time()
+                t0 = time.perf_counter()
+                await call()
+                latencies[name].append(time.perf_counter() - t0)
+                cpu[name] += time.process_time() - c0
+    return latencies, {n: total / len(latencies[n]) for n, total in cpu.items()}
 
 
 async def concurrent(call: Call, calls: int, concurrency: int) -> float:
@@ -147,10 +154,11 @@ def load() -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=300, help="sequential calls per variant per round (interleaved call by call)")
+    parser.add_argument("--calls", type=int, default=300, help="sequential calls per variant per round (counted; in blocks, see --block)")
     parser.add_argument("--concurrent-calls", type=int, default=1000, help="calls per variant per round at --concurrency")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=13, help="seed of the sequential phase's call order")
+    parser.add_argument("--block", type=int, default=20, help="back-to-back sequential calls of one variant per block (the first not counted)")
+    parser.add_argument("--seed", type=int, default=13, help="seed of the sequential phase's block order")
     parser.add_argument("--only", default="", help=f"comma-separated variants to run, of {', '.join(SHORT)} (plain always runs)")
     args = parser.parse_args()
 
@@ -217,7 +225,7 @@ async def main() -> None:
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
             gc.collect()
-            round_lat, round_cpu = await interleaved(variants, args.calls, rng)
+            round_lat, round_cpu = await interleaved(variants, args.calls, args.block, rng)
             for name in names:
                 cpu[name].append(round_cpu[name])
                 latencies[name] += round_lat[name]
@@ -242,7 +250,7 @@ async def main() -> None:
 
         print()
         print(f"Measured with `python bench/overhead.py --rounds {args.rounds} --calls {args.calls} --concurrent-calls {args.concurrent_calls} "
-              f"--concurrency {args.concurrency}`; {load_before} before, {load_after.split(' on ')[0]} after.")
+              f"--concurrency {args.concurrency} --block {args.block} --seed {args.seed}`; {load_before} before, {load_after.split(' on ')[0]} after.")
         print()
         print(f"| variant | added p50, 1 at a time (ms) | per-round range (ms) | added CPU per call (µs) | calls/s at {args.concurrency} concurrent | share of plain's calls/s |")
         print("|---|---:|---:|---:|---:|---:|")
