@@ -31,7 +31,7 @@ from router._billing import token_bill_units, units_to_usd
 from router._routing import Attempt, RoutingRecord
 from router._transport import AttemptFailed, CallSpec, VertexSettings
 from router._sync import LoopThread
-from router.catalog import Catalog, default_catalog, load_catalog
+from router.catalog import Catalog, CatalogModel, default_catalog, load_catalog
 from router.cost import USAGE_FIELD_OF_UNIT, Usage, compute_cost
 from router.ledger import MemoryStore
 from router.metrics import RouterMetrics
@@ -674,7 +674,7 @@ class Router:
         )
 
     @staticmethod
-    def _usage_fields(model: Any, choice: Choice, features: RequestFeatures, usage: ProviderUsage) -> dict[str, Any]:
+    def _usage_fields(model: CatalogModel, choice: Choice, features: RequestFeatures, usage: ProviderUsage) -> dict[str, Any]:
         """The cost engine's usage fields of a served attempt (its grounding and traffic are the caller's)."""
         # The router sends every request online (it does not submit Batch API jobs), so it reserves and
         # bills online rates even when the policy allowed batch; the request carries a batch-eligible label.
@@ -1014,7 +1014,7 @@ class Router:
         await self._settle_attempt(attempt_id, cost, upper, choice, record, attempt, request, usage)
 
 
-async def _close(stream: Any) -> None:
+async def _close(stream: TransportStream) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
