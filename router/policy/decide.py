@@ -234,8 +234,9 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
     pt_active = cp.pt_active(day) if cp.pt_any else None
     notes: list[str] = []
     rejected: list[tuple[str, str]] = []
-    # eligible rows: (tier, cand, expected units, upper units, batch, grounding kind or None, grounding units reserved, PtStatus or None)
-    elig: list[tuple[int, Cand, int, int, bool, str | None, int, Any]] = []
+    # eligible rows: (ranking tier, cand, expected units, upper units, batch, grounding kind or None, grounding units
+    # reserved, PtStatus or None, free-pool tier: 0 when the free pool covers the grounding, whether ranked on or not)
+    elig: list[tuple[int, Cand, int, int, bool, str | None, int, Any, int]] = []
     for c in prof.cands:
         if c.static_reason is not None:
             rejected.append((c.model_id, c.static_reason))
@@ -332,7 +333,7 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
         if bound is not None and exp > bound:
             rejected.append((c.model_id, f"estimated ${_fmt(from_units(exp))} > max ${_fmt(from_units(bound))} per request"))
             continue
-        elig.append((tier if prefer else 0, c, exp, ub, batch, gk, g_units, pt))
+        elig.append((tier if prefer else 0, c, exp, ub, batch, gk, g_units, pt, tier))
     if not elig:
         exc = NoEligibleModelError(f"no eligible model in profile {profile_name!r}: all {len(rejected)} candidates rejected", rejected)
         exc.rule, exc.profile, exc.actions, exc.budgets = rule, profile_name, actions, scopes  # type: ignore[attr-defined]
@@ -373,7 +374,7 @@ def decide(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, trace: 
                 "quality": _fmt(row[1].quality.quantize(_PCT)) if row[1].quality is not None else None,
                 "batch": row[4],
                 "grounding": row[5],
-                "free_pool_room": (row[0] == 0) if kind is not None else None,
+                "free_pool_room": (row[8] == 0) if kind is not None else None,
                 **({"provisioned": row[7].to_dict()} if row[7] is not None else {}),
             }
             for row in ranked
@@ -456,7 +457,7 @@ def _provisioned(cp: CompiledPolicy, c: Cand, active: dict, state: StateSnapshot
 
 
 def _choice(cp: CompiledPolicy, f: RequestFeatures, state: StateSnapshot, row: tuple, notes: list[str]) -> Choice:
-    _, c, exp, ub, batch, gk, g_units, pt = row
+    _, c, exp, ub, batch, gk, g_units, pt, _ = row
     if pt is not None:
         notes.append(f"{c.model_id}: {pt.why()}")
     priority = False
