@@ -43,3 +43,106 @@ def test_explain_shows_an_exhausted_free_pool_also_when_ranking_ignores_it():
     assert _rooms("", **used) == [("gemini-2.5-flash", "0.000925", True), ("gemini-2.5-pro", "0.03875", False)]
     # both pools with room: both true either way
     assert _rooms(", prefer_free_pool: false") == [("gemini-2.5-pro", "0.00375", True), ("gemini-2.5-flash", "0.000925", True)]
+
+
+# ------------------------------------------------------------------ a candidate without a grounding price on the date
+def test_a_candidate_without_a_grounding_price_on_the_date_is_rejected_and_the_next_one_still_ranked():
+    # gemini-2.0-flash supports grounding on your data, billed only from 2025-06-16; listed first, cheapest.
+    cp = compile_text("version: 1\nprofiles:\n  p: {objective: cheapest, fallbacks: 3, candidates: "
+                      "[{model: gemini-2.0-flash}, {model: gemini-2.5-flash}]}\ndefault_profile: p\n")
+    before = cp.decide(feats(grounding="your_data", at=dt.date(2025, 6, 15)))
+    # 2.5 Flash: 1000 x 0.30 + 250 x 2.50 per 1M = $0.000925, + $2.50 / 1,000 requests = $0.003425
+    assert [(c.model, c.estimated_cost, c.grounding) for c in before.choices] == [("gemini-2.5-flash", Decimal("0.003425"), "your_data")]
+    assert before.rejected == [("gemini-2.0-flash", "no price for your_data grounding on 2025-06-15")]
+    on = cp.decide(feats(grounding="your_data", at=dt.date(2025, 6, 16)))
+    # 2.0 Flash priced from that day: 1000 x 0.15 + 250 x 0.60 per 1M = $0.0003, + $0.0025 = $0.0028
+    assert [(c.model, c.estimated_cost) for c in on.choices] == [("gemini-2.0-flash", Decimal("0.0028")), ("gemini-2.5-flash", Decimal("0.003425"))]
+    assert on.rejected == []
+
+
+# ------------------------------------------------------------------ explain's whole output: keys and values
+# Provisioned Throughput on gemini-2.0-flash@us-central1: 1 GSU = 100,800 burndown-adjusted tokens per 30 s
+# window; this request needs 1,000 + 4 x 500 = 3,000. PayGo: 2.0 Flash 1000 x 0.15 + 250 x 0.60 per 1M =
+# $0.0003 (bound 1000 x 0.15 + 500 x 0.60 = $0.00045); 2.0 Flash-Lite 1000 x 0.075 + 250 x 0.30 = $0.00015
+# (bound $0.000225). Qualities from the seeds' model cards: 44.4 and 41.2.
+PT_BUDGET_POLICY = """\
+version: 1
+provisioned:
+  mode: first
+  subscriptions:
+    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}
+candidates:
+  - {model: gemini-2.0-flash, location: us-central1}
+  - {model: gemini-2.0-flash-lite}
+profiles:
+  q: {objective: quality_per_dollar, fallbacks: 1}
+default_profile: q
+budgets:
+  - name: tenant-monthly
+    scope: tenant
+    window: calendar:month@UTC
+    limit_usd: "40"
+    actions:
+      - {at_percent: 90, refuse: true}
+"""
+PT_KEY = "gemini-2.0-flash@us-central1"
+SCOPE = "tenant:acme|calendar:month@UTC"
+WHY_COVERED = ("Provisioned Throughput gemini-2.0-flash@us-central1 (first): headroom 99,800 of 100,800 burndown-adjusted "
+               "tokens in the 30 s window >= this request's 3,000: marginal cost $0")
+PT_COVERED = {"mode": "first", "key": PT_KEY, "burndown_tokens": 3000, "headroom": 99_800, "capacity": 100_800, "covered": True,
+              "paygo_estimated_cost_usd": "0.0003", "paygo_upper_bound_cost_usd": "0.00045", "why": WHY_COVERED}
+FLASH_CHOICE = {"model": "gemini-2.0-flash", "location": "us-central1", "batch": False, "priority": False, "grounding": None,
+                "estimated_cost_usd": "0", "upper_bound_cost_usd": "0", "quality": "44.4"}
+LITE_CHOICE = {"model": "gemini-2.0-flash-lite", "location": "global", "batch": False, "priority": False, "grounding": None,
+               "estimated_cost_usd": "0.00015", "upper_bound_cost_usd": "0.000225", "quality": "41.2"}
+
+
+def test_explain_prints_every_field_of_the_decision_its_choices_the_budget_status_and_the_ranking():
+    cp = compile_text(PT_BUDGET_POLICY)
+    # 1,000 of the window's tokens used: 99,800 left >= 3,000, PT covers the request (marginal cost $0)
+    out = cp.explain(feats(tenant="acme"), StateSnapshot(pt={PT_KEY: 1_000}, spend={SCOPE: Decimal("4.9")}))
+    assert out == {
+        "policy_version": cp.version,
+        "request": {"tenant": "acme", "app": None, "tags": {}, "task": None, "prompt_tokens": 1000, "max_tokens": 500,
+                    "grounding": None, "latency_sensitive": False, "required_capabilities": [], "at": "2026-11-02"},
+        "prompt_size": None,
+        **FLASH_CHOICE,
+        "provisioned": PT_COVERED,
+        "fallbacks": ["gemini-2.0-flash-lite"],
+        "choices": [{**FLASH_CHOICE, "provisioned": PT_COVERED}, LITE_CHOICE],
+        "rule": None,
+        "profile": "q",
+        "rule_profile": "q",
+        "budgets": [SCOPE],
+        "actions": [],
+        "rejected": [],
+        "notes": [f"gemini-2.0-flash: {WHY_COVERED}"],
+        "retry_on": ["rate_limited", "server_error", "timeout", "context_overflow"],
+        # $4.9 of $40: 12.25 %, printed to one decimal (half to even: 12.2)
+        "budget_status": [{"scope": SCOPE, "budget": "tenant-monthly", "spend_usd": "4.9", "limit_usd": "40", "utilisation_percent": "12.2"}],
+        "candidates": [
+            {"model": "gemini-2.0-flash", "location": "us-central1", "estimated_cost_usd": "0", "upper_bound_cost_usd": "0",
+             "quality": "44.4", "batch": False, "grounding": None, "free_pool_room": None, "provisioned": PT_COVERED},
+            {"model": "gemini-2.0-flash-lite", "location": "global", "estimated_cost_usd": "0.00015", "upper_bound_cost_usd": "0.000225",
+             "quality": "41.2", "batch": False, "grounding": None, "free_pool_room": None},
+        ],
+        "refused": None,
+        "error": None,
+    }
+
+
+def test_explain_ranking_shows_the_provisioned_spill_of_a_saturated_subscription():
+    cp = compile_text(PT_BUDGET_POLICY)
+    # 97,801 used: 2,999 left < 3,000: 2.0 Flash is estimated as a PayGo spill ($0.0003) and ranks second
+    out = cp.explain(feats(tenant="acme"), StateSnapshot(pt={PT_KEY: 97_801}))
+    flash = out["candidates"][1]
+    assert [c["model"] for c in out["candidates"]] == ["gemini-2.0-flash-lite", "gemini-2.0-flash"]
+    assert "provisioned" not in out["candidates"][0]
+    assert (flash["estimated_cost_usd"], flash["upper_bound_cost_usd"]) == ("0.0003", "0.00045")
+    assert flash["provisioned"] == {
+        "mode": "first", "key": PT_KEY, "burndown_tokens": 3000, "headroom": 2_999, "capacity": 100_800, "covered": False,
+        "paygo_estimated_cost_usd": "0.0003", "paygo_upper_bound_cost_usd": "0.00045",
+        "why": ("Provisioned Throughput gemini-2.0-flash@us-central1 (first): headroom 2,999 of 100,800 burndown-adjusted "
+                "tokens in the 30 s window < this request's 3,000: estimated and reserved as a PayGo spill"),
+    }
+    assert out["provisioned"] is None  # the primary, 2.0 Flash-Lite, has no subscription
