@@ -415,7 +415,7 @@ class PtStatus:
         if self.mode == "never":
             return f"Provisioned Throughput {self.key} skipped (provisioned: never): PayGo, sent as shared"
         room = f"headroom {self.headroom:,} of {self.capacity:,} burndown-adjusted tokens in the 30 s window"
-        if self.covered:
+        if self.headroom >= self.tokens:  # not ``covered``: under ``only`` with a wait that is True without the room
             return f"Provisioned Throughput {self.key} ({self.mode}): {room} >= this request's {self.tokens:,}: marginal cost $0"
         if self.mode == "only":
             return f"Provisioned Throughput {self.key} (only): {room} < this request's {self.tokens:,}: waits for capacity, else refused"

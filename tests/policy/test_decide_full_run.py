@@ -146,3 +146,37 @@ def test_explain_ranking_shows_the_provisioned_spill_of_a_saturated_subscription
                 "tokens in the 30 s window < this request's 3,000: estimated and reserved as a PayGo spill"),
     }
     assert out["provisioned"] is None  # the primary, 2.0 Flash-Lite, has no subscription
+
+
+# ------------------------------------------------------------------ Provisioned Throughput: only (with a wait), never
+PT_ONLY_WAIT = """\
+version: 1
+provisioned:
+  mode: only
+  wait_s: 5
+  subscriptions:
+    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}
+candidates:
+  - {model: gemini-2.0-flash, location: us-central1}
+profiles:
+  cheap: {objective: cheapest}
+default_profile: cheap
+"""
+
+
+def test_only_with_a_wait_and_no_room_costs_nothing_and_says_it_waits_for_capacity():
+    cp = compile_text(PT_ONLY_WAIT)
+    # 97,801 used: 2,999 left < this request's 3,000; under only with wait_s the request is PT or nothing
+    d = cp.decide(feats(), StateSnapshot(pt={PT_KEY: 97_801}))
+    assert (d.model, d.estimated_cost, d.upper_bound_cost) == ("gemini-2.0-flash", 0, 0)
+    assert d.notes == [
+        "gemini-2.0-flash: Provisioned Throughput gemini-2.0-flash@us-central1 (only): headroom 2,999 of 100,800 burndown-adjusted "
+        "tokens in the 30 s window < this request's 3,000: waits for capacity, else refused"
+    ]
+    # with room (3,000 left: exactly enough) the note says the subscription covers it
+    ok = cp.decide(feats(), StateSnapshot(pt={PT_KEY: 97_800}))
+    assert (ok.model, ok.estimated_cost) == ("gemini-2.0-flash", 0)
+    assert ok.notes == [
+        "gemini-2.0-flash: Provisioned Throughput gemini-2.0-flash@us-central1 (only): headroom 3,000 of 100,800 burndown-adjusted "
+        "tokens in the 30 s window >= this request's 3,000: marginal cost $0"
+    ]
