@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
+from router.errors import RequestRefusedError
 from router.policy import StateSnapshot
 from tests.policy.conftest import compile_text, feats
 
@@ -180,3 +183,41 @@ def test_only_with_a_wait_and_no_room_costs_nothing_and_says_it_waits_for_capaci
         "gemini-2.0-flash: Provisioned Throughput gemini-2.0-flash@us-central1 (only): headroom 3,000 of 100,800 burndown-adjusted "
         "tokens in the 30 s window >= this request's 3,000: marginal cost $0"
     ]
+
+
+def test_never_uses_paygo_and_the_choice_shows_the_subscription_it_skipped():
+    cp = compile_text(PT_BUDGET_POLICY.replace("  mode: first\n", "  mode: never\n"))
+    d = cp.decide(feats(tenant="acme"))
+    why = "Provisioned Throughput gemini-2.0-flash@us-central1 skipped (provisioned: never): PayGo, sent as shared"
+    assert d.notes == [f"gemini-2.0-flash: {why}"]
+    flash = d.to_dict()["choices"][1]
+    assert flash == {
+        "model": "gemini-2.0-flash", "location": "us-central1", "batch": False, "priority": False, "grounding": None,
+        "estimated_cost_usd": "0.0003", "upper_bound_cost_usd": "0.00045", "quality": "44.4",
+        "provisioned": {"mode": "never", "key": PT_KEY, "burndown_tokens": 0, "headroom": 0, "capacity": 0, "covered": False,
+                        "paygo_estimated_cost_usd": "0.0003", "paygo_upper_bound_cost_usd": "0.00045", "why": why},
+    }
+
+
+def test_a_primary_without_a_quality_score_shows_none():
+    # claude-3-haiku has no quality score in the seeds: 1000 x 0.25 + 250 x 1.25 per 1M = $0.0005625
+    d = compile_text("version: 1\nprofiles:\n  p: {objective: cheapest, candidates: [{model: claude-3-haiku}]}\ndefault_profile: p\n").decide(feats())
+    out = d.to_dict()
+    assert (out["model"], out["estimated_cost_usd"], out["upper_bound_cost_usd"], out["quality"]) == ("claude-3-haiku", "0.0005625", "0.000875", None)
+    assert out["choices"][0]["quality"] is None
+
+
+# ------------------------------------------------------------------ pacing: the first millisecond of the window
+def test_pacing_projects_from_the_first_millisecond_when_the_policy_sets_no_minimum():
+    from tests.policy.test_pacing import POLICY
+
+    cp = compile_text(POLICY.replace('limit_usd: "300"', 'limit_usd: "300"\n    pace_min_elapsed_percent: 0\n    pace_min_spend_percent: 0'))
+
+    def at(microsecond: int):
+        now = dt.datetime(2026, 11, 1, 0, 0, 0, microsecond, tzinfo=dt.timezone.utc)
+        return cp.decide(feats(tenant="acme"), StateSnapshot(spend={"tenant:acme": Decimal("0.01")}, now=now))
+
+    assert at(0).actions == []  # the window's first instant: nothing elapsed, nothing to project
+    # 1 ms of November's 2,592,000,000: $0.01 projects to $25,920,000, 8,640,000 % of $300: refused
+    with pytest.raises(RequestRefusedError, match=r"on pace for 8640000% by window end >= 200%"):
+        at(1000)
