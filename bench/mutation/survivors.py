@@ -204,4 +204,8 @@ MUTATIONS: list[Mutation] = [
     Mutation("memory: the clean-up drops a live Provisioned Throughput counter", "router/ledger/memory.py",
              "            if not self._pt_counters[key].idxs:", "            if self._pt_counters[key].idxs:",
              ("tests/ledger/test_memory_pt_gc.py",)),
+    Mutation("lua: a release that creates the record keeps no budgets (a late settle books nothing)",
+             "router/ledger/lua/settle.lua",
+             "    redis.call('HSET', KEYS[1], 'b', table.concat(bids, '\\n'))\n", "",
+             ("tests/ledger/test_redis_store_mutants.py",)),
 ]

@@ -517,3 +517,53 @@ async def test_a_long_holds_settle_after_redis_restarted_empty_is_booked_within_
     await store.client.flushall()  # Redis restarted empty
     assert await store.settle("long", D("0.75")) is True
     assert await store.spend(b) == D("0.75")
+
+
+async def test_an_outage_reservation_released_in_the_outage_still_books_a_late_bill_after_the_replay(tmp_path: Path) -> None:
+    """Granted and released while Redis was down (Redis never saw the reservation): the replayed release
+    must leave the reservation's budgets behind, so a bill that arrives after all is booked (as the memory
+    ledger books a settle after a release), not acknowledged with nothing booked."""
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    server.connected = False
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert await store.release("r1") is True
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == 0
+    assert await store.settle("r1", D("0.2")) is True
+    assert await store.spend(b) == D("0.2")
+    assert await store.settle("r1", D("0.2")) is False  # booked once
+    assert await store.spend(b) == D("0.2")
+
+
+async def test_an_outage_reservation_released_then_settled_in_the_outage_books_the_bill_on_replay(tmp_path: Path) -> None:
+    """The same, with the late bill also arriving during the outage: the settle is journaled after the release
+    (the process forgot the budgets at the release) and replayed after it; its 0.35 lands in the budget."""
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    server.connected = False
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert await store.release("r1") is True
+    assert await store.settle("r1", D("0.35")) is True
+    server.connected = True
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 2
+    assert await store.spend(b) == D("0.35")
+    assert _unattributed(store) == []
+
+
+async def test_an_outage_reservation_released_once_redis_is_back_still_books_a_late_bill(tmp_path: Path) -> None:
+    """The live path of the same: granted in the outage, released after Redis came back (the release creates
+    the reservation's record), then billed after all: 0.15 is booked, once."""
+    store, server, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    server.connected = False
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = True
+    assert await store.replay_journal() == 0  # ends the bypass of Redis right away
+    assert await store.release("r1") is True
+    assert await store.settle("r1", D("0.15")) is True
+    assert await store.settle("r1", D("0.15")) is False
+    assert await store.spend(b) == D("0.15")

@@ -2,6 +2,7 @@
 -- KEYS[1] reservation record; then per budget: spend key, hold zset, hold sum.
 -- ARGV: now_ms, rid, mode ('S' settle, 'R' release), actual_nano, idempotency_ttl_ms,
 --       fallback hold amount ('' if unknown), n, then per budget: bid, kind, first, write_index, key_ttl_ms.
+-- A release that creates the record stores its budgets ('b') for a later settle.
 -- Returns {1} done now, {0} nothing to do (already settled / not held), {-1} unknown reservation,
 -- {-2, bids} the caller must pass the budgets named by the record (joined by newlines).
 local mode = ARGV[3]
@@ -54,6 +55,13 @@ if mode == 'S' then
   redis.call('HSET', KEYS[1], 'st', 'settled', 'act', ARGV[4])
 else
   redis.call('HSET', KEYS[1], 'st', 'released')
+  if n > 0 and not (rec[3] and rec[3] ~= '') then
+    -- a record this release creates (a reservation granted while Redis was down, released live or by a
+    -- journal replay) keeps the budgets, so a late settle of the id books its bill instead of nothing
+    local bids = {}
+    for i = 0, n - 1 do bids[#bids + 1] = ARGV[8 + 5 * i] end
+    redis.call('HSET', KEYS[1], 'b', table.concat(bids, '\n'))
+  end
 end
 -- GT: never shorten a long hold's record (a late settle must still find it).
 if redis.call('PEXPIRE', KEYS[1], ARGV[5], 'GT') == 0 then
