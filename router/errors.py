@@ -12,7 +12,8 @@
     ├── RequestRefusedError          a budget action said "refuse"
     ├── BudgetExceededError          a reservation was denied (carries the scope that would overflow)
     ├── StoreError                   the ledger store failed
-    │   └── StoreUnavailableError    the store cannot be reached (fail_closed mode)
+    │   ├── StoreUnavailableError    the store cannot be reached (fail_closed mode)
+    │   └── JournalEntryError        an invalid fail_open journal event (quarantined, reported, not raised)
     └── TransportError               every attempt of a routed call failed
 """
 
@@ -119,6 +120,19 @@ class StoreError(RouterError):
 
 class StoreUnavailableError(StoreError):
     """The ledger store cannot be reached (raised in ``fail_closed`` mode)."""
+
+
+class JournalEntryError(StoreError):
+    """An event of the ``fail_open`` journal that cannot be replayed as written (an invalid budget id,
+    a negative amount, a missing field): it is moved to the journal's quarantine file and reported with
+    the file and line it was read from (a logged warning), never applied and never raised to a caller."""
+
+    def __init__(self, file: str, line: int, reason: str, quarantine: str) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        self.quarantine = quarantine
+        super().__init__(f"ledger journal {file} line {line}: {reason}; not replayed, moved to {quarantine}")
 
 
 class TransportError(RouterError):

@@ -8,7 +8,10 @@ left by a process that died mid-replay), applies every event (each is idempotent
 id, consumes by request id, ramp tokens by event id), and deletes a file only when all of it was applied
 and it did not grow since it was read: a replay cut short is simply done again later.
 Events the ledger cannot attribute (a settle of a reservation it never saw, after its record expired)
-go to ``PATH.unattributed`` for an operator, never silently away.
+go to ``PATH.unattributed`` for an operator, never silently away. An event that cannot be replayed as
+written (an invalid budget id, a negative amount: the file is local and may be edited or damaged) goes to
+``PATH.quarantine`` with the file and line it was read from (:meth:`Journal.quarantine`), so it neither
+reaches Redis nor stops the events after it.
 
 A journal belongs to one ledger. The default path names it (:func:`default_journal_path`: a digest of the
 Redis URL's host, port and db and the key prefix, :func:`ledger_identity`), and every event records the
@@ -80,6 +83,9 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.unattributed = self.path.with_name(self.path.name + ".unattributed")
+        self.quarantine_path = self.path.with_name(self.path.name + ".quarantine")
+        #: Where each event the last :meth:`take` returned was read from: (file, 1-based line).
+        self.origins: list[tuple[Path, int]] = []
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._taken: list[tuple[Path, int, bytes]] = []
@@ -127,9 +133,14 @@ class Journal:
         """Keep an event that cannot be replayed (for an operator to look at)."""
         self._write(self.unattributed, event)
 
+    def quarantine(self, event: Any, origin: tuple[Path, int], reason: str) -> None:
+        """Keep an event that cannot be replayed as written, with the file and line it was read from and why."""
+        self._write(self.quarantine_path, {"file": str(origin[0]), "line": origin[1], "reason": reason, "event": event})
+
     def take(self, belongs: Belongs | None = None) -> list[dict[str, Any]]:
         """Hand the journal over for replay and return the events of every ``.replaying`` file for which
         ``belongs(event)`` is true (every event without ``belongs``); the others stay in their file.
+        :attr:`origins` then says where each returned event was read from.
 
         Replay is idempotent, so two processes reading the same orphan file is safe; each deletes only
         what it took and only if the file did not grow since (:meth:`done`), so no event is deleted unread."""
@@ -149,9 +160,10 @@ class Journal:
             self.pending = False
         events = []
         self._taken = []
+        self.origins = []
         for path, data in zip(files, contents):
             kept: list[bytes] = []  # lines of other ledgers: never applied here, so never deleted here
-            for raw in data.splitlines(keepends=True):
+            for number, raw in enumerate(data.splitlines(keepends=True), 1):
                 line = raw.strip()
                 if not line:
                     continue
@@ -162,6 +174,7 @@ class Journal:
                     continue
                 if belongs is None or (isinstance(event, dict) and belongs(event)):
                     events.append(event)
+                    self.origins.append((path, number))
                 else:
                     kept.append(line + b"\n")
             # Remember each file's size as read: done() deletes a file only if nothing was added since.

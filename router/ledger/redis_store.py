@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -37,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.exceptions as rexc
 
-from router.errors import StoreError, StoreUnavailableError
+from router.errors import JournalEntryError, StoreError, StoreUnavailableError
 from router.ledger import capacity as capacity_mod
 from router.ledger import ramp as ramp_mod
 from router.ledger import rate as rate_mod
@@ -45,7 +46,7 @@ from router.ledger.capacity import PtClaim, PtTotals, check_pt_key, check_tokens
 from router.ledger.base import IDEMPOTENCY_TTL_MS, POLICY_HISTORY, POLICY_TEXT_TTL_MS, RECORD_GRACE_MS, Clock, Store
 from router.ledger.journal import Journal, default_journal_path, ledger_identity
 from router.ledger.keys import KeySpace, check_budget, check_family, check_id, check_policy, parse_budget_id, window_of
-from router.ledger.money import from_nano, to_nano
+from router.ledger.money import MAX_NANO, from_nano, to_nano
 from router.ledger.quota import check_quota_pool
 from router.ledger.types import (
     BudgetScope,
@@ -71,6 +72,8 @@ RAMP_DEDUPE_TTL_MS = 600_000
 PROBE_INTERVAL_S = 0.05
 #: RedisClusterException: no seed node reachable, or slots not covered during a failover.
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, rexc.RedisClusterException, OSError, asyncio.TimeoutError)
+
+log = logging.getLogger("router.ledger")
 
 
 @lru_cache(maxsize=1)
@@ -103,6 +106,13 @@ def _int(value: Any) -> int:
 
 def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _journal_int(value: Any, what: str, top: int = 2**63 - 1) -> int:
+    """An integer field of a journaled event, 0 to ``top`` (never a bool, a string or a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+        raise ValueError(f"{what} must be an integer from 0 to {top}, not {value!r}")
+    return value
 
 
 _TRANSIENT_PREFIXES = ("OOM", "READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "BUSY")
@@ -693,31 +703,64 @@ class RedisStore(Store):
                 if not self.journal.pending:
                     break
                 events = self.journal.take(self._belongs)
+                origins = self.journal.origins
                 now = self.now_ms()
                 try:
-                    for event in events:
-                        await self._apply(event, now)
+                    for event, origin in zip(events, origins):
+                        try:
+                            await self._apply(event, now)
+                        except (ValueError, TypeError, KeyError) as exc:  # refused before anything reached Redis
+                            self._quarantine(event, origin, exc)
+                            continue
+                        applied += 1
                 except _Unavailable as exc:
                     raise self._unavailable(exc) from None
                 self.journal.done()
-                applied += len(events)
         return applied
 
-    async def _apply(self, event: dict[str, Any], now: int) -> None:
+    def _quarantine(self, event: dict[str, Any], origin: tuple[Any, int], exc: Exception) -> None:
+        """Move an event that cannot be replayed as written aside (``PATH.quarantine``) and report it with
+        the file and line it was read from: it never reaches Redis and never stops the events after it."""
         assert self.journal is not None
-        op, at = event.get("op"), int(event.get("at", now))
+        reason = f"{type(exc).__name__}: {exc}"
+        self.journal.quarantine(event, origin, reason)
+        log.warning("%s", JournalEntryError(str(origin[0]), origin[1], reason, str(self.journal.quarantine_path)))
+
+    async def _apply(self, event: dict[str, Any], now: int) -> None:
+        """Replay one journaled event. Every field is validated (as the live call validates its arguments)
+        before anything is sent to Redis: an invalid event raises ``ValueError`` / ``TypeError`` /
+        ``KeyError`` having changed nothing."""
+        assert self.journal is not None
+        op, at = event.get("op"), _journal_int(event.get("at", now), "at")
         if op in ("settle", "release"):
             mode = "S" if op == "settle" else "R"
-            for bid in event.get("bids") or ():
-                parse_budget_id(bid, Decimal(0))  # validates scope and window: nothing escapes the prefix
-            code = await self._finish(mode, check_id(event["rid"]), int(event.get("nano", 0)), now, at, event.get("bids"), event.get("held"))
+            rid = check_id(event["rid"])
+            nano = _journal_int(event.get("nano", 0), "nano", MAX_NANO)
+            held = event.get("held")
+            if held is not None:
+                held = _journal_int(held, "held", MAX_NANO)
+            bids = event.get("bids")
+            if bids is not None:
+                if not isinstance(bids, list):
+                    raise TypeError(f"bids must be a list of budget ids, not {bids!r}")
+                for bid in bids:
+                    if not isinstance(bid, str):
+                        raise TypeError(f"a budget id must be a string, not {bid!r}")
+                    parse_budget_id(bid, Decimal(0))  # validates scope and window: nothing escapes the prefix
+            code = await self._finish(mode, rid, nano, now, at, bids, held)
             if code == -1:
                 self.journal.set_aside(event)
         elif op == "consume":
-            pool = check_quota_pool(QuotaPool(**event["pool"]))
-            await self._consume(pool, int(event["units"]), check_id(event["rid"], "request id"), now, at)
+            doc = event["pool"]
+            if not isinstance(doc, dict):
+                raise TypeError(f"pool must be an object, not {doc!r}")
+            pool, units, rid = QuotaPool(**doc), event["units"], event["rid"]
+            self._check_consume(pool, units, rid)
+            await self._consume(pool, units, rid, now, at)
         elif op == "ramp":
-            await self._ramp(check_family(event["family"]), int(event["tokens"]), now, at, check_id(event["event"], "event id"))
+            family, tokens = event["family"], event["tokens"]
+            self._check_tokens(family, tokens)
+            await self._ramp(family, tokens, now, at, check_id(event["event"], "event id"))
         else:
             self.journal.set_aside(event)
 

@@ -342,13 +342,101 @@ async def test_a_replayed_release_leaves_a_late_bill_bookable(tmp_path: Path) ->
     assert await store.spend(b) == D("0.2")
 
 
-async def test_a_journal_event_naming_an_invalid_budget_is_refused_not_booked(tmp_path: Path) -> None:
+def _quarantined(store) -> list[dict]:
+    """The events a replay moved aside as invalid (``<journal>.quarantine``)."""
+    import json
+
+    path = store.journal.quarantine_path
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_a_journal_event_naming_an_invalid_budget_is_quarantined_not_booked_nor_blocking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The journal is a local file: a budget id in it is validated like one from the policy, so an edited or
-    corrupt line never books spend under a key outside the ledger's budgets."""
-    store, _, _ = _open(tmp_path, "fail_open", T0)
+    corrupt line never books spend under a key outside the ledger's budgets. It is moved aside (with the
+    file and line it was read from, and a warning saying so) and the replay goes on: the events around it
+    are booked, and the journal is not left to fail every later operation until someone deletes it."""
+    import logging
+
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.125"))
     store.journal.append({"op": "settle", "rid": "r9", "nano": 5, "bids": ["ten ant|rolling:1h"], "at": int(T0 * 1000)})
-    with pytest.raises(ValueError, match=r"^invalid budget scope 'ten ant'"):
-        await store.replay_journal()
+    assert await store.settle("r2", D("0.0625"))
+    server.connected = True
+    clock.now = T0 + 5
+    with caplog.at_level(logging.WARNING, logger="router.ledger"):
+        assert await store.replay_journal() == 2
+    assert await store.spend(b) == D("0.1875")  # 0.125 + 0.0625, both holds gone
+    assert (await store.snapshot([b], [], [])).spend[b.id] == D("0.1875")
+    [entry] = _quarantined(store)
+    assert entry["event"]["rid"] == "r9" and entry["event"]["bids"] == ["ten ant|rolling:1h"]
+    assert entry["line"] == 2 and entry["file"].startswith(str(tmp_path / "journal.replaying."))
+    assert "invalid budget scope 'ten ant'" in entry["reason"]
+    [record] = [r for r in caplog.records if r.name == "router.ledger"]
+    assert record.levelno == logging.WARNING
+    assert f"{entry['file']} line 2" in record.getMessage() and "invalid budget scope 'ten ant'" in record.getMessage()
+    assert str(store.journal.quarantine_path) in record.getMessage()
+    assert store.journal_backlog() == 0
+    assert _unattributed(store) == []
+
+
+async def test_an_invalid_journal_event_never_stops_fail_open_operations(tmp_path: Path) -> None:
+    """A bad line left in the journal (found on the first operation's replay) is moved aside once: the
+    operation is served, and the next ones find nothing left to replay."""
+    store, _, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    store.journal.append({"op": "settle", "rid": "r9", "nano": 5, "bids": ["ten ant|rolling:1h"], "at": int(T0 * 1000)})
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert await store.settle("r1", D("0.3")) is True
+    assert await store.spend(b) == D("0.3")
+    assert len(_quarantined(store)) == 1
+    assert store.journal_backlog() == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"op": "settle", "rid": "r1", "nano": -400_000_000},  # would take 0.4 off the budget's spend
+        {"op": "settle", "rid": "r1", "nano": "100"},
+        {"op": "settle", "rid": "r1", "nano": True},
+        {"op": "settle", "rid": "r1", "nano": 2**53},  # past the ledger's exact range
+        {"op": "settle", "rid": "r1", "nano": 100, "bids": "tenant:a|calendar:day"},
+        {"op": "settle", "rid": "r1", "nano": 100, "bids": [7]},
+        {"op": "settle", "rid": "r1", "nano": 100, "held": -1},
+        {"op": "settle", "rid": "r1", "nano": 100, "at": "noon"},
+        {"op": "settle", "rid": "r 1", "nano": 100},
+        {"op": "release"},
+        {"op": "consume", "pool": {"id": "search", "free_units": 5, "period": "week"}, "units": 1, "rid": "q1"},
+        {"op": "consume", "pool": ["search", 5, "day"], "units": 1, "rid": "q1"},
+        {"op": "consume", "pool": {"id": "search", "free_units": 5, "period": "day", "timezone": "UTC"}, "units": -3, "rid": "q1"},
+        {"op": "ramp", "family": "flash", "tokens": -1000, "event": "e1"},
+        {"op": "ramp", "family": "Flash!", "tokens": 1000, "event": "e1"},
+    ],
+)
+async def test_an_invalid_journal_event_is_quarantined_and_changes_no_counter(tmp_path: Path, event: dict) -> None:
+    from router.ledger import QuotaPool
+
+    store, _, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    pool = QuotaPool("search", 5, "day", "UTC")
+    assert (await store.reserve("r0", [b], D("0.5"), 600)).granted
+    assert await store.settle("r0", D("0.5"))
+    assert (await store.reserve("r1", [b], D("0.25"), 600)).granted
+    store.journal.append({**event, **({"at": int(T0 * 1000)} if "at" not in event else {})})
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 0
+    assert [e["event"] for e in _quarantined(store)] == [{**event, **({"at": int(T0 * 1000)} if "at" not in event else {})}]
+    snap = await store.snapshot([b], [pool], ["flash"])
+    assert snap.spend[b.id] == D("0.75")  # 0.5 settled + r1's 0.25 still held
+    assert snap.pools["search"].used == 0 and snap.ramp["flash"].tokens_last_minute == 0
+    assert await store.spend(b) == D("0.5")
+    assert await store.settle("r1", D("0.2")) is True  # r1 was not settled by the bad line
+    assert await store.spend(b) == D("0.7")
 
 
 async def test_consumptions_journaled_in_an_outage_are_each_counted_once_on_replay(tmp_path: Path) -> None:
