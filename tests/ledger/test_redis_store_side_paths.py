@@ -1,0 +1,333 @@
+"""RedisStore (router/ledger/redis_store.py) over fakeredis, the paths around the budgets: Provisioned
+Throughput counters and month totals, shared policy versions, the budget registry, pool and rate reads,
+in an outage and just after it (within ``retry_interval_s`` of a failure), transient server errors in
+``fail_open``, and the background probe that ends an outage by itself.
+
+The outage is fakeredis's own (``FakeServer.connected = False``: every command raises ``ConnectionError``).
+Written to kill mutmut survivors of redis_store.py (issue 12); amounts are hand-computed literals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis.exceptions as rexc
+
+from router.errors import StoreError, StoreUnavailableError
+from router.ledger import QuotaPool, ScopeInfo, factory, store_from_url
+from router.ledger import redis_store as redis_store_mod
+from router.ledger.capacity import PtClaim, PtTotals
+from router.ledger.rate import RatePool, RateTake
+from tests.ledger.helpers import at, budget
+
+D = Decimal
+T0 = at("2026-03-10T12:00")
+KEY = "gemini-2.0-flash@us-central1"
+UNREACHABLE = r"is unreachable \(.*connection error\.\); refusing to serve without it"
+UTC = dt.timezone.utc
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _open(tmp_path: Path, mode: str, now: float, name: str | None = None):
+    name = name or f"side{uuid.uuid4().hex[:10]}"
+    clock = _Clock(now)
+    store = store_from_url(
+        f"fakeredis://{name}", prefix="p", failure_mode=mode, journal_path=str(tmp_path / "journal"), clock=clock
+    )
+    return store, factory._FAKE_SERVERS[name], clock
+
+
+# ---------------------------------------------------------------- Provisioned Throughput
+async def test_pt_calls_refuse_naming_the_connection_error_in_fail_closed(tmp_path: Path) -> None:
+    store, server, _ = _open(tmp_path, "fail_closed", T0)
+    assert (await store.pt_claim(KEY, 1_000, 10_000)).granted
+    server.connected = False
+    calls = [
+        lambda: store.pt_claim(KEY, 10, 10_000),
+        lambda: store.pt_adjust(KEY, 0, -500),
+        lambda: store.pt_settle(KEY, 0, -500, True, 500, D("0.01"), D("0.02")),
+        lambda: store.pt_usage([KEY]),
+        lambda: store.pt_totals(),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+            await call()
+    server.connected = True
+    assert await store.pt_usage([KEY]) == {KEY: 1_000}  # nothing of the refused calls was counted
+    assert await store.pt_totals() == []
+
+
+async def test_pt_calls_in_an_outage_deny_drop_and_read_full_in_fail_open(tmp_path: Path) -> None:
+    """fail_open with Redis down: a claim is denied reading the window as full (the caller spills to PayGo),
+    an adjustment and a settle are dropped (the counter heals within 30 s), and every counter reads as the
+    largest count a claim accepts (2^52), so no capacity is counted on as free."""
+    store, server, _ = _open(tmp_path, "fail_open", T0 + 0.5)
+    # the bucket of a claim is the whole second (T0 is a whole second): the one a reconciliation goes to
+    assert await store.pt_claim(KEY, 9_000, 10_000) == PtClaim(True, 9_000, 10_000, int(T0))
+    server.connected = False
+    assert await store.pt_claim(KEY, 10, 100_000) == PtClaim(False, 100_000, 100_000, int(T0))
+    assert await store.pt_adjust(KEY, int(T0), -4_000) is False
+    assert await store.pt_settle(KEY, int(T0), -4_000, True, 5_000, D("0.01"), D("0.02")) is None
+    assert await store.pt_usage([KEY, "other-model@europe-west4"]) == {KEY: 2**52, "other-model@europe-west4": 2**52}
+    server.connected = True
+    await store.replay_journal()  # nothing journaled; ends the bypass of Redis right away
+    assert await store.pt_usage([KEY]) == {KEY: 9_000}
+    assert await store.pt_totals() == []
+
+
+@pytest.mark.parametrize("capacity", [-1, True, 1.5, 2**52 + 1])
+async def test_a_pt_claim_with_an_invalid_capacity_is_refused(tmp_path: Path, capacity) -> None:
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    with pytest.raises(ValueError, match=r"^capacity must be a non-negative integer"):
+        await store.pt_claim(KEY, 1, capacity)
+    assert await store.pt_usage([KEY]) == {KEY: 0}
+
+
+async def test_pt_month_rows_of_only_served_or_only_spilled_requests_read_zero_for_the_rest(tmp_path: Path) -> None:
+    a, b = "a-model@us-central1", "b-model@us-central1"
+    start = at("2026-11-02T00:00")
+    store, _, clock = _open(tmp_path, "fail_closed", start)
+    await store.pt_settle(a, 0, 0, True, 3_000, D("0.002"), D("0.0005"))  # served only
+    clock.now = start + 10 * 86_400
+    await store.pt_settle(b, 0, 0, False, 0, D(0), D("0.0012"))  # spilled only
+    row_a = PtTotals(a, "2026-11", 1, 0, 3_000, D("0.002"), D("0.0005"), D(0))
+    row_b = PtTotals(b, "2026-11", 0, 1, 0, D(0), D(0), D("0.0012"))
+    assert await store.pt_totals() == [row_b, row_a]
+    # a row is kept 400 days after its last request (capacity.MONTH_TTL_MS), not one millisecond more
+    clock.now = start + 400 * 86_400 - 0.5
+    assert await store.pt_totals() == [row_b, row_a]
+    clock.now = start + 400 * 86_400
+    assert await store.pt_totals() == [row_b]  # a's row, the first in the index, is over; b's is not
+
+
+# ---------------------------------------------------------------- shared policy versions
+async def test_a_published_policy_reads_back_by_name_and_version(tmp_path: Path) -> None:
+    store, _, clock = _open(tmp_path, "fail_closed", T0)
+    v1, v2 = "0123456789ab", "ba9876543210"
+    assert await store.policy_version("prod") is None
+    assert await store.policy_text("prod", v1) is None
+    assert await store.publish_policy("prod", v1, "default: flash\n") is True
+    assert await store.policy_version("prod") == v1
+    assert await store.policy_text("prod", v1) == "default: flash\n"
+    assert await store.policy_text("prod", v2) is None
+    assert await store.policy_version("staging") is None
+    clock.now = T0 + 60
+    assert await store.publish_policy("prod", v2, "default: pro\n") is True
+    assert await store.publish_policy("prod", v2, "default: pro\n") is False  # already current
+    assert await store.policy_version("prod") == v2
+    assert await store.policy_text("prod", v1) == "default: flash\n"  # the old text stays for a rollback
+    assert await store.policy_history("prod") == [
+        (v2, dt.datetime(2026, 3, 10, 12, 1, tzinfo=UTC)),
+        (v1, dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)),
+    ]
+
+
+async def test_policy_names_and_versions_are_validated_before_redis(tmp_path: Path) -> None:
+    store, _, _ = _open(tmp_path, "fail_closed", T0)
+    with pytest.raises(ValueError, match="policy"):
+        await store.publish_policy("prod", "not-a-version", "x: 1\n")
+    with pytest.raises(ValueError, match="policy"):
+        await store.publish_policy("bad name", "0123456789ab", "x: 1\n")
+    with pytest.raises(ValueError, match="policy"):
+        await store.policy_version("bad name")
+    with pytest.raises(ValueError, match="policy"):
+        await store.policy_text("bad name", "0123456789ab")
+    with pytest.raises(ValueError, match="policy"):
+        await store.policy_text("prod", "not-a-version")
+    with pytest.raises(ValueError, match="policy"):
+        await store.policy_history("bad name")
+    assert await store.policy_version("prod") is None  # nothing was published
+
+
+async def test_policy_calls_refuse_naming_the_connection_error_while_redis_is_down(tmp_path: Path) -> None:
+    store, server, _ = _open(tmp_path, "fail_closed", T0)
+    server.connected = False
+    calls = [
+        lambda: store.publish_policy("prod", "0123456789ab", "x: 1\n"),
+        lambda: store.policy_version("prod"),
+        lambda: store.policy_text("prod", "0123456789ab"),
+        lambda: store.policy_history("prod"),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+            await call()
+
+
+# ---------------------------------------------------------------- reads right after an outage
+async def test_reads_right_after_an_outage_try_redis_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure makes fail_open skip Redis for retry_interval_s; reads that would report the store
+    unavailable try it anyway, so they answer as soon as Redis is back (nothing journaled here)."""
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)  # no background probe during the test
+    store, server, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    pool = QuotaPool("search", 5, "day", "UTC")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    assert (await store.consume(pool, 2, "q1")).billable_units == 0
+    server.connected = False
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted  # served without Redis, not journaled
+    server.connected = True
+    assert store.journal_backlog() == 0
+    assert await store.list_scopes() == [ScopeInfo(budget("tenant:a", "calendar:day", "1"), dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC))]
+    assert (await store.pool_usage(pool)).used == 2
+    assert await store.spend(b) == 0
+
+
+async def test_a_scope_listing_right_after_an_outage_replays_the_journal_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)
+    store, server, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.25"))  # journaled
+    server.connected = True
+    assert store.journal_backlog() == 1
+    assert [s.budget.id for s in await store.list_scopes()] == [b.id]
+    assert store.journal_backlog() == 0  # the listing replayed it
+
+
+@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
+async def test_reads_refuse_naming_the_connection_error_while_redis_is_down(tmp_path: Path, mode: str) -> None:
+    store, server, _ = _open(tmp_path, mode, T0)
+    pool = QuotaPool("search", 5, "day", "UTC")
+    assert (await store.reserve("r1", [budget("tenant:a", "calendar:day", "1")], D("0.5"), 600)).granted
+    server.connected = False
+    with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+        await store.list_scopes()
+    with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+        await store.pool_usage(pool)
+
+
+# ---------------------------------------------------------------- rate pools
+async def test_rate_outcomes_in_an_outage_are_dropped_and_reads_refused(tmp_path: Path) -> None:
+    store, server, clock = _open(tmp_path, "fail_closed", T0)
+    pool = RatePool("count_tokens.p1", 5)
+    assert await store.rate_outcomes(pool, "counted") == {"counted": 1}
+    server.connected = False
+    assert await store.rate_outcomes(pool, "cache_hit") == {}  # statistics only: not counted, no error
+    with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+        await store.rate_outcomes(pool)
+    with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+        await store.take_rate(pool, 0)
+    assert await store.take_rate(pool) == RateTake("count_tokens.p1", False, 0, 5)
+    server.connected = True
+    clock.now = T0 + 3600.25  # later the same UTC day: the same day's counts
+    assert await store.rate_outcomes(pool) == {"counted": 1}
+
+
+# ---------------------------------------------------------------- transient server errors
+def _refusing(exc: Exception):
+    async def script(keys=None, args=None, client=None):  # noqa: ANN001, ANN202 - a registered script's call
+        raise exc
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        rexc.ReadOnlyError("You can't write against a read only replica."),
+        rexc.ResponseError("OOM command not allowed when used memory > 'maxmemory'."),
+        rexc.ResponseError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+    ],
+    ids=["readonly-replica", "oom", "masterdown"],
+)
+async def test_a_transient_server_error_in_fail_open_journals_the_settle(tmp_path: Path, exc: Exception) -> None:
+    """A failover or memory pressure is not a bad request: fail_open journals the bill rather than lose it."""
+    store, _, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    settle = store._scripts["settle"]
+    store._scripts["settle"] = _refusing(exc)
+    assert await store.settle("r1", D("0.25")) is True
+    assert store.journal_backlog() == 1
+    store._scripts["settle"] = settle
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 1
+    assert await store.spend(b) == D("0.25")
+
+
+@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
+async def test_a_refused_script_is_a_store_error_and_nothing_is_journaled(tmp_path: Path, mode: str) -> None:
+    store, _, _ = _open(tmp_path, mode, T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    store._scripts["settle"] = _refusing(rexc.ResponseError("ERR Error running script: bad argument"))
+    with pytest.raises(StoreError, match=r"settle script failed: ERR Error running script") as info:
+        await store.settle("r1", D("0.25"))
+    assert not isinstance(info.value, StoreUnavailableError)
+    assert store.journal_backlog() == 0
+
+
+# ---------------------------------------------------------------- the background probe
+def _probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fail_open store that skips Redis for 30 s after a failure, with a probe every 10 ms."""
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 0.01)
+    server = fakeredis.FakeServer(version=7)
+
+    def open_store(mode: str = "fail_open", journal: str = "journal"):
+        client = fakeredis.FakeAsyncRedis(server=server)
+        return RedisStore(client, url="redis://probe.example:6379/0", prefix="p", failure_mode=mode,
+                          journal_path=str(tmp_path / journal), clock=_Clock(T0), retry_interval_s=30.0)
+
+    return open_store, server
+
+
+async def _until(condition, seconds: float = 3.0) -> bool:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def test_the_probe_replays_the_journal_as_soon_as_redis_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_store, server = _probed(tmp_path, monkeypatch)
+    store = open_store()
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.25"))  # journaled; the probe starts
+    await asyncio.sleep(0.1)  # it tries Redis (still down) several times
+    assert store.journal_backlog() == 1
+    server.connected = True
+    assert await _until(lambda: store.journal_backlog() == 0)  # no operation needed
+    reader = open_store("fail_closed", journal="reader")
+    assert await reader.spend(b) == D("0.25")
+    # and the skip is over well within retry_interval_s: Redis holds again, and enforces the cap
+    assert (await store.reserve("r2", [b], D("0.75"), 60)).granted
+    assert not (await store.reserve("r3", [b], D("0.01"), 60)).granted
+    await store.close()
+
+
+async def test_a_probe_answered_with_a_refusal_ends_the_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis answers but refuses the probe (not an outage): the skip ends, operations go to Redis again."""
+    open_store, server = _probed(tmp_path, monkeypatch)
+    store = open_store()
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    ledger_id = store._scripts["ledger_id"]
+    store._scripts["ledger_id"] = _refusing(rexc.ResponseError("NOPERM this user has no permissions to run the 'evalsha' command"))
+    server.connected = False
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted  # served without Redis; the probe starts
+    server.connected = True
+    await asyncio.sleep(0.2)  # the probe gets its refusal and stops
+    store._scripts["ledger_id"] = ledger_id
+    assert (await store.reserve("r3", [b], D("0.5"), 600)).granted  # 0.5 held + 0.5: within the limit, in Redis
+    assert not (await store.reserve("r4", [b], D("0.01"), 600)).granted  # the cap is Redis's again
+    await store.close()
