@@ -331,3 +331,53 @@ async def test_a_probe_answered_with_a_refusal_ends_the_skip(tmp_path: Path, mon
     assert (await store.reserve("r3", [b], D("0.5"), 600)).granted  # 0.5 held + 0.5: within the limit, in Redis
     assert not (await store.reserve("r4", [b], D("0.01"), 600)).granted  # the cap is Redis's again
     await store.close()
+
+
+# ---------------------------------------------------------------- a saturated client is not an outage
+@pytest.mark.parametrize(
+    "exc",
+    [rexc.ConnectionError("No connection available."), rexc.MaxConnectionsError("Too many connections")],
+    ids=["blocking-pool-timeout", "max-connections"],
+)
+async def test_a_saturated_connection_pool_is_an_error_not_an_outage_in_fail_open(tmp_path: Path, exc: Exception) -> None:
+    """The server is fine, the client is saturated: fail_open must not grant without holds for it, nor
+    journal, nor skip Redis afterwards."""
+    store, _, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    reserve = store._scripts["reserve"]
+    store._scripts["reserve"] = _refusing(exc)
+    with pytest.raises(StoreError, match=r"^ledger store fakeredis://\S+: connection pool exhausted \(") as info:
+        await store.reserve("r1", [b], D("0.9"), 60)
+    assert not isinstance(info.value, StoreUnavailableError)
+    store._scripts["reserve"] = reserve
+    assert store.journal_backlog() == 0
+    assert (await store.reserve("r2", [b], D("0.9"), 60)).granted  # straight to Redis again: held
+    assert not (await store.reserve("r3", [b], D("0.2"), 60)).granted
+
+
+# ---------------------------------------------------------------- construction
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://app:s3cret@cache.example:6380/2", "redis://app:***@cache.example:6380/2"),
+        ("rediss://:s3cret@cache.example/0", "rediss://:***@cache.example/0"),
+        ("redis://cache.example:6379/0", "redis://cache.example:6379/0"),
+    ],
+)
+def test_the_store_url_in_messages_has_no_password(url: str, shown: str) -> None:
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    store = RedisStore(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(version=7)), url=url)
+    assert store.url == shown
+    assert store.failure_mode == "fail_closed" and store.journal is None
+
+
+def test_an_unknown_failure_mode_is_refused() -> None:
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    with pytest.raises(ValueError, match=r"^failure_mode must be one of \('fail_closed', 'fail_open'\), not 'fail_soft'$"):
+        RedisStore(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(version=7)), failure_mode="fail_soft")
