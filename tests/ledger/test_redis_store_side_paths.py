@@ -381,3 +381,81 @@ def test_an_unknown_failure_mode_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"^failure_mode must be one of \('fail_closed', 'fail_open'\), not 'fail_soft'$"):
         RedisStore(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(version=7)), failure_mode="fail_soft")
+
+
+# ---------------------------------------------------------------- journal identity across a restart
+def _same_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Stores of one ledger (one URL, prefix, journal) on one fakeredis server, without a background probe."""
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)
+    server = fakeredis.FakeServer(version=7)
+
+    def open_store(now: float = T0):
+        client = fakeredis.FakeAsyncRedis(server=server)
+        return RedisStore(client, url="redis://ledger.example:6379/0", prefix="p", failure_mode="fail_open",
+                          journal_path=str(tmp_path / "journal"), clock=_Clock(now))
+
+    return open_store, server, fakeredis.FakeAsyncRedis(server=server)
+
+
+async def test_a_redis_that_came_back_empty_gets_the_ledger_id_the_store_knew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_store, server, raw = _same_ledger(tmp_path, monkeypatch)
+    store = open_store()
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.9"), 600)).granted
+    lid = (await raw.get("{p}:id")).decode()
+    server.connected = False
+    assert await store.settle("r1", D("0.75"))  # journaled, bound to the ledger's id
+    server.connected = True
+    await raw.flushall()  # restarted without persistence
+    assert await store.spend(b) == D("0.75")  # replayed: the events are this ledger's
+    assert (await raw.get("{p}:id")).decode() == lid
+    await store.close()
+
+
+async def test_another_process_finds_the_ledger_id_in_the_journal_after_redis_came_back_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process that knew the id is gone; a new one (a dashboard, ``router spend``) proposes the id its
+    journal's events recorded, so a Redis that came back empty is the same ledger and the outage's spend
+    is replayed into it, then read."""
+    open_store, server, raw = _same_ledger(tmp_path, monkeypatch)
+    writer = open_store()
+    b = budget("tenant:a", "calendar:day", "5")
+    assert (await writer.reserve("r1", [b], D("3"), 600)).granted
+    lid = (await raw.get("{p}:id")).decode()
+    server.connected = False
+    assert await writer.settle("r1", D("2.5"))
+    await writer.close()
+    server.connected = True
+    await raw.flushall()
+    reader = open_store(T0 + 5)
+    assert await reader.spend(b) == D("2.5")
+    assert reader.journal_backlog() == 0
+    assert reader.ledger_id == lid and (await raw.get("{p}:id")).decode() == lid
+    await reader.close()
+
+
+async def test_events_bound_to_another_ledger_id_are_left_in_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same URL and prefix, but Redis now holds another ledger's id (the old ledger is gone for good, and
+    another store was first to reach the empty Redis): the journal's events are not this ledger's, so they
+    are neither applied nor deleted."""
+    open_store, server, raw = _same_ledger(tmp_path, monkeypatch)
+    writer = open_store()
+    b = budget("tenant:a", "calendar:day", "5")
+    assert (await writer.reserve("r1", [b], D("3"), 600)).granted
+    server.connected = False
+    assert await writer.settle("r1", D("2.5"))
+    await writer.close()
+    server.connected = True
+    await raw.flushall()
+    await raw.set("{p}:id", "someone-else")
+    reader = open_store(T0 + 5)
+    assert await reader.spend(b) == 0
+    assert reader.ledger_id == "someone-else"
+    assert reader.journal_backlog() == 0
+    assert writer.journal_backlog() == 1  # still in the file, for the ledger that wrote it
+    await reader.close()
