@@ -315,6 +315,47 @@ async def test_the_probe_replays_the_journal_as_soon_as_redis_answers(tmp_path: 
     await store.close()
 
 
+async def test_the_probe_ends_the_skip_of_redis_when_nothing_was_journaled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_store, server = _probed(tmp_path, monkeypatch)
+    store = open_store()
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert (await store.reserve("r2", [b], D("0.5"), 600)).granted  # served without Redis; the probe starts
+    server.connected = True
+    await asyncio.sleep(0.2)  # the probe reaches Redis: nothing to replay
+    assert store.journal_backlog() == 0
+    assert (await store.reserve("r3", [b], D("0.5"), 600)).granted  # held in Redis: 0.5 + 0.5 = the limit
+    assert not (await store.reserve("r4", [b], D("0.01"), 600)).granted
+    await store.close()
+
+
+async def test_the_probe_keeps_trying_when_the_replay_itself_hits_the_outage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis answers the probe, then drops the replay's first call: the probe tries again and the journal
+    is replayed without any operation."""
+    open_store, server = _probed(tmp_path, monkeypatch)
+    store = open_store()
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.25"))  # journaled; the probe starts
+    settle, calls = store._scripts["settle"], []
+
+    async def flaky(keys=None, args=None, client=None):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            raise rexc.ConnectionError("Connection reset by peer")
+        return await settle(keys=keys, args=args)
+
+    store._scripts["settle"] = flaky
+    server.connected = True
+    assert await _until(lambda: store.journal_backlog() == 0)
+    assert len(calls) == 2
+    reader = open_store("fail_closed", journal="reader")
+    assert await reader.spend(b) == D("0.25")
+    await store.close()
+
+
 async def test_a_probe_answered_with_a_refusal_ends_the_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Redis answers but refuses the probe (not an outage): the skip ends, operations go to Redis again."""
     open_store, server = _probed(tmp_path, monkeypatch)
