@@ -176,6 +176,7 @@ class RedisStore(Store):
         self._meta_sent: dict[str, tuple[int, int]] = {}
         self._probe: asyncio.Task[None] | None = None
         self._id_scan_after = 0.0
+        self._id_scanned: str | None = None
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, name: str, keys: list[str], args: list[Any], probe: bool = False) -> Any:
@@ -239,19 +240,22 @@ class RedisStore(Store):
 
     def _journaled_id(self) -> str | None:
         """A ledger id recorded by this ledger's events in the journal (any process sharing it). The journal is
-        read at most once a second (the probe asks 20 times a second during an outage)."""
-        if self.journal is None or not self.journal.pending or time.monotonic() < self._id_scan_after:
+        read at most once a second (the probe asks 20 times a second during an outage); in between, the id the
+        last read found is the answer (a random proposal instead would make the journal another ledger's)."""
+        if self.journal is None or not self.journal.pending:
             return None
-        self._id_scan_after = time.monotonic() + 1.0
-        found: list[str] = []
+        if time.monotonic() >= self._id_scan_after:
+            self._id_scan_after = time.monotonic() + 1.0
+            found: list[str] = []
 
-        def mine(event: dict[str, Any]) -> bool:
-            if event.get("ledger") == self.identity and isinstance(event.get("lid"), str) and not found:
-                found.append(event["lid"])
-            return False
+            def mine(event: dict[str, Any]) -> bool:
+                if event.get("ledger") == self.identity and isinstance(event.get("lid"), str) and not found:
+                    found.append(event["lid"])
+                return False
 
-        self.journal.backlog(mine)
-        return found[0] if found else None
+            self.journal.backlog(mine)
+            self._id_scanned = found[0] if found else None
+        return self._id_scanned
 
     def _belongs(self, event: dict[str, Any]) -> bool:
         """Whether a journaled event was written for this ledger: its ledger id when it recorded one (the

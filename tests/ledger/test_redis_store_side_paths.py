@@ -500,3 +500,44 @@ async def test_events_bound_to_another_ledger_id_are_left_in_the_journal(tmp_pat
     assert reader.journal_backlog() == 0
     assert writer.journal_backlog() == 1  # still in the file, for the ledger that wrote it
     await reader.close()
+
+
+async def test_a_new_process_keeps_the_journaled_ledger_id_through_an_outage_of_an_empty_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new process (it never knew the ledger id) finds a journal bound to the ledger's id while Redis, which
+    came back empty, is still down: its first attempt reads the id from the journal and fails; the next,
+    less than a second later when Redis answers, must still propose that id (not a random one, which would
+    make the journal another ledger's: its spend never replayed)."""
+    open_store, server, raw = _same_ledger(tmp_path, monkeypatch)
+    writer = open_store()
+    b = budget("tenant:a", "calendar:day", "5")
+    assert (await writer.reserve("r1", [b], D("3"), 600)).granted
+    lid = (await raw.get("{p}:id")).decode()
+    server.connected = False
+    assert await writer.settle("r1", D("2.5"))
+    await writer.close()
+    server.connected = True
+    await raw.flushall()  # restarted empty ...
+    server.connected = False  # ... and not reachable yet
+    reader = open_store(T0 + 5)
+    with pytest.raises(StoreUnavailableError):
+        await reader.replay_journal()  # proposes the journaled id; Redis does not answer
+    server.connected = True
+    assert await reader.replay_journal() == 1  # within the second: the same id, so the event is this ledger's
+    assert reader.ledger_id == lid and (await raw.get("{p}:id")).decode() == lid
+    assert await reader.spend(b) == D("2.5")
+    await reader.close()
+
+
+async def test_a_redis_that_came_back_empty_gets_the_known_ledger_id_with_nothing_journaled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_store, _, raw = _same_ledger(tmp_path, monkeypatch)
+    store = open_store()
+    assert (await store.reserve("r1", [budget("tenant:a", "calendar:day", "5")], D("3"), 600)).granted
+    lid = (await raw.get("{p}:id")).decode()
+    await raw.flushall()
+    assert await store.replay_journal() == 0
+    assert store.ledger_id == lid and (await raw.get("{p}:id")).decode() == lid
+    await store.close()
