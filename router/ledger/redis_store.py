@@ -739,7 +739,7 @@ class RedisStore(Store):
         if op in ("settle", "release"):
             mode = "S" if op == "settle" else "R"
             rid = check_id(event["rid"])
-            nano = _journal_int(event.get("nano", 0), "nano", MAX_NANO)
+            nano = _journal_int(event["nano"], "nano", MAX_NANO) if mode == "S" else 0  # a release books nothing
             held = event.get("held")
             if held is not None:
                 held = _journal_int(held, "held", MAX_NANO)

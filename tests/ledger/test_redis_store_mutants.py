@@ -399,27 +399,43 @@ async def test_an_invalid_journal_event_never_stops_fail_open_operations(tmp_pat
     assert store.journal_backlog() == 0
 
 
+_TOP = 2**53 - 1  # money.MAX_NANO: the ledger's exact range
+_AT_TOP = 2**63 - 1
+
+
 @pytest.mark.parametrize(
-    "event",
+    ("event", "reason"),
     [
-        {"op": "settle", "rid": "r1", "nano": -400_000_000},  # would take 0.4 off the budget's spend
-        {"op": "settle", "rid": "r1", "nano": "100"},
-        {"op": "settle", "rid": "r1", "nano": True},
-        {"op": "settle", "rid": "r1", "nano": 2**53},  # past the ledger's exact range
-        {"op": "settle", "rid": "r1", "nano": 100, "bids": "tenant:a|calendar:day"},
-        {"op": "settle", "rid": "r1", "nano": 100, "bids": [7]},
-        {"op": "settle", "rid": "r1", "nano": 100, "held": -1},
-        {"op": "settle", "rid": "r1", "nano": 100, "at": "noon"},
-        {"op": "settle", "rid": "r 1", "nano": 100},
-        {"op": "release"},
-        {"op": "consume", "pool": {"id": "search", "free_units": 5, "period": "week"}, "units": 1, "rid": "q1"},
-        {"op": "consume", "pool": ["search", 5, "day"], "units": 1, "rid": "q1"},
-        {"op": "consume", "pool": {"id": "search", "free_units": 5, "period": "day", "timezone": "UTC"}, "units": -3, "rid": "q1"},
-        {"op": "ramp", "family": "flash", "tokens": -1000, "event": "e1"},
-        {"op": "ramp", "family": "Flash!", "tokens": 1000, "event": "e1"},
+        # would take 0.4 off the budget's spend
+        ({"op": "settle", "rid": "r1", "nano": -400_000_000}, f"ValueError: nano must be an integer from 0 to {_TOP}, not -400000000"),
+        ({"op": "settle", "rid": "r1", "nano": "100"}, f"ValueError: nano must be an integer from 0 to {_TOP}, not '100'"),
+        ({"op": "settle", "rid": "r1", "nano": True}, f"ValueError: nano must be an integer from 0 to {_TOP}, not True"),
+        ({"op": "settle", "rid": "r1", "nano": 2**53}, f"ValueError: nano must be an integer from 0 to {_TOP}, not {2**53}"),
+        # a settle without its amount would mark the reservation settled at $0 and lose a later bill
+        ({"op": "settle", "rid": "r1"}, "KeyError: 'nano'"),
+        ({"op": "settle", "rid": "r1", "nano": 100, "bids": "tenant:a|calendar:day"},
+         "TypeError: bids must be a list of budget ids, not 'tenant:a|calendar:day'"),
+        ({"op": "settle", "rid": "r1", "nano": 100, "bids": [7]}, "TypeError: a budget id must be a string, not 7"),
+        ({"op": "settle", "rid": "r1", "nano": 100, "held": -1}, f"ValueError: held must be an integer from 0 to {_TOP}, not -1"),
+        ({"op": "release", "rid": "r1", "held": 2**53}, f"ValueError: held must be an integer from 0 to {_TOP}, not {2**53}"),
+        ({"op": "settle", "rid": "r1", "nano": 100, "at": "noon"}, f"ValueError: at must be an integer from 0 to {_AT_TOP}, not 'noon'"),
+        ({"op": "settle", "rid": "r 1", "nano": 100},
+         "ValueError: invalid reservation id 'r 1': use 1-256 printable ASCII characters without spaces or braces"),
+        ({"op": "release"}, "KeyError: 'rid'"),
+        ({"op": "consume", "pool": {"id": "search", "free_units": 5, "period": "week"}, "units": 1, "rid": "q1"},
+         "ValueError: quota pool search: period must be day or month, not 'week'"),
+        ({"op": "consume", "pool": ["search", 5, "day"], "units": 1, "rid": "q1"},
+         "TypeError: pool must be an object, not ['search', 5, 'day']"),
+        ({"op": "consume", "pool": {"id": "search", "free_units": 5, "period": "day", "timezone": "UTC"}, "units": -3, "rid": "q1"},
+         "ValueError: units must be a non-negative integer, not -3"),
+        ({"op": "ramp", "family": "flash", "tokens": -1000, "event": "e1"}, "ValueError: tokens must be a non-negative integer, not -1000"),
+        ({"op": "ramp", "family": "Flash!", "tokens": 1000, "event": "e1"},
+         "ValueError: invalid model family 'Flash!': use lower-case letters, digits, _ . -"),
+        ({"op": "ramp", "family": "flash", "tokens": 1000, "event": "e 1"},
+         "ValueError: invalid event id 'e 1': use 1-256 printable ASCII characters without spaces or braces"),
     ],
 )
-async def test_an_invalid_journal_event_is_quarantined_and_changes_no_counter(tmp_path: Path, event: dict) -> None:
+async def test_an_invalid_journal_event_is_quarantined_and_changes_no_counter(tmp_path: Path, event: dict, reason: str) -> None:
     from router.ledger import QuotaPool
 
     store, _, clock = _open(tmp_path, "fail_open", T0)
@@ -428,16 +444,29 @@ async def test_an_invalid_journal_event_is_quarantined_and_changes_no_counter(tm
     assert (await store.reserve("r0", [b], D("0.5"), 600)).granted
     assert await store.settle("r0", D("0.5"))
     assert (await store.reserve("r1", [b], D("0.25"), 600)).granted
-    store.journal.append({**event, **({"at": int(T0 * 1000)} if "at" not in event else {})})
+    written = {**event, **({"at": int(T0 * 1000)} if "at" not in event else {})}
+    store.journal.append(written)
     clock.now = T0 + 5
     assert await store.replay_journal() == 0
-    assert [e["event"] for e in _quarantined(store)] == [{**event, **({"at": int(T0 * 1000)} if "at" not in event else {})}]
+    assert [(e["event"], e["reason"]) for e in _quarantined(store)] == [(written, reason)]
     snap = await store.snapshot([b], [pool], ["flash"])
     assert snap.spend[b.id] == D("0.75")  # 0.5 settled + r1's 0.25 still held
     assert snap.pools["search"].used == 0 and snap.ramp["flash"].tokens_last_minute == 0
     assert await store.spend(b) == D("0.5")
     assert await store.settle("r1", D("0.2")) is True  # r1 was not settled by the bad line
     assert await store.spend(b) == D("0.7")
+
+
+async def test_journal_amounts_up_to_the_ledgers_exact_range_are_replayed(tmp_path: Path) -> None:
+    """The largest amount the ledger counts exactly (2^53 - 1 nano-USD) is a valid journaled amount."""
+    store, _, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.25"), 600)).granted
+    store.journal.append({"op": "release", "rid": "r1", "held": _TOP, "nano": _TOP, "at": int(T0 * 1000)})
+    clock.now = T0 + 5
+    assert await store.replay_journal() == 1
+    assert _quarantined(store) == []
+    assert (await store.snapshot([b], [], [])).spend[b.id] == 0  # released: the hold is gone
 
 
 async def test_consumptions_journaled_in_an_outage_are_each_counted_once_on_replay(tmp_path: Path) -> None:
