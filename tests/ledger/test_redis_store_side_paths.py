@@ -541,3 +541,47 @@ async def test_a_redis_that_came_back_empty_gets_the_known_ledger_id_with_nothin
     assert await store.replay_journal() == 0
     assert store.ledger_id == lid and (await raw.get("{p}:id")).decode() == lid
     await store.close()
+
+
+# ---------------------------------------------------------------- the skip after a failure, replay errors
+async def test_after_a_failure_fail_open_skips_redis_for_retry_interval_s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operation that found Redis down makes the next ones skip it for retry_interval_s (they do not wait
+    on a dead server): within it reservations are granted without holds even if Redis is back; a replay
+    ends the skip, and Redis enforces the cap again."""
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)
+    server = fakeredis.FakeServer(version=7)
+    store = RedisStore(fakeredis.FakeAsyncRedis(server=server), url="redis://skip.example:6379/0", prefix="p",
+                       failure_mode="fail_open", journal_path=str(tmp_path / "journal"), clock=_Clock(T0), retry_interval_s=30.0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r0", [b], D("0.1"), 600)).granted
+    server.connected = False
+    assert (await store.reserve("r1", [b], D("0.9"), 600)).granted
+    server.connected = True
+    assert (await store.reserve("r2", [b], D("0.9"), 600)).granted  # skipped Redis: nothing held
+    assert (await store.reserve("r3", [b], D("0.9"), 600)).granted
+    assert await store.replay_journal() == 0  # ends the skip
+    assert (await store.reserve("r4", [b], D("0.9"), 600)).granted  # 0.1 + 0.9: held in Redis
+    assert not (await store.reserve("r5", [b], D("0.01"), 600)).granted
+    await store.close()
+
+
+async def test_a_replay_while_redis_is_down_refuses_naming_the_error_and_keeps_the_journal(tmp_path: Path) -> None:
+    store, server, _ = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    server.connected = False
+    assert await store.settle("r1", D("0.25"))
+    with pytest.raises(StoreUnavailableError, match=r"is unreachable \(ConnectionError: FakeRedis is emulating a connection error\.\); refusing"):
+        await store.replay_journal()
+    assert store.journal_backlog() == 1
+    # Redis answers, then drops the replay's settle: refused again, naming that error; nothing lost
+    server.connected = True
+    store._scripts["settle"] = _refusing(rexc.ConnectionError("Connection reset by peer"))
+    with pytest.raises(StoreUnavailableError, match=r"is unreachable \(ConnectionError: Connection reset by peer\); refusing"):
+        await store.replay_journal()
+    assert store.journal_backlog() == 1
+    await store.close()
