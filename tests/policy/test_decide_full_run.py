@@ -221,3 +221,24 @@ def test_pacing_projects_from_the_first_millisecond_when_the_policy_sets_no_mini
     # 1 ms of November's 2,592,000,000: $0.01 projects to $25,920,000, 8,640,000 % of $300: refused
     with pytest.raises(RequestRefusedError, match=r"on pace for 8640000% by window end >= 200%"):
         at(1000)
+
+
+# ------------------------------------------------------------------ the decision's rule_profile and prompt_size
+def test_the_decision_names_the_rule_profile_a_budget_switched_away_from():
+    from tests.policy.test_budgets import SCOPE, TIERS
+
+    d = compile_text(TIERS).decide(feats(tenant="acme"), StateSnapshot(spend={SCOPE: Decimal(80)}))  # 80 % of $100
+    out = d.to_dict()
+    assert (out["rule"], out["profile"], out["rule_profile"]) == (None, "cost-first", "standard")
+
+
+def test_explain_shows_where_the_prompt_size_came_from():
+    from router.policy.counting import PromptSize
+    from router.policy.explain import explain
+
+    cp = compile_text("version: 1\nprofiles:\n  p: {objective: cheapest, candidates: [{model: claude-3-haiku}]}\ndefault_profile: p\n")
+    size = PromptSize(1000, "estimate", estimate=950, margin_percent=Decimal(5), reason="near the context window")
+    out = explain(cp, feats(), StateSnapshot(), prompt=size)
+    assert out["prompt_size"] == {"tokens": 1000, "source": "estimate", "estimate": 950, "margin_percent": "5",
+                                  "reason": "near the context window", "fallback": None, "count_model": None, "cached": False,
+                                  "billable_characters": None}
