@@ -242,3 +242,44 @@ def test_explain_shows_where_the_prompt_size_came_from():
     assert out["prompt_size"] == {"tokens": 1000, "source": "estimate", "estimate": 950, "margin_percent": "5",
                                   "reason": "near the context window", "fallback": None, "count_model": None, "cached": False,
                                   "billable_characters": None}
+
+
+# ------------------------------------------------------------------ ranking: quality_per_dollar and weighted
+def _order(objective: str, models: list[str], text: str = "", **kw) -> list[tuple[str, str, str]]:
+    cands = ", ".join(m if m.startswith("{") else f"{{model: {m}}}" for m in models)
+    cp = compile_text(f"version: 1\n{text}profiles:\n  p: {{objective: {objective}, fallbacks: 5, candidates: [{cands}]}}\ndefault_profile: p\n")
+    state = kw.pop("state", StateSnapshot())
+    return [(c.model, str(c.estimated_cost), str(c.upper_bound_cost)) for c in cp.decide(feats(**kw), state).choices]
+
+
+def test_quality_per_dollar_can_prefer_the_dearer_candidate():
+    # gpt-oss-20b: 1000 x 0.07 + 250 x 0.25 per 1M = $0.0001325 for quality 27.2 (205,283 points per $);
+    # gemini-2.0-flash-lite: $0.00015 for 41.2 (274,667 per $): dearer, but more quality per dollar
+    assert _order("quality_per_dollar", ["gpt-oss-20b", "gemini-2.0-flash-lite"]) == [
+        ("gemini-2.0-flash-lite", "0.00015", "0.000225"), ("gpt-oss-20b", "0.0001325", "0.000195")]
+    assert [m for m, _, _ in _order("cheapest", ["gpt-oss-20b", "gemini-2.0-flash-lite"])] == ["gpt-oss-20b", "gemini-2.0-flash-lite"]
+
+
+def test_quality_per_dollar_divides_by_the_expected_cost_not_the_upper_bound():
+    # Grounded, both free pools with room: the expected costs are the tokens only, the bounds add the full
+    # $35 / 1,000 grounded prompt. 2.5 Flash: $0.000925 (bound 1000 x 0.30 + 500 x 2.50 per 1M + 0.035 = $0.03655),
+    # 63.2 -> 68,324 per $; 2.5 Pro: $0.00375 (bound 0.00625 + 0.035 = $0.04125), 80.4 -> 21,440 per $.
+    # (Per bound it would be 1,729 vs 1,949: Pro first.)
+    assert _order("quality_per_dollar", ["gemini-2.5-pro", "gemini-2.5-flash"], grounding="google_search") == [
+        ("gemini-2.5-flash", "0.000925", "0.03655"), ("gemini-2.5-pro", "0.00375", "0.04125")]
+
+
+def test_quality_per_dollar_ranks_a_covered_grounded_subscription_first_although_its_bound_is_not_zero():
+    # Provisioned Throughput covers 2.0 Flash's tokens (marginal $0) and its pool covers the grounded prompt:
+    # expected $0, bound $0.035 (the grounded prompt billed in full). 2.5 Flash: $0.000925 / $0.03655.
+    text = ("provisioned:\n  mode: first\n  subscriptions:\n"
+            "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n")
+    assert _order("quality_per_dollar", ["{model: gemini-2.0-flash, location: us-central1}", "gemini-2.5-flash"], text,
+                  grounding="google_search") == [("gemini-2.0-flash", "0", "0.035"), ("gemini-2.5-flash", "0.000925", "0.03655")]
+
+
+def test_weighted_normalises_cost_between_the_cheapest_and_the_dearest_expected_cost():
+    # Grounded as above: 2.5 Flash $0.000925 (63.2), 2.5 Pro $0.00375 (80.4); weights 1 / 1, cost scaled to
+    # 0..1 over $0.000925..$0.00375: Flash 0.632 - 0 = 0.632, Pro 0.804 - 1 = -0.196: Flash first.
+    assert _order("{type: weighted, quality_weight: 1, cost_weight: 1}", ["gemini-2.5-pro", "gemini-2.5-flash"], grounding="google_search") == [
+        ("gemini-2.5-flash", "0.000925", "0.03655"), ("gemini-2.5-pro", "0.00375", "0.04125")]
