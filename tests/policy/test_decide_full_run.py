@@ -253,7 +253,8 @@ def _order(objective: str, models: list[str], text: str = "", **kw) -> list[tupl
 
 
 def test_quality_per_dollar_can_prefer_the_dearer_candidate():
-    # gpt-oss-20b: 1000 x 0.07 + 250 x 0.25 per 1M = $0.0001325 for quality 27.2 (205,283 points per $);
+    # gpt-oss-20b: 1000 x 0.07 + 250 x 0.25 per 1M = $0.0001325 (bound 70 + 500 x 0.25: $0.000195) for quality 27.2
+    # (205,283 points per $);
     # gemini-2.0-flash-lite: $0.00015 for 41.2 (274,667 per $): dearer, but more quality per dollar
     assert _order("quality_per_dollar", ["gpt-oss-20b", "gemini-2.0-flash-lite"]) == [
         ("gemini-2.0-flash-lite", "0.00015", "0.000225"), ("gpt-oss-20b", "0.0001325", "0.000195")]
