@@ -284,3 +284,11 @@ def test_weighted_normalises_cost_between_the_cheapest_and_the_dearest_expected_
     # 0..1 over $0.000925..$0.00375: Flash 0.632 - 0 = 0.632, Pro 0.804 - 1 = -0.196: Flash first.
     assert _order("{type: weighted, quality_weight: 1, cost_weight: 1}", ["gemini-2.5-pro", "gemini-2.5-flash"], grounding="google_search") == [
         ("gemini-2.5-flash", "0.000925", "0.03655"), ("gemini-2.5-pro", "0.00375", "0.04125")]
+
+
+def test_weighted_quality_is_the_score_over_100_against_the_cost_weight():
+    # 2.0 Flash-Lite $0.00015 (41.2) and 2.5 Flash $0.000925 (63.2), two candidates: cost scaled to 0 and 1.
+    # Flash-Lite scores 0.412; 2.5 Flash 0.632 - cost_weight: ahead at 0.219 (0.413), behind at 0.221 (0.411).
+    models = ["gemini-2.0-flash-lite", "gemini-2.5-flash"]
+    assert [m for m, _, _ in _order("{type: weighted, quality_weight: 1, cost_weight: 0.219}", models)] == ["gemini-2.5-flash", "gemini-2.0-flash-lite"]
+    assert [m for m, _, _ in _order("{type: weighted, quality_weight: 1, cost_weight: 0.221}", models)] == ["gemini-2.0-flash-lite", "gemini-2.5-flash"]
