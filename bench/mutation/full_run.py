@@ -250,7 +250,16 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
     with log.open("w") as out:
         # mutmut re-runs every mutant a pattern or name matches, even one with a stored result: --missing-only
         # names just the mutants without a result (a run that was stopped, functions changed since).
+        if sample and not results(module):
+            # A sample is drawn from the names mutmut generated: in a fresh copy (a new worktree, the broad
+            # profile's first run) there are none yet, and an empty name list would make mutmut run every
+            # mutant. Generate them first (a pattern matching no mutant: mutmut generates, collects its
+            # stats, then stops on "nothing matches").
+            subprocess.call(["nice", "-n", "19", mutmut, *_run(), dotted(module) + ".__generate_only__"], cwd=where,
+                            stdout=out, stderr=subprocess.STDOUT)
         targets = sample_names(module, sample, seed) if sample else [dotted(module) + ".*"]
+        if sample and not targets:
+            raise SystemExit(f"full_run: no mutants of {module} to sample from (see {log})")
         if missing:
             targets = [k for k in (targets if sample else results(module)) if results(module).get(k) is None]
             if not targets:
