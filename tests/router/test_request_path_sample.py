@@ -1,0 +1,138 @@
+"""The request path where the broad-profile mutmut sample of ``router/_client.py`` (60 mutants, seed 12) found
+no test: a stream whose usage has no catalog price, every candidate denied (the outcome metrics see), policies
+shared through the ledger (``policy="store:NAME"``: adopted, switched, a broken published version refused) and
+the reload metrics they set. The shared-policy tests of ``test_shared_policy.py`` need a real redis-server (not
+run by the mutation profiles); these use the memory ledger, whose policy publication is the same store API.
+
+Router + ``router.testing.MockTransport`` (lightweight) + the memory ledger. Prices by hand (seed 000):
+Gemini 2.5 Flash-Lite $0.10 in / $0.40 out per 1M tokens, Gemini 2.5 Flash $0.30 / $2.50.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from router import BudgetExceededError, Router, RouterMetrics
+from router.errors import PolicyError
+from router.ledger.memory import MemoryStore
+from router.testing import MockTransport
+
+HELLO = [{"role": "user", "content": "hello"}]
+D = Decimal
+
+
+def policy(model: str, limit: str = "10") -> str:
+    return f"""\
+version: 1
+candidates: [{{model: {model}}}]
+profiles: {{p: {{objective: cheapest}}}}
+default_profile: p
+budgets:
+  - {{name: month, scope: global, window: calendar:month@UTC, limit_usd: "{limit}"}}
+"""
+
+
+async def spend_and_holds(store: MemoryStore) -> tuple[Decimal, Decimal]:
+    """(settled, settled + held) of the policy's one budget."""
+    (info,) = await store.list_scopes()
+    settled = await store.spend(info.budget)
+    return settled, (await store.snapshot([info.budget], [], [])).spend[info.budget.id]
+
+
+def metric(metrics: RouterMetrics, prefix: str) -> list[str]:
+    return [line for line in metrics.render().decode().splitlines() if line.startswith(prefix)]
+
+
+# ---------------------------------------------------------------------- a stream with an unpriced usage dimension
+async def test_a_stream_whose_usage_has_no_catalog_price_is_billed_its_reservation():
+    """Gemini has no cache-write price: the engine cannot price the usage, so the stream is billed what was
+    reserved (never nothing) and says why. Reserved: 1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10, "cache_write_5m_tokens": 100})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert [chunk async for chunk in stream]
+    record = stream.routing
+    assert record.attempts[-1].reserved_usd == D("0.00014")
+    assert record.cost_usd == D("0.00014")
+    assert record.attempts[-1].settled_usd == D("0.00014")
+    assert any(w.startswith("billed at the reserved upper bound: no price for 'cache_write_5m'") for w in record.warnings)
+    assert await spend_and_holds(store) == (D("0.00014"), D("0.00014"))  # booked, and nothing left held
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- every candidate denied
+async def test_every_candidate_denied_is_a_budget_error_counted_as_denied():
+    """$0.0001 cannot hold 1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014: nothing is sent or billed, the error
+    names the budget and the request is counted with outcome "denied" (not "failed" or "refused")."""
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    r = Router(policy("gemini-2.5-flash-lite", limit="0.0001"), store=store, transport=transport, watch_policy=False, metrics=metrics)
+    with pytest.raises(BudgetExceededError) as info:
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, tenant="acme")
+    assert "every candidate's reservation was denied" in str(info.value)
+    assert transport.calls == []
+    assert await spend_and_holds(store) == (D(0), D(0))
+    assert metric(metrics, "router_requests_total{") == [
+        'router_requests_total{model="-",outcome="denied",rule="-",tenant="acme"} 1.0'
+    ]
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- policies shared through the ledger
+async def publish(store: MemoryStore, version: str, text: str) -> None:
+    assert await store.publish_policy("main", version, text) is True
+
+
+async def test_a_shared_policy_is_adopted_switched_and_a_broken_version_refused():
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    await publish(store, "aaaaaaaaaaaa", policy("gemini-2.5-flash-lite"))
+    transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router("store:main", store=store, transport=transport, watch_interval_s=0.05, metrics=metrics)
+
+    first = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    # 1,000 x $0.10 + 10 x $0.40 per 1M
+    assert (first.routing.model, first.routing.cost_usd) == ("gemini-2.5-flash-lite", D("0.000104"))
+    assert r.policy_version == "aaaaaaaaaaaa"
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 0.0"]
+    assert metric(metrics, "router_policy_version_info{") == ['router_policy_version_info{version="aaaaaaaaaaaa"} 1.0']
+
+    await publish(store, "bbbbbbbbbbbb", policy("gemini-2.5-flash"))
+    await asyncio.sleep(0.1)
+    second = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    # 1,000 x $0.30 + 10 x $2.50 per 1M
+    assert (second.routing.model, second.routing.cost_usd) == ("gemini-2.5-flash", D("0.000325"))
+    assert r.policy_version == "bbbbbbbbbbbb"
+    assert metric(metrics, 'router_policy_reloads_total{result="ok"}') == ['router_policy_reloads_total{result="ok"} 2.0']
+    assert metric(metrics, "router_policy_version_info{") == ['router_policy_version_info{version="bbbbbbbbbbbb"} 1.0']
+
+    # A version that does not compile (published around the CLI's check) is refused: the serving one stays.
+    await publish(store, "cccccccccccc", policy("gemini-2.5-flash") + "oops: [\n")
+    await asyncio.sleep(0.1)
+    third = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert (third.routing.model, r.policy_version) == ("gemini-2.5-flash", "bbbbbbbbbbbb")
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 1.0"]
+    assert metric(metrics, 'router_policy_reloads_total{result="error"}') == ['router_policy_reloads_total{result="error"} 1.0']
+    # Re-publishing the serving version clears the alert.
+    await publish(store, "bbbbbbbbbbbb", policy("gemini-2.5-flash"))
+    await asyncio.sleep(0.1)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 0.0"]
+
+    settled, with_holds = await spend_and_holds(store)
+    assert settled == with_holds == D("0.000104") + 3 * D("0.000325")
+    await r.aclose()
+
+
+async def test_a_broken_first_shared_version_refuses_the_call():
+    """Nothing serving yet: a published version that does not compile is an error, and nothing is sent."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    await publish(store, "dddddddddddd", "version: 1\ncandidates: [{model: no-such-model}]\n")
+    r = Router("store:main", store=store, transport=transport)
+    with pytest.raises(PolicyError) as info:
+        await r.acomplete(HELLO, max_tokens=100)
+    assert "store:main@dddddddddddd" in str(info.value)
+    assert transport.calls == []
+    await r.aclose()
