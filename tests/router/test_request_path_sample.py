@@ -136,3 +136,48 @@ async def test_a_broken_first_shared_version_refuses_the_call():
     assert "store:main@dddddddddddd" in str(info.value)
     assert transport.calls == []
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- Provisioned Throughput "only", saturated
+PT_POLICY = """\
+version: 1
+provisioned:
+  mode: only
+  wait_s: 0.2
+  subscriptions:
+    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}
+candidates:
+  - {model: gemini-2.0-flash, location: us-central1}
+profiles:
+  main: {objective: cheapest, fallbacks: 0}
+default_profile: main
+budgets:
+  - {name: all, scope: global, window: "calendar:month@UTC", limit_usd: "1"}
+"""
+
+
+async def test_provisioned_only_still_saturated_after_its_wait_refuses_and_bills_nothing():
+    """One GSU of Gemini 2.0 Flash: 3,360 adjusted tokens a second, 100,800 in the 30 s window. Each request
+    claims 1,000 + 8,000 x 4 = 33,000: three fit (99,000), the fourth finds 1,800 of headroom, waits 0.2 s
+    and is refused (never sent, nothing billed or held), the error naming the model and why."""
+    import datetime as dt
+
+    from router.errors import RequestRefusedError
+
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 8_000, "traffic_type": "PROVISIONED_THROUGHPUT"})
+    r = Router(PT_POLICY, store=store, transport=transport, watch_policy=False, metrics=metrics)
+    day = dt.date(2026, 11, 3)
+    for _ in range(3):
+        served = await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=day, tenant="acme")
+        assert (served.routing.traffic_type, served.routing.cost_usd) == ("PROVISIONED_THROUGHPUT", D(0))
+    with pytest.raises(RequestRefusedError) as info:
+        await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=day, tenant="acme")
+    assert str(info.value) == (
+        "refused: gemini-2.0-flash: Provisioned Throughput gemini-2.0-flash@us-central1 saturated: headroom 1,800 < "
+        "33,000 burndown-adjusted tokens after waiting 0.2 s (provisioned: only)"
+    )
+    assert len(transport.calls) == 3
+    assert await spend_and_holds(store) == (D(0), D(0))
+    assert 'router_requests_total{model="-",outcome="refused",rule="-",tenant="acme"} 1.0' in metrics.render().decode()
+    await r.aclose()
