@@ -181,3 +181,22 @@ async def test_provisioned_only_still_saturated_after_its_wait_refuses_and_bills
     assert await spend_and_holds(store) == (D(0), D(0))
     assert 'router_requests_total{model="-",outcome="refused",rule="-",tenant="acme"} 1.0' in metrics.render().decode()
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- character-billed models (Gemini 1.x)
+@pytest.mark.parametrize("grounding", [None, "google_search"])
+async def test_a_character_billed_model_bills_output_and_thinking_as_characters(grounding):
+    """Gemini 1.5 Flash bills characters (4 a token): $0.00001875 in / $0.000075 out per 1,000. 1,000 prompt
+    tokens = 4,000 chars: $0.000075; 100 output + 50 thinking = 600 chars: $0.000045; Google Search grounding
+    (one grounded prompt, no free pool for 1.5): $35 / 1,000 = $0.035. Both the integer path (no grounding)
+    and the engine path (grounding) bill every part, and the itemised lines say so."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-1.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100, "thinking_tokens": 50, "grounding_web_urls": 1})
+    r = Router(policy("gemini-1.5-flash", limit="100"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=200, prompt_tokens=1_000, grounding=grounding)).routing
+    expected = D("0.00012") + (D("0.035") if grounding else 0)
+    assert record.cost_usd == expected
+    lines = {line["dimension"]: D(str(line["amount_usd"])) for line in record.cost_lines}
+    assert (lines["input_chars"], lines["output_chars"]) == (D("0.000075"), D("0.000045"))
+    assert await spend_and_holds(store) == (expected, expected)
+    await r.aclose()
