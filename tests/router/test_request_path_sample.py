@@ -200,3 +200,26 @@ async def test_a_character_billed_model_bills_output_and_thinking_as_characters(
     assert (lines["input_chars"], lines["output_chars"]) == (D("0.000075"), D("0.000045"))
     assert await spend_and_holds(store) == (expected, expected)
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- aclose flushes this loop's ledger
+async def test_aclose_flushes_the_deferred_settles_of_this_event_loops_store(tmp_path):
+    """With deferred settlement the bill waits in the local settle log until the flusher runs (here every
+    60 s): aclose must close this event loop's store, which applies it. 1,000 x $0.10 + 10 x $0.40 per 1M =
+    $0.000104 billed; $0.00014 (1,000 + 100 max_tokens) held until then."""
+    import uuid
+
+    from router.ledger import store_from_url
+
+    name = "aclose" + uuid.uuid4().hex[:8]
+    transport = MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    url = f"fakeredis://{name}?settle=deferred&flush_ms=60000&settle_log={tmp_path}"
+    r = Router(policy("gemini-2.5-flash-lite"), store=url, transport=transport, watch_policy=False)
+    assert (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing.cost_usd == D("0.000104")
+    reader = store_from_url(f"fakeredis://{name}")  # the same (in-process) Redis, settling directly
+    (info,) = await reader.list_scopes()
+    assert (await reader.spend(info.budget), (await reader.snapshot([info.budget], [], [])).spend[info.budget.id]) == (D(0), D("0.00014"))
+    await r.aclose()
+    assert (await reader.spend(info.budget), (await reader.snapshot([info.budget], [], [])).spend[info.budget.id]) == (D("0.000104"), D("0.000104"))
+    await reader.close()
