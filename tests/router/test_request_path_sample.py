@@ -223,3 +223,16 @@ async def test_aclose_flushes_the_deferred_settles_of_this_event_loops_store(tmp
     await r.aclose()
     assert (await reader.spend(info.budget), (await reader.snapshot([info.budget], [], [])).spend[info.budget.id]) == (D("0.000104"), D("0.000104"))
     await reader.close()
+
+
+# ---------------------------------------------------------------------- what a transport is told
+async def test_the_transport_is_told_whether_the_attempt_streams():
+    """A custom transport (the ``transport=`` seam) reads the attempt from its CallSpec: a streamed call says
+    stream=True, a plain one stream=False (MockTransport logs the specs it received)."""
+    transport = MockTransport(lightweight=True)
+    r = Router(policy("gemini-2.5-flash-lite"), transport=transport, watch_policy=False)
+    await r.acomplete(HELLO, max_tokens=100)
+    stream = await r.acomplete(HELLO, max_tokens=100, stream=True)
+    assert [chunk async for chunk in stream]
+    assert [spec.stream for spec in transport.calls] == [False, True]
+    await r.aclose()
