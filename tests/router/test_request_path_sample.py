@@ -188,13 +188,16 @@ async def test_provisioned_only_still_saturated_after_its_wait_refuses_and_bills
 async def test_a_character_billed_model_bills_output_and_thinking_as_characters(grounding):
     """Gemini 1.5 Flash bills characters (4 a token): $0.00001875 in / $0.000075 out per 1,000. 1,000 prompt
     tokens = 4,000 chars: $0.000075; 100 output + 50 thinking = 600 chars: $0.000045; Google Search grounding
-    (one grounded prompt, no free pool for 1.5): $35 / 1,000 = $0.035. Both the integer path (no grounding)
+    (one grounded prompt, no free pool for 1.5): $35 / 1,000 = $0.035. The reservation counts characters too.
+    Both the integer path (no grounding)
     and the engine path (grounding) bill every part, and the itemised lines say so."""
     store, transport = MemoryStore(), MockTransport(lightweight=True)
     transport.script("gemini-1.5-flash", usage={"input_tokens": 1_000, "output_tokens": 100, "thinking_tokens": 50, "grounding_web_urls": 1})
     r = Router(policy("gemini-1.5-flash", limit="100"), store=store, transport=transport, watch_policy=False)
     record = (await r.acomplete(HELLO, max_tokens=200, prompt_tokens=1_000, grounding=grounding)).routing
     expected = D("0.00012") + (D("0.035") if grounding else 0)
+    # reserved: 4,000 chars in ($0.000075) + 200 max_tokens = 800 chars out ($0.00006) (+ the grounded prompt)
+    assert record.attempts[-1].reserved_usd == D("0.000135") + (D("0.035") if grounding else 0)
     assert record.cost_usd == expected
     lines = {line["dimension"]: D(str(line["amount_usd"])) for line in record.cost_lines}
     assert (lines["input_chars"], lines["output_chars"]) == (D("0.000075"), D("0.000045"))
@@ -236,3 +239,26 @@ async def test_the_transport_is_told_whether_the_attempt_streams():
     assert [chunk async for chunk in stream]
     assert [spec.stream for spec in transport.calls] == [False, True]
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- what the decision says about the prompt
+def test_explain_shows_an_estimated_prompt_as_its_own_estimate_with_no_margin():
+    r = Router(policy("gemini-2.5-flash-lite"), transport=MockTransport(lightweight=True), watch_policy=False)
+    size = r.explain([{"role": "user", "content": "How many tokens is this prompt, roughly?"}], max_tokens=10)["prompt_size"]
+    assert size["source"] == "estimate" and size["tokens"] > 0
+    assert (size["estimate"], size["margin_percent"]) == (size["tokens"], "0")
+    given = r.explain([{"role": "user", "content": "hello"}], max_tokens=10, prompt_tokens=1_234)["prompt_size"]
+    assert (given["tokens"], given["source"], given["estimate"], given["margin_percent"]) == (1_234, "caller", None, None)
+    r.close()
+
+
+# ---------------------------------------------------------------------- metrics of a watched policy file
+def test_a_watched_policy_file_exports_its_version_from_the_start(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy("gemini-2.5-flash-lite"))
+    metrics = RouterMetrics()
+    r = Router(str(path), transport=MockTransport(lightweight=True), metrics=metrics)
+    assert r.policy_version
+    assert metric(metrics, "router_policy_version_info{") == [f'router_policy_version_info{{version="{r.policy_version}"}} 1.0']
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 0.0"]
+    r.close()
