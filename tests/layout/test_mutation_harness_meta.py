@@ -114,6 +114,33 @@ def test_a_sample_is_reproducible_and_recorded(tmp_path: Path, monkeypatch: pyte
     assert recorded["sample"] == {"size": 10, "seed": 3, "sizes": [10, 10]}
 
 
+def test_a_sample_in_a_fresh_copy_generates_the_mutants_first_and_never_runs_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No .meta yet (a new worktree, the broad profile's first run): the sample would be empty, and mutmut
+    # given no names runs every mutant of every module. The harness generates first (a name matching none).
+    calls: list[list[str]] = []
+    monkeypatch.setattr(full_run, "ROOT", tmp_path)
+    monkeypatch.setattr(full_run, "workdir", lambda module: tmp_path)
+    monkeypatch.setattr(full_run, "_git", lambda *args, **kw: "")
+
+    def call(cmd: list[str], **kw: object) -> int:
+        calls.append(cmd)
+        if len(calls) == 1:  # mutmut generated the mutants (and stopped on "nothing matches")
+            _write(tmp_path, json.dumps({**FULL, "exit_code_by_key": {f"router.cost.x_a__mutmut_{i}": None for i in range(1, 51)}}, indent=4))
+        return 0
+
+    monkeypatch.setattr(full_run.subprocess, "call", call)
+    full_run.run_module("router/cost.py", "mutmut", rerun=False, sample=10, seed=3)
+    assert calls[0] == ["nice", "-n", "19", "mutmut", "run", "router.cost.__generate_only__"]
+    assert len(calls) == 2 and len(calls[1]) == 5 + 10 and all(n.startswith("router.cost.x_a__mutmut_") for n in calls[1][5:])
+
+
+def test_a_sample_with_nothing_to_draw_from_stops_instead_of_running_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _capture_run(tmp_path, monkeypatch)  # the generation step leaves no .meta (mutmut failed)
+    with pytest.raises(SystemExit, match="no mutants of router/cost.py to sample from"):
+        full_run.run_module("router/cost.py", "mutmut", rerun=False, sample=10, seed=3)
+    assert calls == [["nice", "-n", "19", "mutmut", "run", "router.cost.__generate_only__"]]
+
+
 def test_rerun_listed_runs_the_named_mutants_of_each_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write(tmp_path, json.dumps(FULL, indent=4))
     calls = _capture_run(tmp_path, monkeypatch)
