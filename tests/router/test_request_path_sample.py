@@ -242,7 +242,12 @@ async def test_the_transport_is_told_whether_the_attempt_streams():
 
 
 # ---------------------------------------------------------------------- what the decision says about the prompt
-def test_explain_shows_an_estimated_prompt_as_its_own_estimate_with_no_margin():
+def test_explain_shows_an_estimated_prompt_as_its_own_estimate_with_no_margin(monkeypatch):
+    import router._client
+
+    # Sizes are shared per (tokens, source) in a module-level cache: start from an empty one, so this test
+    # sees how a size is built, not one an earlier test (or mutmut's clean run, before it forks) left there.
+    monkeypatch.setattr(router._client, "_PROMPT_SIZES", {})
     r = Router(policy("gemini-2.5-flash-lite"), transport=MockTransport(lightweight=True), watch_policy=False)
     size = r.explain([{"role": "user", "content": "How many tokens is this prompt, roughly?"}], max_tokens=10)["prompt_size"]
     assert size["source"] == "estimate" and size["tokens"] > 0
