@@ -292,3 +292,59 @@ def test_weighted_quality_is_the_score_over_100_against_the_cost_weight():
     models = ["gemini-2.0-flash-lite", "gemini-2.5-flash"]
     assert [m for m, _, _ in _order("{type: weighted, quality_weight: 1, cost_weight: 0.219}", models)] == ["gemini-2.5-flash", "gemini-2.0-flash-lite"]
     assert [m for m, _, _ in _order("{type: weighted, quality_weight: 1, cost_weight: 0.221}", models)] == ["gemini-2.0-flash-lite", "gemini-2.5-flash"]
+
+
+# ------------------------------------------------------------------ expected output ratio, cost caps, no trace
+def test_the_expected_output_is_max_tokens_times_the_ratio_rounded_up():
+    cp = compile_text("version: 1\nsettings: {expected_output_ratio: 0.75}\n"
+                      "profiles:\n  p: {candidates: [{model: gemini-2.5-flash}]}\ndefault_profile: p\n")
+    # 500 x 3/4 = 375 output tokens: 1000 x 0.30 + 375 x 2.50 per 1M = $0.0012375; bound 500 x 2.50: $0.00155
+    d = cp.decide(feats())
+    assert (d.estimated_cost, d.upper_bound_cost) == (Decimal("0.0012375"), Decimal("0.00155"))
+    # 501 x 3/4 = 375.75, rounded up to 376: 0.0003 + 0.00094 = $0.00124
+    assert cp.decide(feats(max_tokens=501)).estimated_cost == Decimal("0.00124")
+
+
+CAPS = """\
+version: 1
+profiles:
+  p: {objective: cheapest, fallbacks: 3, constraints: {max_cost_usd: "%s"}, candidates: [{model: gemini-2.5-flash}, {model: gemini-2.0-flash-lite}]}
+default_profile: p
+budgets:
+  - {name: g, scope: global, window: month, limit_usd: "10", actions: [{at_percent: 50, max_cost_usd: "%s"}]}
+"""
+
+
+def test_the_tighter_of_the_profile_bound_and_a_budget_cost_cap_applies():
+    # 2.5 Flash $0.000925, 2.0 Flash-Lite $0.00015; the budget's $5 of $10 reaches its 50 % cap
+    def choices(profile_max: str, budget_max: str) -> tuple[list[str], list]:
+        d = compile_text(CAPS % (profile_max, budget_max)).decide(feats(), StateSnapshot(spend={"global": Decimal(5)}))
+        return [c.model for c in d.choices], d.rejected
+
+    # the profile's $0.0005 is tighter than the budget's $0.01: 2.5 Flash is out
+    assert choices("0.0005", "0.01") == (["gemini-2.0-flash-lite"], [("gemini-2.5-flash", "estimated $0.000925 > max $0.0005 per request")])
+    # the budget's $0.0005 is tighter than the profile's $0.01
+    assert choices("0.01", "0.0005") == (["gemini-2.0-flash-lite"], [("gemini-2.5-flash", "estimated $0.000925 > max $0.0005 per request")])
+    assert choices("0.01", "0.001") == (["gemini-2.0-flash-lite", "gemini-2.5-flash"], [])
+
+
+def test_decide_keeps_no_ranking_trace_unless_explain_asks():
+    cp = compile_text("version: 1\nprofiles:\n  p: {candidates: [{model: gemini-2.5-flash}]}\ndefault_profile: p\n")
+    assert cp.decide(feats()).ranked is None
+
+
+def test_weighted_scales_the_expected_cost_not_the_bound():
+    # 2.5 Pro $0.00375 (80.4), 2.5 Flash $0.000925 (63.2), 2.0 Flash-Lite $0.00015 (41.2); weights 1 / 1, cost
+    # scaled over $0.00015..$0.00375 (span $0.0036): Pro 0.804 - 1 = -0.196, Flash 0.632 - 0.000775 / 0.0036
+    # = 0.417, Flash-Lite 0.412 - 0 = 0.412. (Scaling the bounds $0.00625 / $0.00155 / $0.000225 instead would
+    # put Flash-Lite, 0.391, ahead of Flash, 0.243.)
+    assert _order("{type: weighted, quality_weight: 1, cost_weight: 1}", ["gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.0-flash-lite"]) == [
+        ("gemini-2.5-flash", "0.000925", "0.00155"), ("gemini-2.0-flash-lite", "0.00015", "0.000225"), ("gemini-2.5-pro", "0.00375", "0.00625")]
+
+
+def test_weighted_ties_on_the_expected_cost_keep_the_listed_order():
+    # Cost only (quality_weight 0). mistral-medium-3 $0.40 / $2: 400 + 500 = $0.0009 (bound 400 + 1000 = $0.0014);
+    # llama-3.3-70b $0.72 / $0.72: 720 + 180 = $0.0009 (bound 720 + 360 = $0.00108): equal expected costs, the
+    # listed order decides, not the bounds.
+    assert _order("{type: weighted, quality_weight: 0, cost_weight: 1}", ["mistral-medium-3", "llama-3.3-70b"]) == [
+        ("mistral-medium-3", "0.0009", "0.0014"), ("llama-3.3-70b", "0.0009", "0.00108")]
