@@ -10,10 +10,12 @@ max_tokens 500, 250 expected output tokens (the policy's default ratio 0.5).
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from decimal import Decimal
 
 import pytest
 
+from router.catalog import default_catalog_dir, load_catalog
 from router.errors import RequestRefusedError
 from router.policy import StateSnapshot
 from tests.policy.conftest import compile_text, feats
@@ -348,3 +350,54 @@ def test_weighted_ties_on_the_expected_cost_keep_the_listed_order():
     # listed order decides, not the bounds.
     assert _order("{type: weighted, quality_weight: 0, cost_weight: 1}", ["mistral-medium-3", "llama-3.3-70b"]) == [
         ("mistral-medium-3", "0.0009", "0.0014"), ("llama-3.3-70b", "0.0009", "0.00108")]
+
+
+# ------------------------------------------------------------------ output price caps, context window edge, no price
+def test_the_profile_output_price_cap_rejects_a_dearer_model_and_a_budget_cap_only_tightens_it():
+    text = ("version: 1\nprofiles:\n  p: {objective: best_quality, fallbacks: 3, constraints: {max_output_usd_per_mtok: \"%s\"}, "
+            "candidates: [{model: gemini-2.5-flash}, {model: gemini-2.0-flash}, {model: gemini-2.0-flash-lite}]}\ndefault_profile: p\n"
+            "budgets:\n  - {name: g, scope: global, window: month, limit_usd: \"10\", actions: [{at_percent: 50, max_output_usd_per_mtok: \"%s\"}]}\n")
+
+    def run(profile_cap: str, budget_cap: str, spend: int) -> tuple[list[str], list]:
+        d = compile_text(text % (profile_cap, budget_cap)).decide(feats(), StateSnapshot(spend={"global": Decimal(spend)}))
+        return [c.model for c in d.choices], d.rejected
+
+    # output prices per 1M: 2.5 Flash $2.50, 2.0 Flash $0.60, 2.0 Flash-Lite $0.30. Budget below 50 %: the profile's $1
+    assert run("1", "0.40", 4) == (["gemini-2.0-flash", "gemini-2.0-flash-lite"], [("gemini-2.5-flash", "output price $2.5 per 1M tokens > $1 cap")])
+    # budget at 50 %: its $0.40 is tighter than the profile's $1
+    assert run("1", "0.40", 5) == (["gemini-2.0-flash-lite"], [("gemini-2.5-flash", "output price $2.5 per 1M tokens > $0.4 cap"),
+                                                               ("gemini-2.0-flash", "output price $0.6 per 1M tokens > $0.4 cap")])
+    # a looser budget cap ($3) leaves the profile's $1; a cap equal to the price keeps the model
+    assert run("1", "3", 5)[0] == ["gemini-2.0-flash", "gemini-2.0-flash-lite"]
+    assert run("0.60", "3", 5)[0] == ["gemini-2.0-flash", "gemini-2.0-flash-lite"]
+
+
+def test_a_prompt_exactly_the_context_window_fits_when_context_fit_is_off():
+    # claude-3-haiku: 200,000-token context window; $0.25 / $1.25 per 1M
+    cp = compile_text("version: 1\nprofiles:\n  p: {constraints: {context_fit: false}, candidates: [{model: claude-3-haiku}, {model: gemini-2.5-flash}]}\n"
+                      "default_profile: p\n")
+    d = cp.decide(feats(prompt_tokens=200_000))
+    # 200,000 x 0.25 + 250 x 1.25 per 1M = 0.05 + 0.0003125
+    assert (d.model, d.estimated_cost, d.rejected) == ("claude-3-haiku", Decimal("0.0503125"), [])
+    over = cp.decide(feats(prompt_tokens=200_001))
+    assert over.model == "gemini-2.5-flash"
+    assert over.rejected == [("claude-3-haiku", "prompt 200,001 tokens > the model's context window of 200,000 tokens")]
+
+
+def test_a_model_not_priced_yet_on_the_date_is_rejected_and_the_next_one_still_ranked(tmp_path):
+    # A catalog copy in which gpt-oss-20b's token prices start on 2026-12-01.
+    root = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), root)
+    partners = root / "partners.yaml"
+    anchor = '      - provenance: {seed: 000_8191c03ed1050dc1.txt, section: "Modèles d\'OpenAI, gpt-oss-20b"}\n'
+    text = partners.read_text()
+    assert text.count(anchor) == 1
+    partners.write_text(text.replace(anchor, "      - effective_from: 2026-12-01\n" + anchor.replace("- provenance", "  provenance", 1)))
+    cp = compile_text("version: 1\nprofiles:\n  p: {objective: cheapest, fallbacks: 3, candidates: [{model: gpt-oss-20b}, {model: gemini-2.0-flash-lite}]}\n"
+                      "default_profile: p\n", catalog=load_catalog(root))
+    d = cp.decide(feats())  # 2026-11-02
+    assert [c.model for c in d.choices] == ["gemini-2.0-flash-lite"]
+    assert d.rejected == [("gpt-oss-20b", "no price for input/output on 2026-11-02")]
+    # from its first day it is the cheaper one: 1000 x 0.07 + 250 x 0.25 per 1M = $0.0001325
+    later = cp.decide(feats(at=dt.date(2026, 12, 1)))
+    assert [(c.model, c.estimated_cost) for c in later.choices] == [("gpt-oss-20b", Decimal("0.0001325")), ("gemini-2.0-flash-lite", Decimal("0.00015"))]
