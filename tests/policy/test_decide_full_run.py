@@ -401,3 +401,45 @@ def test_a_model_not_priced_yet_on_the_date_is_rejected_and_the_next_one_still_r
     # from its first day it is the cheaper one: 1000 x 0.07 + 250 x 0.25 per 1M = $0.0001325
     later = cp.decide(feats(at=dt.date(2026, 12, 1)))
     assert [(c.model, c.estimated_cost) for c in later.choices] == [("gpt-oss-20b", Decimal("0.0001325")), ("gemini-2.0-flash-lite", Decimal("0.00015"))]
+
+
+# ------------------------------------------------------------------ grounding units, per-query billing, pool dates and size
+def _one(model: str, extra: str = "", catalog=None):
+    return compile_text(f"version: 1\nprofiles:\n  p: {{objective: cheapest, candidates: [{{model: {model}}}]}}\ndefault_profile: p\n{extra}", catalog=catalog)
+
+
+def test_claude_web_searches_are_billed_per_search_and_reserved_as_units():
+    cp = _one("claude-sonnet-4-5", "grounding: {expected_queries: 3}\n")
+    d = cp.decide(feats(grounding="web_search"))
+    # $3 / $15 per 1M: 3,000 + 3,750 = $0.00675 (bound 3,000 + 7,500 = $0.0105); 3 searches x $10 / 1,000 = $0.03
+    assert (d.estimated_cost, d.upper_bound_cost, d.primary.grounding, d.primary.grounding_units) == (
+        Decimal("0.03675"), Decimal("0.0405"), "web_search", 3)
+    # no grounding asked: no grounding units reserved
+    plain = cp.decide(feats())
+    assert (plain.estimated_cost, plain.primary.grounding, plain.primary.grounding_units) == (Decimal("0.00675"), None, 0)
+
+
+def test_the_gemini_3_free_pool_applies_from_its_first_day():
+    cp = _one("gemini-3-pro-preview", "grounding: {expected_queries: 3}\n")
+    # tokens 1000 x 2 + 250 x 12 per 1M = $0.005 (bound 2,000 + 6,000 = $0.008)
+    # 2026-01-04: search queries not billed yet ($0); 2026-01-05: $14 / 1,000, the 5,000 free a month start that day
+    day_before = cp.decide(feats(grounding="google_search", at=dt.date(2026, 1, 4)))
+    first_day = cp.decide(feats(grounding="google_search", at=dt.date(2026, 1, 5)))
+    assert (day_before.estimated_cost, day_before.upper_bound_cost) == (Decimal("0.005"), Decimal("0.008"))
+    assert (first_day.estimated_cost, first_day.upper_bound_cost) == (Decimal("0.005"), Decimal("0.05"))  # bound + 3 x 0.014
+
+
+def test_a_pool_with_exactly_the_expected_queries_left_covers_them_when_nothing_was_used(tmp_path):
+    # A catalog copy whose Gemini 3 search pool grants 3 queries a month (the seeds: 5,000).
+    root = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), root)
+    pools = root / "grounding.yaml"
+    text = pools.read_text()
+    anchor = "  - id: gemini-3-search-monthly\n    kind: google_search\n    unit: search_query\n    period: month\n    free_units: 5000\n"
+    assert text.count(anchor) == 1
+    pools.write_text(text.replace(anchor, anchor.replace("5000", "3")))
+    cp = _one("gemini-3-pro-preview", "grounding: {expected_queries: 3}\n", catalog=load_catalog(root))
+    # nothing used (the pool absent from the snapshot): 3 free >= 3 expected: tokens only, $0.005
+    assert cp.decide(feats(grounding="google_search")).estimated_cost == Decimal("0.005")
+    # one used: 2 free, 1 paid at $14 / 1,000: $0.019
+    assert cp.decide(feats(grounding="google_search"), StateSnapshot(pools={"gemini-3-search-monthly": 1})).estimated_cost == Decimal("0.019")
