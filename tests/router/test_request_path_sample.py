@@ -267,3 +267,73 @@ def test_a_watched_policy_file_exports_its_version_from_the_start(tmp_path):
     assert metric(metrics, "router_policy_version_info{") == [f'router_policy_version_info{{version="{r.policy_version}"}} 1.0']
     assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 0.0"]
     r.close()
+
+
+# ---------------------------------------------------------------------- a stream that ends without its usage
+class _NoUsageStream:
+    """A provider stream that ends (no error) before its final usage chunk: two text chunks, then the end."""
+
+    def __init__(self, inner) -> None:
+        self._inner, self._left = inner, 2
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._left == 0:
+            raise StopAsyncIteration
+        self._left -= 1
+        return await self._inner.__anext__()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def final_usage(self):
+        return self._inner.final_usage()  # the usage chunk was never read: an estimate, complete=False
+
+
+class _NoUsageTransport(MockTransport):
+    def stream(self, spec, settings=None):  # type: ignore[override]
+        return _NoUsageStream(super().stream(spec, settings))
+
+
+async def test_a_stream_that_ends_without_its_usage_is_recorded_interrupted_and_billed_its_estimate():
+    """The provider's stream ended cleanly but never sent usage: the bill is the estimate of what was produced
+    (the caller's 1,000 prompt tokens, the output the chunks carried), booked, nothing left held, and the
+    attempt (and the request's outcome in the metrics) says "interrupted", not "ok"."""
+    store, metrics = MemoryStore(), RouterMetrics()
+    transport = _NoUsageTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", text="one two three four five six", stream_chunks=3, usage={"input_tokens": 1_000, "output_tokens": 500})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False, metrics=metrics)
+    stream = await r.acomplete(HELLO, max_tokens=1_000, prompt_tokens=1_000, stream=True, tenant="acme")
+    assert len([chunk async for chunk in stream]) == 2
+    record = stream.routing
+    assert [a.outcome for a in record.attempts] == ["interrupted"]
+    # billed below the scripted 500 output tokens (only two chunks of text were produced), above the prompt alone
+    assert D("0.0001") < record.cost_usd < D("0.0001") + 500 * D("0.0000004")
+    assert await spend_and_holds(store) == (record.cost_usd, record.cost_usd)
+    assert metric(metrics, "router_requests_total{") == [
+        'router_requests_total{model="gemini-2.5-flash-lite",outcome="interrupted",rule="-",tenant="acme"} 1.0'
+    ]
+    await r.aclose()
+
+
+async def test_streams_draw_the_last_free_grounding_unit_once_each_by_their_own_attempt():
+    """Gemini 2.5 Flash's Google Search pool: 1,500 free grounded prompts a day, 1,499 used. Two grounded
+    streams: the first takes the last free unit, the second is billed $35 / 1,000 = $0.035 for its grounded
+    prompt (each stream's pool draw is its own attempt's, never taken for a retry of the other's).
+    Tokens: 1,000 x $0.30 + 10 x $2.50 per 1M = $0.000325 each."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 10, "grounding_web_urls": 2})
+    r = Router(policy("gemini-2.5-flash", limit="100"), store=store, transport=transport, watch_policy=False)
+    pool = r.compiled.quota_pool("gemini-2x-flash-search-daily")
+    await store.consume(pool, 1_499, "earlier-traffic")
+    bills = []
+    for _ in range(2):
+        stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, grounding="google_search", stream=True)
+        assert [chunk async for chunk in stream]
+        bills.append((stream.routing.cost_usd, stream.routing.grounding_free_units, stream.routing.grounding_billable_units))
+    assert bills == [(D("0.000325"), 1, 0), (D("0.035325"), 0, 1)]
+    assert (await store.pool_usage(pool)).used == 1_501
+    assert await spend_and_holds(store) == (D("0.03565"), D("0.03565"))
+    await r.aclose()
