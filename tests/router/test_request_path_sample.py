@@ -337,3 +337,25 @@ async def test_streams_draw_the_last_free_grounding_unit_once_each_by_their_own_
     assert (await store.pool_usage(pool)).used == 1_501
     assert await spend_and_holds(store) == (D("0.03565"), D("0.03565"))
     await r.aclose()
+
+
+async def test_a_failed_provisioned_attempt_gives_its_claimed_capacity_back():
+    """The first call fails (a 500: nothing served, nothing billed); its 33,000-token claim must go back to the
+    30 s window, so three calls of 33,000 still fit the 100,800 (one GSU), none refused."""
+    import datetime as dt
+
+    from router import TransportError
+
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 8_000, "traffic_type": "PROVISIONED_THROUGHPUT"},
+                     error="server_error", error_times=1)
+    r = Router(PT_POLICY, store=store, transport=transport, watch_policy=False)
+    day = dt.date(2026, 11, 3)
+    with pytest.raises(TransportError):
+        await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=day)
+    for _ in range(3):
+        served = await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=day)
+        assert (served.routing.traffic_type, served.routing.cost_usd) == ("PROVISIONED_THROUGHPUT", D(0))
+    assert len(transport.calls) == 4
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
