@@ -359,3 +359,39 @@ async def test_a_failed_provisioned_attempt_gives_its_claimed_capacity_back():
     assert len(transport.calls) == 4
     assert await spend_and_holds(store) == (D(0), D(0))
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- a primary denied at reserve time
+class _RacedLedger(MemoryStore):
+    """Another request holds $0.0008 of the budget between this call's decision and its first reservation."""
+
+    raced = False
+
+    async def reserve(self, reservation_id, budgets, amount, ttl_s):  # type: ignore[override]
+        if not self.raced:
+            self.raced = True
+            await super().reserve("another-request", budgets, D("0.0008"), ttl_s)
+        return await super().reserve(reservation_id, budgets, amount, ttl_s)
+
+
+async def test_a_primary_denied_at_reserve_time_falls_back_to_a_candidate_that_fits():
+    """$0.001 budget; best_quality picks 2.5 Flash (reserves 1,000 x $0.30 + 100 x $2.50 per 1M = $0.00055), but
+    another request took $0.0008 meanwhile: Flash is denied, Flash-Lite ($0.00014) fits, is served and billed
+    1,000 x $0.10 + 10 x $0.40 per 1M = $0.000104."""
+    store, transport = _RacedLedger(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router("""\
+version: 1
+candidates: [{model: gemini-2.5-flash}, {model: gemini-2.5-flash-lite}]
+profiles: {p: {objective: best_quality, fallbacks: 1}}
+default_profile: p
+budgets:
+  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "0.001"}
+""", store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=100)).routing
+    assert [(a.model, a.outcome, a.reserved_usd) for a in record.attempts] == [
+        ("gemini-2.5-flash", "denied", D("0.00055")), ("gemini-2.5-flash-lite", "ok", D("0.00014"))]
+    assert (record.model, record.cost_usd) == ("gemini-2.5-flash-lite", D("0.000104"))
+    assert [spec.model_id for spec in transport.calls] == ["gemini-2.5-flash-lite"]
+    assert await spend_and_holds(store) == (D("0.000104"), D("0.000904"))  # + the other request's hold
+    await r.aclose()
