@@ -585,3 +585,48 @@ async def test_a_replay_while_redis_is_down_refuses_naming_the_error_and_keeps_t
         await store.replay_journal()
     assert store.journal_backlog() == 1
     await store.close()
+
+
+# ---------------------------------------------------------------- a caller's own client, close
+async def test_a_client_that_decodes_responses_gives_the_same_answers(tmp_path: Path) -> None:
+    """A caller may pass its own client made with decode_responses=True (Redis replies as str, not bytes)."""
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(version=7), decode_responses=True)
+    store = RedisStore(client, url="redis://own.example:6379/0", prefix="p", clock=_Clock(T0))
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.75"), 600)).granted
+    denied = await store.reserve("r2", [b], D("0.5"), 600)
+    assert (denied.granted, denied.denied_scope) == (False, b.id)
+    assert await store.settle("r1", D("0.5")) is True
+    assert await store.spend(b) == D("0.5")
+    assert [s.budget.id for s in await store.list_scopes()] == [b.id]
+    assert await store.publish_policy("prod", "0123456789ab", "default: flash\n") is True
+    assert await store.policy_version("prod") == "0123456789ab"
+    assert await store.policy_text("prod", "0123456789ab") == "default: flash\n"
+    assert await store.policy_history("prod") == [("0123456789ab", dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC))]
+    await store.close()
+
+
+async def test_close_stops_a_probe_that_died_of_an_unexpected_error_and_closes_the_client_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    open_store, server = _probed(tmp_path, monkeypatch)
+    store = open_store()
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r1", [b], D("0.5"), 600)).granted
+    store._scripts["ledger_id"] = _refusing(RuntimeError("unexpected"))
+    server.connected = False
+    assert (await store.reserve("r2", [b], D("0.25"), 600)).granted  # the probe starts, and dies of the error
+    await asyncio.sleep(0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # aclose(), not the deprecated close()
+        await store.close()  # neither the probe's error nor a warning escapes
+    # a closed store used again (redis-py reconnects) still serves an outage in fail_open
+    assert (await store.reserve("r3", [b], D("0.25"), 600)).granted
+    server.connected = True
+    await store.close()
