@@ -630,3 +630,26 @@ async def test_close_stops_a_probe_that_died_of_an_unexpected_error_and_closes_t
     assert (await store.reserve("r3", [b], D("0.25"), 600)).granted
     server.connected = True
     await store.close()
+
+
+async def test_an_outage_reservation_is_forgotten_exactly_when_its_redis_record_would_expire(tmp_path: Path) -> None:
+    """The note of an outage reservation lives as long as its Redis record would (TTL + record grace): at that
+    very millisecond it is gone, so a settle then cannot be attributed and is set aside, not booked."""
+    store, server, clock = _open(tmp_path, "fail_open", T0)
+    b = budget("tenant:a", "rolling:7d", "5")
+    server.connected = False
+    assert (await store.reserve("old", [b], D("0.1"), 1)).granted
+    clock.now = T0 + 1 + 24 * 3600  # exactly the hold's second plus the 24 h record grace
+    assert (await store.reserve("new", [b], D("0.4"), 60)).granted
+    assert await store.settle("old", D("0.1"))
+    assert await store.settle("new", D("0.4"))
+    server.connected = True
+    assert await store.replay_journal() == 2
+    assert await store.spend(b) == D("0.4")
+
+
+async def test_a_spend_read_while_redis_is_down_refuses_naming_the_error(tmp_path: Path) -> None:
+    store, server, _ = _open(tmp_path, "fail_open", T0)
+    server.connected = False
+    with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
+        await store.spend(budget("tenant:a", "calendar:day", "1"))
