@@ -653,3 +653,22 @@ async def test_a_spend_read_while_redis_is_down_refuses_naming_the_error(tmp_pat
     server.connected = False
     with pytest.raises(StoreUnavailableError, match=UNREACHABLE):
         await store.spend(budget("tenant:a", "calendar:day", "1"))
+
+
+async def test_a_budgets_last_seen_is_refreshed_at_most_once_a_minute_and_a_new_limit_at_once(tmp_path: Path) -> None:
+    """list_scopes shows when a reservation last named each budget; a store refreshes that entry at most every
+    60 s (META_REFRESH_MS), but a changed limit is written at once."""
+    store, _, clock = _open(tmp_path, "fail_closed", T0)
+    b = budget("tenant:a", "calendar:day", "5")
+    assert (await store.reserve("r1", [b], D("0.1"), 60)).granted
+    clock.now = T0 + 59.999
+    assert (await store.reserve("r2", [b], D("0.1"), 60)).granted
+    assert await store.list_scopes() == [ScopeInfo(b, dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC))]
+    clock.now = T0 + 60
+    assert (await store.reserve("r3", [b], D("0.1"), 60)).granted
+    assert await store.list_scopes() == [ScopeInfo(b, dt.datetime(2026, 3, 10, 12, 1, tzinfo=UTC))]
+    clock.now = T0 + 90
+    bigger = budget("tenant:a", "calendar:day", "7")
+    assert (await store.reserve("r4", [bigger], D("0.1"), 60)).granted
+    [scope] = await store.list_scopes()
+    assert (scope.budget.limit_usd, scope.last_seen) == (D("7"), dt.datetime(2026, 3, 10, 12, 1, 30, tzinfo=UTC))
