@@ -548,3 +548,52 @@ async def test_close_gives_back_every_budgets_free_part_and_keeps_what_is_held(t
     assert scopes == {B.id: D("100"), DAY.id: D("50")}
     await p.plain.close()
 
+
+
+# ---------------------------------------------------------------- when a late-applied settle counts
+async def test_a_settle_applied_late_is_booked_in_the_rolling_bucket_of_its_time(tmp_path):
+    """rolling:1h has one-minute buckets. A bill settled at T and applied 30 minutes later counts from T: it
+    has left the window 61 minutes after T (booked in the flush's bucket it would count until T + 91 min)."""
+    hour = BudgetScope("tenant:hour", Window.parse("rolling:1h"), D("100"))
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("r1", [hour], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    p.clock.advance(1800)
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(hour) == D("1.5")
+    p.clock.advance(1700)  # T + 58 min 20 s: still in the window
+    assert await p.plain.spend(hour) == D("1.5")
+    p.clock.advance(160)  # T + 61 min: T's bucket has left the window
+    assert await p.plain.spend(hour) == 0
+    await p.close()
+
+
+async def test_a_settle_applied_after_midnight_is_booked_on_the_day_it_was_made(tmp_path):
+    """calendar:day@UTC: settled at 23:59:30, applied at 00:00:30: it counts for the day before, not today."""
+    p = Pair(tmp_path)
+    p.clock.set(1_750_031_970)  # 2025-06-15 23:59:30 UTC
+    assert (await p.store.reserve("r1", [DAY], D("2"), 300)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    p.clock.advance(60)  # 2025-06-16 00:00:30
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(DAY) == 0  # today
+    assert await p.taken(DAY) == 0  # and no hold left
+    p.clock.set(1_750_031_999)  # back on the 15th (the counter outlives its day by an hour)
+    assert await p.plain.spend(DAY) == D("1.5")
+    await p.close()
+
+
+async def test_more_pending_settles_than_one_script_call_takes_are_all_applied_once(tmp_path):
+    """300 settles pending (a script call takes 128): one flush applies all 300, each once."""
+    p = Pair(tmp_path)
+    for i in range(300):
+        assert (await p.store.reserve(f"r{i}", [B], D("0.01"), 60)).granted
+        assert await p.store.settle(f"r{i}", D("0.001"))
+    assert await p.plain.spend(B) == 0
+    assert await p.store.flush() == 300
+    assert await p.plain.spend(B) == D("0.3")
+    assert await p.taken() == D("0.3")  # every hold gone
+    assert p.store.backlog() == 0
+    assert await p.store.flush() == 0
+    assert await p.plain.spend(B) == D("0.3")
+    await p.close()
