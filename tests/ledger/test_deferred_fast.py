@@ -597,3 +597,86 @@ async def test_more_pending_settles_than_one_script_call_takes_are_all_applied_o
     assert await p.store.flush() == 0
     assert await p.plain.spend(B) == D("0.3")
     await p.close()
+
+
+# ---------------------------------------------------------------- confirmation by the primary's replicas
+class Replication:
+    """What ``INFO replication`` answers (fakeredis has no INFO): the primary's replication id and offset,
+    and each connected replica's acknowledged offset."""
+
+    def __init__(self, replid: str, offset: int, replicas: list[int]) -> None:
+        self.replid, self.offset, self.replicas = replid, offset, replicas
+
+    async def info(self, section: str | None = None, *args: object, **kwargs: object) -> dict:
+        assert section == "replication"
+        out: dict = {"role": "master", "master_replid": self.replid, "master_repl_offset": self.offset,
+                     "connected_slaves": len(self.replicas)}
+        for i, acked in enumerate(self.replicas):
+            out[f"slave{i}"] = {"ip": "10.0.0.2", "port": 6379 + i, "state": "online", "offset": acked, "lag": 0}
+        return out
+
+
+async def test_settles_stay_logged_until_every_replica_acknowledged_them(tmp_path):
+    """Applied on the primary (offset 100 after the batch) but acknowledged by one replica only up to 99:
+    the entry stays in the log (a failover could still lose it); at 100 it is confirmed and removed."""
+    p = Pair(tmp_path)
+    repl = Replication("primary-a", 100, [99, 100])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    assert await p.store.flush() == 1
+    assert await p.plain.spend(B) == D("1.5")
+    assert p.store.backlog() == 1  # kept: a replica is behind
+    assert list(p.log_dir.glob("*.jsonl"))
+    repl.offset = 150  # later writes move the primary on; the batch was at or before 100
+    assert await p.store.flush() == 0
+    assert p.store.backlog() == 1
+    repl.replicas = [100, 120]
+    assert await p.store.flush() == 0
+    assert p.store.backlog() == 0
+    assert await p.plain.spend(B) == D("1.5")
+    await p.close()
+
+
+async def test_after_a_failover_unconfirmed_settles_are_applied_again(tmp_path):
+    """The batch reached the old primary but not its replica; the replica is promoted without it (a new
+    replication id, the bill gone): the store applies the batch again, so the $1.50 bill is not lost, and
+    applying it again counts it once."""
+    p = Pair(tmp_path)
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    assert await p.store.flush() == 1
+    assert p.store.backlog() == 1
+    await p.plain.client.flushall()  # the promoted replica never had the batch (nor anything else here)
+    repl.replid, repl.offset, repl.replicas = "primary-b", 10, []
+    assert await p.store.flush() == 1  # applied again on the new primary
+    assert p.store.backlog() == 0  # no replica now: the primary's reply suffices
+    assert await p.plain.spend(B) == D("1.5")
+    assert await p.store.flush() == 0
+    assert await p.plain.spend(B) == D("1.5")
+    await p.close()
+
+
+async def test_a_replica_that_dropped_off_holds_the_confirmation_back(tmp_path):
+    """Two replicas were seen; one drops its link (lagging, restarting) and is not listed: until it is back,
+    nothing is confirmed even though the listed replica acknowledged everything (it could be promoted
+    without the batch)."""
+    p = Pair(tmp_path)
+    repl = Replication("primary-a", 100, [100, 100])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r0", [B], D("1"), 60)).granted
+    assert await p.store.settle("r0", D("1"))
+    assert await p.store.flush() == 1
+    assert p.store.backlog() == 0  # confirmed by both replicas
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    repl.offset, repl.replicas = 200, [200]
+    assert await p.store.flush() == 1
+    assert p.store.backlog() == 1  # one replica is missing
+    repl.replicas = [200, 200]
+    assert await p.store.flush() == 0
+    assert p.store.backlog() == 0
+    await p.close()
