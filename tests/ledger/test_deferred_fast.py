@@ -680,3 +680,131 @@ async def test_a_replica_that_dropped_off_holds_the_confirmation_back(tmp_path):
     assert await p.store.flush() == 0
     assert p.store.backlog() == 0
     await p.close()
+
+
+# ---------------------------------------------------------------- a decision's snapshot with leases
+async def test_a_snapshot_with_only_slice_settles_pending_is_exact_without_sending_them(tmp_path):
+    """Settles of reservations from this process's slices are already inside the slice Redis counts: the
+    snapshot shows r1's hold + the bill without sending anything (Redis has no bill yet)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert await p.store.list_scopes()  # (the first call also looked for dead processes' logs)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.75"))
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("1.75")
+    assert await p.plain.spend(B) == 0  # not sent
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(B) == D("0.75")
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("1.75")
+    await p.close()
+
+
+async def test_a_snapshot_sends_a_pending_settle_of_a_redis_hold_first(tmp_path):
+    """r1's $1 hold is in Redis: its $0.25 bill must be applied before the snapshot, which then shows the
+    bill, not the hold."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert await p.store.settle("r1", D("0.25"))
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("0.25")
+    assert await p.plain.spend(B) == D("0.25")
+    await p.close()
+
+
+async def test_a_snapshot_applies_a_dead_processs_log_first_with_leases(tmp_path):
+    p = Pair(tmp_path, LEASES, log="a")
+    assert (await p.store.reserve("s1", [B], D("1"), 60)).granted
+    assert await p.store.settle("s1", D("0.25"))
+    heir_dir = tmp_path / "b"
+    heir_dir.mkdir()
+    for i, seg in enumerate(sorted((tmp_path / "a").glob("*.jsonl")), 1):
+        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
+    (heir_dir / "4242-deadbeef.lock").touch()
+    heir = p.open(LEASES, heir_dir)
+    assert (await heir.snapshot([B], [], [])).spend[B.id] == D("4.25")  # the bill + p's $4 slice
+    assert await p.plain.spend(B) == D("0.25")
+    await heir.close()
+    await p.close()
+
+
+async def test_a_snapshot_after_a_failover_applies_the_lost_settles_again_first(tmp_path):
+    """With leases: settles from a slice were applied but not confirmed when the primary failed over without
+    them; the next snapshot applies them again before reading (it would show nothing billed otherwise)."""
+    p = Pair(tmp_path, LEASES)
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    assert await p.store.flush() == 1
+    assert p.store.backlog() == 1  # the replica is behind
+    await p.plain.client.flushall()  # the promoted replica has nothing of this
+    repl.replid, repl.offset, repl.replicas = "primary-b", 10, []
+    assert await p.store.flush() == 1  # the failover is noticed and the batch applied again
+    assert await p.plain.spend(B) == D("0.5")
+    await p.close()
+
+
+async def test_a_snapshot_applies_slice_settles_first_when_the_slice_expires_within_a_second(tmp_path):
+    """The slice expires at 90 s (60 s hold + 30 s lease_ttl). A bill settled from it and not applied counts in
+    Redis only while the slice lives, so from 1 s before its expiry a snapshot applies it first."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_ttl_ms=30000&lease_idle_ms=3600000")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 1)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    p.clock.advance(88.999)
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("0.5")  # r1's hold expired at 60 s
+    assert await p.plain.spend(B) == 0  # the slice (at 90 s) still counts it: not sent
+    p.clock.advance(0.001)  # 89 s: one second before the slice expires
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("0.5")
+    assert await p.plain.spend(B) == D("0.5")  # applied first
+    await p.close()
+
+
+async def test_two_pending_settles_from_a_slice_are_both_kept_out_of_a_reserve_reply(tmp_path):
+    """r2 and r3 ($1 each from the $4 slice) are billed $0.50 and $0.25, both pending. r4 ($1, also on DAY)
+    goes to Redis: the slice grows by 4 s of $4/s demand - the $3.25 free = $12.75, capped at 1/8 of the $94
+    free = $11.75, to $15.75. Both pending bills are still in it: $15 are free here."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    for rid, bill in (("r2", "0.5"), ("r3", "0.25")):
+        assert (await p.store.reserve(rid, [B], D("1"), 60)).granted
+        assert await p.store.settle(rid, D(bill))
+    assert (await p.store.reserve("r4", [B, DAY], D("1"), 60)).granted
+    assert p.store.local_grants == 2
+    assert await p.taken() == D("17.75")  # r1 + r4 holds + the $15.75 slice
+    assert (await p.store.reserve("rest", [B], D("15"), 60)).granted
+    assert p.store.local_grants == 3
+    assert (await p.store.reserve("more", [B], D("0.000000001"), 60)).granted
+    assert p.store.local_grants == 3
+    await p.close()
+
+
+async def test_a_settle_batch_reply_stops_local_grants_from_a_slice_another_process_needs(tmp_path):
+    """A's keeper polls the drain flag only every 30 s here; B's denied request sets it. A's next settle batch
+    reads it in its reply, so A's next request is not granted from the slice (it goes to Redis, which takes
+    the slice's free part back first), and B is then granted."""
+    import dataclasses
+
+    cap = BudgetScope("tenant:drain2", Window.parse("rolling:24h"), D("10"))
+    knobs = "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_share=1&lease_idle_ms=3600000"
+    p = Pair(tmp_path, knobs)
+    p.store.sizing = dataclasses.replace(p.store.sizing, poll_s=30.0)
+    b = p.open(knobs + "&drain_wait_ms=20000", tmp_path / "b")
+    assert (await p.store.reserve("r1", [cap], D("1"), 60)).granted
+    assert (await p.store.reserve("a1", [cap], D("1"), 60)).granted
+    assert p.store.local_grants == 1
+    waiting = asyncio.ensure_future(b.reserve("b-big", [cap], D("6"), 60))  # 1 + 4 + 6 > 10, fits without A's slice
+    for _ in range(200):
+        if await p.plain.client.exists(f"{{{p.prefix}}}:ld:{cap.id}"):
+            break
+        await asyncio.sleep(0.01)
+    assert not waiting.done()
+    assert await p.store.settle("a1", D("1"))
+    assert await p.store.flush(confirm=False) == 1  # its reply carries the drain flag
+    assert (await p.store.reserve("a2", [cap], D("0.5"), 60)).granted
+    assert p.store.local_grants == 1  # not from the slice
+    got = await asyncio.wait_for(waiting, 10)
+    assert got.granted
+    assert await p.taken(cap) == D("8.5")  # r1 + a1's bill + a2 + b-big: A's slice is back
+    await b.close()
+    await p.close()
