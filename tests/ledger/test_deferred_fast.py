@@ -357,12 +357,14 @@ async def test_a_new_slice_is_kept_until_it_sat_idle_for_lease_idle_ms(tmp_path)
     assert await p.taken() == D("5")  # r1's hold + the $4 slice, still there
     assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
     assert p.store.local_grants == 1  # from the slice
+    assert await p.store.settle("r2", D("1"))
+    assert await p.store.flush(confirm=False) == 1  # the slice is $3 now
     p.clock.advance(2.1)  # idle for 2.1 s since r2
     for _ in range(200):
         if await p.taken() == D("2"):
             break
         await asyncio.sleep(0.02)
-    assert await p.taken() == D("2")  # r1's and r2's holds: the $3 free part was given back
+    assert await p.taken() == D("2")  # r1's hold and r2's bill: the $3 free part was given back
     await p.close()
 
 
@@ -480,6 +482,10 @@ async def test_a_slice_expires_lease_ttl_after_its_longest_hold(tmp_path):
     assert p.store.local_grants == 1
     p.clock.advance(2)
     assert await p.taken() == D("0")
+    await asyncio.sleep(0.2)  # the keeper notices the slice expired
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == 0
+    assert (await p.store.reserve("r3", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1  # no slice any more: Redis decided
     await p.close()
 
 
@@ -808,3 +814,21 @@ async def test_a_settle_batch_reply_stops_local_grants_from_a_slice_another_proc
     assert await p.taken(cap) == D("8.5")  # r1 + a1's bill + a2 + b-big: A's slice is back
     await b.close()
     await p.close()
+
+
+async def test_recent_demand_survives_a_slice_given_back_idle(tmp_path):
+    """r1 ($1 at t) takes a $4 slice; idle for 1.5 s it is given back. r2 ($1 at t + 1.5 s) asks for a slice of
+    4 s of the demand, which still remembers r1 decayed over 1.5 s: (1 + e^-1.5) * 4 = $4.89252064 (not $4)."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1000")
+    await _with_slice(p)
+    p.clock.advance(1.5)
+    for _ in range(200):
+        if await p.taken() == D("1"):
+            break
+        await asyncio.sleep(0.02)
+    assert await p.taken() == D("1")  # given back
+    await asyncio.sleep(0.2)  # the keeper's next ticks
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.taken() == D("6.89252064")  # 1 + 1 + 4.89252064 (e^-1.5 = 0.2231301601...)
+    await p.close()
+
