@@ -832,3 +832,25 @@ async def test_recent_demand_survives_a_slice_given_back_idle(tmp_path):
     assert await p.taken() == D("6.89252064")  # 1 + 1 + 4.89252064 (e^-1.5 = 0.2231301601...)
     await p.close()
 
+
+
+async def test_a_slice_given_back_with_a_settle_pending_keeps_only_that_bill(tmp_path):
+    """r2 ($1 from the $4 slice) is billed $1, logged, not applied; the idle slice's $3 free part goes back. Redis
+    keeps $1 of the slice (covering the pending bill), none of it is free here: r3 goes to Redis."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1000")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("1"))
+    p.clock.advance(1.5)
+    for _ in range(200):
+        if await p.taken() == D("2"):
+            break
+        await asyncio.sleep(0.02)
+    assert await p.taken() == D("2")  # r1's hold + the $1 left of the slice (r2's bill, pending)
+    await asyncio.sleep(0.05)  # the keeper takes the reply in
+    assert await p.plain.spend(B) == 0
+    assert (await p.store.reserve("r3", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1  # not from the slice
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(B) == D("1")
+    await p.close()
