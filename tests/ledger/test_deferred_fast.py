@@ -854,3 +854,20 @@ async def test_a_slice_given_back_with_a_settle_pending_keeps_only_that_bill(tmp
     assert await p.store.flush(confirm=False) == 1
     assert await p.plain.spend(B) == D("1")
     await p.close()
+
+
+async def test_after_a_slice_settle_is_applied_the_whole_slice_rest_is_free_again(tmp_path):
+    """r2 ($1 from the $4 slice) billed $0.50 and applied: the slice is $3.50 in Redis, nothing pending. r3 ($1,
+    also on DAY) goes to Redis, which grows the slice by 4 s of $3/s demand - $3.50 free = $8.50 to $12: all
+    $12 are free here (an applied bill is not subtracted again)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    assert await p.store.flush(confirm=False) == 1
+    assert (await p.store.reserve("r3", [B, DAY], D("1"), 60)).granted
+    assert p.store.local_grants == 1
+    assert await p.taken() == D("14.5")  # r1 + r3 holds + $0.50 billed + the $12 slice
+    assert (await p.store.reserve("rest", [B], D("12"), 60)).granted
+    assert p.store.local_grants == 2
+    await p.close()
