@@ -871,3 +871,63 @@ async def test_after_a_slice_settle_is_applied_the_whole_slice_rest_is_free_agai
     assert (await p.store.reserve("rest", [B], D("12"), 60)).granted
     assert p.store.local_grants == 2
     await p.close()
+
+
+async def test_reservations_queued_behind_the_call_that_takes_a_slice_are_granted_from_it(tmp_path):
+    """r1 goes to Redis and takes a $4 slice; r2 and r3 ($1 each) arrive while that call is in flight: once the
+    reply is in, they are granted from the slice (no second round trip): 5 taken, not 7."""
+    p = Pair(tmp_path, LEASES)
+    first = asyncio.ensure_future(p.store.reserve("r1", [B], D("1"), 60))
+    for _ in range(3):
+        await asyncio.sleep(0)  # r1 queued, its batch sent
+    rest = [asyncio.ensure_future(p.store.reserve(rid, [B], D("1"), 60)) for rid in ("r2", "r3")]
+    assert all(r.granted for r in await asyncio.gather(first, *rest))
+    assert p.store.local_grants == 2
+    assert await p.taken() == D("5")
+    assert (await p.store.reserve("r4", [B], D("2"), 60)).granted
+    assert p.store.local_grants == 3  # the slice's last $2
+    await p.close()
+
+
+async def test_the_flusher_keeps_going_after_redis_was_unreachable(tmp_path):
+    """The background flusher (flush_ms 20) fails while Redis is unreachable, retries, and applies the settle
+    once Redis answers again, with no read to push it."""
+    from router.ledger.factory import _fake_server
+
+    p = Pair(tmp_path, "&flush_ms=20")
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    server = _fake_server(p.server.removeprefix("fakeredis://"))
+    server.connected = False
+    assert await p.store.settle("r1", D("1.5"))
+    for _ in range(100):
+        if p.store.flush_errors:
+            break
+        await asyncio.sleep(0.01)
+    assert p.store.flush_errors >= 1
+    server.connected = True
+    for _ in range(300):
+        if await p.plain.spend(B) == D("1.5"):
+            break
+        await asyncio.sleep(0.02)
+    assert await p.plain.spend(B) == D("1.5")
+    await p.close()
+
+
+async def test_a_closed_log_segment_is_deleted_only_once_every_replica_has_its_settles(tmp_path):
+    """The settle log rolls over to a new segment about once a second; a closed segment whose settles a replica
+    has not acknowledged stays on disk (a crash now must replay it), and is deleted once they are."""
+    p = Pair(tmp_path)
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    first = sorted(p.log_dir.glob("*.jsonl"))
+    assert len(first) == 1
+    await asyncio.sleep(1.1)  # the segment is due to roll over at the next synced flush
+    assert await p.store.flush() == 1
+    assert first[0].exists()  # closed, but the replica is at 50 < 100
+    repl.replicas = [100]
+    assert await p.store.flush() == 0
+    assert not first[0].exists()  # confirmed: deleted
+    assert await p.plain.spend(B) == D("1.5")
+    await p.close()
