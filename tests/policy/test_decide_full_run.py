@@ -443,3 +443,15 @@ def test_a_pool_with_exactly_the_expected_queries_left_covers_them_when_nothing_
     assert cp.decide(feats(grounding="google_search")).estimated_cost == Decimal("0.005")
     # one used: 2 free, 1 paid at $14 / 1,000: $0.019
     assert cp.decide(feats(grounding="google_search"), StateSnapshot(pools={"gemini-3-search-monthly": 1})).estimated_cost == Decimal("0.019")
+
+
+def test_grounding_not_billed_yet_ranks_with_the_free_pool_tier():
+    # 2026-01-04: Gemini 3 search queries are not billed yet ($0, before its pool starts), so with
+    # prefer_free_pool it ranks with 2.5 Flash (pool room) and quality decides: Gemini 3 Pro (96.8) first.
+    cp = compile_text("version: 1\nprofiles:\n  p: {objective: best_quality, fallbacks: 1, candidates: [{model: gemini-2.5-flash}, {model: gemini-3-pro-preview}]}\n"
+                      "default_profile: p\ngrounding: {expected_queries: 3}\n")
+    d = cp.decide(feats(grounding="google_search", at=dt.date(2026, 1, 4)))
+    # Gemini 3 Pro: 1000 x 2 + 250 x 12 per 1M = $0.005; 2.5 Flash $0.000925
+    assert [(c.model, c.estimated_cost) for c in d.choices] == [("gemini-3-pro-preview", Decimal("0.005")), ("gemini-2.5-flash", Decimal("0.000925"))]
+    rooms = cp.explain(feats(grounding="google_search", at=dt.date(2026, 1, 4)))["candidates"]
+    assert [(c["model"], c["free_pool_room"]) for c in rooms] == [("gemini-3-pro-preview", True), ("gemini-2.5-flash", True)]
