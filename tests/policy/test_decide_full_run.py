@@ -455,3 +455,11 @@ def test_grounding_not_billed_yet_ranks_with_the_free_pool_tier():
     assert [(c.model, c.estimated_cost) for c in d.choices] == [("gemini-3-pro-preview", Decimal("0.005")), ("gemini-2.5-flash", Decimal("0.000925"))]
     rooms = cp.explain(feats(grounding="google_search", at=dt.date(2026, 1, 4)))["candidates"]
     assert [(c["model"], c["free_pool_room"]) for c in rooms] == [("gemini-3-pro-preview", True), ("gemini-2.5-flash", True)]
+
+
+def test_explain_measures_a_budget_without_actions_too():
+    cp = compile_text("version: 1\nprofiles:\n  p: {candidates: [{model: gemini-2.5-flash}]}\ndefault_profile: p\n"
+                      "budgets:\n  - {name: g, scope: global, window: month, limit_usd: \"8\"}\n")
+    out = cp.explain(feats(), StateSnapshot(spend={"global": Decimal(2)}))
+    # $2 of $8: 25 %
+    assert out["budget_status"] == [{"scope": "global|calendar:month@UTC", "budget": "g", "spend_usd": "2", "limit_usd": "8", "utilisation_percent": "25"}]
