@@ -463,3 +463,11 @@ def test_explain_measures_a_budget_without_actions_too():
     out = cp.explain(feats(), StateSnapshot(spend={"global": Decimal(2)}))
     # $2 of $8: 25 %
     assert out["budget_status"] == [{"scope": "global|calendar:month@UTC", "budget": "g", "spend_usd": "2", "limit_usd": "8", "utilisation_percent": "25"}]
+
+
+def test_two_budgets_switching_at_the_same_percent_the_first_listed_wins():
+    cp = compile_text("version: 1\nprofiles: {a: {}, b: {}, c: {}}\ndefault_profile: a\nbudgets:\n"
+                      "  - {name: g, scope: global, window: month, limit_usd: \"10\", actions: [{at_percent: 80, switch_profile: b}]}\n"
+                      "  - {name: t, scope: tenant, window: month, limit_usd: \"10\", actions: [{at_percent: 80, switch_profile: c}]}\n")
+    d = cp.decide(feats(tenant="x"), StateSnapshot(spend={"global": Decimal(8), "tenant:x": Decimal(8)}))
+    assert (d.rule_profile, d.profile) == ("a", "b")
