@@ -471,3 +471,12 @@ def test_two_budgets_switching_at_the_same_percent_the_first_listed_wins():
                       "  - {name: t, scope: tenant, window: month, limit_usd: \"10\", actions: [{at_percent: 80, switch_profile: c}]}\n")
     d = cp.decide(feats(tenant="x"), StateSnapshot(spend={"global": Decimal(8), "tenant:x": Decimal(8)}))
     assert (d.rule_profile, d.profile) == ("a", "b")
+
+
+def test_a_regional_candidate_notes_that_priority_is_global_only():
+    from tests.policy.conftest import priced_catalog
+    from tests.policy.test_priority_regions import PRIO
+
+    d = compile_text(PRIO, catalog=priced_catalog()).decide(feats(latency_sensitive=True))
+    assert (d.fallbacks[0].model, d.fallbacks[0].location, d.fallbacks[0].priority) == ("gemini-2.5-flash-lite", "us-central1", False)
+    assert "gemini-2.5-flash-lite: no Priority PayGo on us-central1 (global endpoint only)" in d.notes
