@@ -15,28 +15,15 @@ from pathlib import Path
 import pytest
 
 from router.errors import StoreUnavailableError
-from router.ledger import Reservation, store_from_url
-from router.ledger import factory
-from tests.ledger.helpers import at, budget
+from router.ledger import Reservation
+from tests.fixtures_redis import FakeClock
+from tests.ledger.helpers import at, budget, open_fake_store
 
 D = Decimal
 
 
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _open(tmp_path: Path, mode: str, now: float, name: str | None = None):
-    name = name or f"mut{uuid.uuid4().hex[:10]}"
-    clock = _Clock(now)
-    store = store_from_url(
-        f"fakeredis://{name}", prefix="p", failure_mode=mode, journal_path=str(tmp_path / "journal"), clock=clock
-    )
-    return store, factory._FAKE_SERVERS[name], clock
+_Clock = FakeClock
+_open = open_fake_store
 
 
 T0 = at("2026-03-10T12:00")

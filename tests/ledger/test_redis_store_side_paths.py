@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,11 +18,12 @@ import pytest
 import redis.exceptions as rexc
 
 from router.errors import StoreError, StoreUnavailableError
-from router.ledger import QuotaPool, ScopeInfo, factory, store_from_url
+from router.ledger import QuotaPool, ScopeInfo
 from router.ledger import redis_store as redis_store_mod
 from router.ledger.capacity import PtClaim, PtTotals
 from router.ledger.rate import RatePool, RateTake
-from tests.ledger.helpers import at, budget
+from tests.fixtures_redis import FakeClock
+from tests.ledger.helpers import at, budget, open_fake_store
 
 D = Decimal
 T0 = at("2026-03-10T12:00")
@@ -32,21 +32,8 @@ UNREACHABLE = r"is unreachable \(.*connection error\.\); refusing to serve witho
 UTC = dt.timezone.utc
 
 
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _open(tmp_path: Path, mode: str, now: float, name: str | None = None):
-    name = name or f"side{uuid.uuid4().hex[:10]}"
-    clock = _Clock(now)
-    store = store_from_url(
-        f"fakeredis://{name}", prefix="p", failure_mode=mode, journal_path=str(tmp_path / "journal"), clock=clock
-    )
-    return store, factory._FAKE_SERVERS[name], clock
+_Clock = FakeClock
+_open = open_fake_store
 
 
 # ---------------------------------------------------------------- Provisioned Throughput
