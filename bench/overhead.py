@@ -25,7 +25,7 @@ Rounds are interleaved, so machine load that drifts during the run hits every va
   in the same round (median over rounds). The process is CPU-bound there, so the share is plain's CPU
   per call divided by the variant's.
 
-    python bench/overhead.py [--rounds 7] [--calls 300] [--concurrent-calls 1000] [--concurrency 50]
+    python bench/overhead.py [--rounds 7] [--calls 300] [--concurrent-calls 1000] [--concurrency 50] [--block 20] [--seed 13]
 
 Prints the machine load (``os.getloadavg``) before and after, a markdown table, and the issue-13 targets:
 ours on Redis added p50 <= usage-based-routing-v2's added p50 / 20, and >= 0.90 of plain's calls/s at 50.
