@@ -135,7 +135,7 @@ class DeferredRedisStore(RedisStore):
     ``close_timeout_s``: how long :meth:`close` waits for Redis (see there). ``quick_send``: write Redis
     commands without a task per command (:mod:`router.ledger.quick_send`) by swapping the connection class of
     ``client``'s pool; off by default because that changes a client the caller may share with other code (the
-    store URLs of :func:`router.ledger.open_store` turn it on: the client is the store's own).
+    store URLs of :func:`router.ledger.store_from_url` turn it on: the client is the store's own).
     """
 
     def __init__(
