@@ -1,0 +1,243 @@
+"""Deferred settlement and budget leases on fakeredis: the paths the mutation run of ``router/ledger/deferred.py``
+found unseen by the fast profile (issue 12; verdicts in bench/mutation/verdicts.tsv): reserving while Redis is
+unreachable (fail_closed / fail_open), the leases of the second budget of a multi-budget reply, the slices left
+after a keeper's give-back of two budgets, a slice taken after an expired one, a failover that loses an applied
+settle batch, a tampered settle log, and close with Redis down or a failing give-back.
+
+Each test asserts what the ledger shows at a cap (what another process sees taken, what is still granted or
+denied to the nano), with amounts worked out by hand from the lease sizing described in test_deferred_fast.py
+(a first $1 reservation on a $100 budget takes a $4 slice: 4 s of $1/s demand, under 1/8 of the $99 free)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from router.errors import StoreError, StoreUnavailableError
+from router.ledger import BudgetScope, Window, store_from_url
+from router.ledger.factory import _fake_server
+from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
+
+D = Decimal
+#: a second rolling budget with its own cap (the second slot of a two-budget script call)
+B2 = BudgetScope("tenant:fast2", Window.parse("rolling:24h"), D("60"))
+
+
+def _set_reachable(p: Pair, up: bool) -> None:
+    """Make the pair's fakeredis server reachable or not (every command then fails to connect)."""
+    _fake_server(p.server.removeprefix("fakeredis://")).connected = up
+
+
+def _open_mode(p: Pair, mode: str, tmp_path: Path):  # noqa: ANN202 - a DeferredRedisStore
+    """A deferred store on the pair's server in failure mode ``mode``, with its own settle log and journal
+    (fail_open skips Redis for ``retry_interval_s`` after a failure: 10 ms here)."""
+    url = f"{p.server}?settle=deferred&settle_log={tmp_path / mode}&flush_ms=600000"
+    store = store_from_url(url, prefix=p.prefix, clock=p.clock, failure_mode=mode, journal_path=str(tmp_path / f"{mode}.journal"))
+    store.retry_interval_s = 0.01
+    return store
+
+
+# ---------------------------------------------------------------- reserving while Redis is unreachable
+async def test_fail_closed_refuses_a_deferred_reservation_while_redis_is_unreachable(tmp_path):
+    """fail_closed: nothing is granted without Redis; once it is back, the whole $100 cap is still free."""
+    p = Pair(tmp_path)
+    store = _open_mode(p, "fail_closed", tmp_path)
+    _set_reachable(p, False)
+    with pytest.raises(StoreUnavailableError):
+        await store.reserve("down", [B], D("2"), 60)
+    _set_reachable(p, True)
+    assert await p.taken() == 0
+    got = await store.reserve("all", [B], D("100"), 60)
+    assert got.granted is True and got.amount == D("100")
+    await store.close()
+    await p.close()
+
+
+async def test_fail_open_grants_a_deferred_reservation_without_a_hold_and_books_its_bill_later(tmp_path):
+    """fail_open: the $2 request is granted in full with no hold (Redis is down); settled at $1.50 once Redis
+    is back, the bill is booked exactly once, on both budgets."""
+    p = Pair(tmp_path)
+    store = _open_mode(p, "fail_open", tmp_path)
+    _set_reachable(p, False)
+    got = await store.reserve("down", [B, DAY], D("2"), 60)
+    assert got.granted is True and got.denied_scope is None and got.amount == D("2")
+    _set_reachable(p, True)
+    await asyncio.sleep(0.05)  # past retry_interval_s
+    assert await p.taken() == 0  # no hold was taken
+    assert await store.settle("down", D("1.5")) is True
+    assert await store.flush() == 1
+    assert await p.plain.spend(B) == D("1.5")
+    assert await p.plain.spend(DAY) == D("1.5")
+    assert await store.settle("down", D("1.5")) is False
+    assert await p.plain.spend(B) == D("1.5")
+    await store.close()
+    await p.close()
+
+
+async def test_a_deferred_denial_reports_granted_false(tmp_path):
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("most", [B], D("99"), 60)).granted
+    got = await p.store.reserve("over", [B], D("1.000000001"), 60)
+    assert got.granted is False and got.denied_scope == B.id and got.amount == 0
+    await p.close()
+
+
+# ---------------------------------------------------------------- the leases of every budget of a reply
+async def test_the_second_budget_of_a_reply_gets_its_slice(tmp_path):
+    """r1 ($1 on B and DAY) takes a $4 slice on each. DAY's slice is this process's: $4 more on DAY are granted
+    from it (no round trip). With $41 of DAY's $50 held elsewhere (1 + 4 + 41 = 46 taken), an $8 request fits
+    only once the slice's $4 went back: granted, to the cap; not denied by this process's own slice."""
+    p = Pair(tmp_path, LEASES)
+    assert (await p.store.reserve("r1", [B, DAY], D("1"), 60)).granted
+    assert await p.taken(DAY) == D("5")
+    assert (await p.store.reserve("d1", [DAY], D("4"), 60)).granted
+    assert p.store.local_grants == 1
+    assert await p.taken(DAY) == D("5")
+    assert await p.store.release("d1")
+    assert (await p.plain.reserve("other", [DAY], D("41"), 60)).granted
+    assert await p.taken(DAY) == D("46")
+    got = await p.store.reserve("d2", [DAY], D("8"), 60)
+    assert got.granted is True and got.amount == D("8")
+    assert await p.taken(DAY) == D("50")
+    assert not (await p.plain.reserve("over", [DAY], D("0.000000001"), 60)).granted
+    await p.close()
+
+
+async def test_reservations_granted_from_a_slice_while_queued_report_their_amounts(tmp_path):
+    """r1 goes to Redis and takes the $4 slice; r2 ($1.25) and r3 ($2) arrive while that call is in flight and
+    are granted from the slice once its reply is in: each reports its own amount, and the slice's last $0.75
+    is granted locally too (5 taken: r1's hold and the slice)."""
+    p = Pair(tmp_path, LEASES)
+    first = asyncio.ensure_future(p.store.reserve("r1", [B], D("1"), 60))
+    for _ in range(3):
+        await asyncio.sleep(0)  # r1 queued, its batch sent
+    rest = [asyncio.ensure_future(p.store.reserve(rid, [B], amount, 60)) for rid, amount in (("r2", D("1.25")), ("r3", D("2")))]
+    got = await asyncio.gather(first, *rest)
+    assert [(r.granted, r.denied_scope, r.amount) for r in got] == [(True, None, D("1")), (True, None, D("1.25")), (True, None, D("2"))]
+    assert p.store.local_grants == 2
+    assert (await p.store.reserve("r4", [B], D("0.75"), 60)).granted
+    assert p.store.local_grants == 3
+    assert await p.taken() == D("5")
+    await p.close()
+
+
+# ---------------------------------------------------------------- close
+async def test_close_with_redis_down_keeps_the_settle_log_for_the_next_process(tmp_path):
+    """Redis is unreachable at close (a 0.2 s bound passed to close): the $1.50 settle stays in the log, and
+    the next process on that directory books it, once."""
+    p = Pair(tmp_path, log="a")
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    _set_reachable(p, False)
+    await p.store.close(timeout_s=0.2)
+    assert p.store.backlog() == 1
+    _set_reachable(p, True)
+    assert await p.plain.spend(B) == 0
+    assert await p.taken() == D("2")
+    heir = p.open("", tmp_path / "a")
+    assert await heir.spend(B) == D("1.5")
+    assert await heir.flush() == 0
+    assert await p.plain.spend(B) == D("1.5")
+    assert await p.taken() == D("1.5")
+    await heir.close()
+    await p.plain.close()
+
+
+async def test_close_still_flushes_when_giving_a_slice_back_fails(tmp_path):
+    """Giving B's slice back at close fails with a script error (its lease key holds a string: WRONGTYPE); close
+    swallows it and still applies the pending $0.75 bill on DAY, a Redis hold."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("d1", [DAY], D("1"), 3600)).granted
+    assert await p.store.settle("d1", D("0.75"))
+    await p.plain.client.delete(p.store.keys.lease(B.id))
+    await p.plain.client.set(p.store.keys.lease(B.id), "not a hash")
+    await p.store.close()
+    assert p.store.backlog() == 0
+    assert await p.plain.spend(DAY) == D("0.75")
+    await p.plain.close()
+
+
+# ---------------------------------------------------------------- what is left of two slices after a give-back
+async def _drained_pair(tmp_path: Path) -> Pair:
+    """Slices of $4 on B ($100) and B2 ($60), each taken by a $1 Redis hold (r1, q1). From B's slice r2 and r3
+    ($1 each), from B2's q2 ($1); r2 is billed $1 (logged, not applied: $1 of B's slice is its pending bill).
+    Another process then needs both budgets (their drain flags are set): the keeper gives both free parts back
+    in one call ($2 of B's slice, $3 of B2's). Left in Redis: B's slice $2 (r3 + r2's bill), B2's $1 (q2)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("q1", [B2], D("1"), 60)).granted
+    assert await p.taken(B2) == D("5")
+    for rid, budget in (("r2", B), ("r3", B), ("q2", B2)):
+        assert (await p.store.reserve(rid, [budget], D("1"), 60)).granted
+    assert p.store.local_grants == 3
+    assert await p.store.settle("r2", D("1"))
+    for budget in (B, B2):
+        await p.plain.client.set(p.store.keys.drain_flag(budget.id), "1")
+    p.clock.advance(0.1)  # the flags read with the last reply are stale now: the keeper polls them
+    for _ in range(200):
+        if (await p.taken(), await p.taken(B2)) == (D("3"), D("2")):
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # more keeper ticks: nothing more may go back
+    assert (await p.taken(), await p.taken(B2)) == (D("3"), D("2"))
+    await p.plain.client.delete(*(p.store.keys.drain_flag(budget.id) for budget in (B, B2)))
+    p.clock.advance(1)  # the drain (lease drain_s, 1 s) is over
+    return p
+
+
+async def test_a_slice_given_back_keeps_its_pending_bill_counted_until_it_is_applied(tmp_path):
+    """After the give-back B's pending $1 bill is still counted in Redis (inside the slice): another process
+    can take exactly the $97 left, not a nano more, until and after the bill is applied."""
+    p = await _drained_pair(tmp_path)
+    await asyncio.sleep(0.2)
+    assert not (await p.plain.reserve("over", [B], D("97.000000001"), 60)).granted
+    assert (await p.plain.reserve("rest", [B], D("97"), 60)).granted
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(B) == D("1")
+    assert await p.taken() == D("100")
+    await p.close()
+
+
+async def test_what_is_left_of_two_slices_after_a_give_back_serves_their_released_reservations(tmp_path):
+    """Both budgets are then filled to their caps elsewhere (B: 3 + 97, B2: 2 + 58). r3 and q2 are released:
+    their $1 goes back to this process's slices, which Redis still holds, so $1 more on each is granted
+    (from the slice, no round trip) and one nano more on either is denied."""
+    p = await _drained_pair(tmp_path)
+    assert (await p.plain.reserve("fill-b", [B], D("97"), 60)).granted
+    assert (await p.plain.reserve("fill-b2", [B2], D("58"), 60)).granted
+    assert await p.store.release("r3") is True
+    assert await p.store.release("q2") is True
+    for rid, budget in (("r4", B), ("q3", B2)):
+        got = await p.store.reserve(rid, [budget], D("1"), 60)
+        assert got.granted is True and got.amount == D("1")
+    assert p.store.local_grants == 5
+    for rid, budget in (("r5", B), ("q4", B2)):
+        assert (await p.store.reserve(rid, [budget], D("0.000000001"), 60)).granted is False
+    assert (await p.taken(), await p.taken(B2)) == (D("100"), D("60"))
+    await p.close()
+
+
+# ---------------------------------------------------------------- a slice after an expired one
+async def test_a_slice_taken_after_an_expired_one_grants_its_whole_size(tmp_path):
+    """The $4 slice expires (60 s hold + 30 s lease TTL) and the keeper forgets it; r4 ($1) then takes a new $4
+    slice. With the rest of the cap taken elsewhere ($95), a $4 reservation is granted from the new slice in
+    full (nothing of the old slice may still count as used), and a nano more is denied."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    p.clock.advance(91)
+    await asyncio.sleep(0.2)  # the keeper's ticks: the expired slice is reset
+    assert await p.taken() == 0
+    assert (await p.store.reserve("r4", [B], D("1"), 60)).granted
+    assert await p.taken() == D("5")
+    assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
+    got = await p.store.reserve("r5", [B], D("4"), 60)
+    assert got.granted is True and got.amount == D("4")
+    assert p.store.local_grants == 1
+    assert (await p.store.reserve("r6", [B], D("0.000000001"), 60)).granted is False
+    assert await p.taken() == D("100")
+    await p.close()
