@@ -951,6 +951,9 @@ class DeferredRedisStore(RedisStore):
         except asyncio.TimeoutError:
             log.warning("ledger %s: close gave up on Redis after %.1f s; %d settles stay in %s for replay",
                         self.url, timeout, self.backlog(), self.settle_log.dir)
+        except Exception:  # noqa: BLE001 - e.g. a settle log entry refused: the rest of close must still run
+            log.exception("ledger %s: close could not apply the settle log; %d settles stay in %s",
+                          self.url, self.backlog(), self.settle_log.dir)
         self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()

@@ -125,6 +125,34 @@ async def test_reservations_granted_from_a_slice_while_queued_report_their_amoun
     await p.close()
 
 
+# ---------------------------------------------------------------- a dead process's settle log, tampered with
+async def test_a_settle_log_entry_with_an_invalid_budget_id_is_refused(tmp_path):
+    """A dead process's log names a budget id no ledger writes (``nobody|rolling:24h``: no such scope kind):
+    the heir refuses to apply it (ValueError) and writes nothing to Redis, neither under that id nor the valid
+    bill logged with it; the valid ledger keeps its $2 hold. close still completes (it raised the ValueError,
+    leaving the flusher running and the adopted log locked) and the log stays for inspection."""
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("ok", [B], D("2"), 60)).granted
+    heir_dir = tmp_path / "heir"
+    heir_dir.mkdir()
+    lines = [
+        '{"rid":"ok","mode":"S","nano":1500000000,"held":2000000000,"bids":["%s"],"at":%d,"owner":""}' % (B.id, p.store.now_ms()),
+        '{"rid":"bad","mode":"S","nano":7000000000,"held":null,"bids":["nobody|rolling:24h"],"at":%d,"owner":""}' % p.store.now_ms(),
+    ]
+    (heir_dir / "4242-deadbeef.000000001.jsonl").write_text("\n".join(lines) + "\n")
+    (heir_dir / "4242-deadbeef.lock").touch()
+    heir = p.open("", heir_dir)
+    with pytest.raises(ValueError, match="nobody"):
+        await heir.flush()
+    assert [k for k in await p.plain.client.keys("*") if b"nobody" in k] == []
+    assert await p.plain.spend(B) == 0
+    assert await p.taken() == D("2")
+    await heir.close()
+    assert heir.backlog() == 2
+    assert sorted(f.name for f in heir_dir.glob("4242-deadbeef.*")) == ["4242-deadbeef.000000001.jsonl", "4242-deadbeef.lock"]
+    await p.close()
+
+
 # ---------------------------------------------------------------- close
 async def test_close_with_redis_down_keeps_the_settle_log_for_the_next_process(tmp_path):
     """Redis is unreachable at close (a 0.2 s bound passed to close): the $1.50 settle stays in the log, and
