@@ -613,7 +613,7 @@ class DeferredRedisStore(RedisStore):
         if self._pending_holds or not self._recovered:
             return False
         for batch in self._batches:
-            if not batch.applied and (batch.holds or batch.orphan is not None or batch.extra.get("counted")):
+            if not batch.applied and (batch.holds or batch.orphan is not None or batch.extra.get("reapply")):
                 return False
         now = self.now_ms()
         return all(lease.expiry > now + 1000 for lease in self._leases.values() if lease.pending)
@@ -887,6 +887,11 @@ class DeferredRedisStore(RedisStore):
         else:
             missing = True
         keep: list[_Batch] = []
+        lost = [b for b in self._batches if b.applied and b.replid != replid and b.extra.get("counted")]
+        if lost:
+            async with self._slice_guard():
+                for batch in lost:
+                    self._uncount(batch)
         for batch in self._batches:
             if batch.applied and batch.replid != replid:
                 batch.applied = False  # failover (or restart): the new primary may miss it; apply again
@@ -904,6 +909,23 @@ class DeferredRedisStore(RedisStore):
             if not any(b.orphan == owner for b in keep):  # an adopted log fully confirmed: remove it
                 self.settle_log.bury(owner, fd)  # type: ignore[arg-type]
         self._batches = keep
+
+    def _uncount(self, batch: _Batch) -> None:
+        """A failover: the new primary may miss ``batch`` (it is applied again), and with it the slice decrements
+        it applied. Count them as pending again until then, and take them off the slices' local size now: a
+        reply of the new primary taken in since the failover (this store learns of it only here) showed the
+        slices without them, so their free part was over-stated by them and would be granted a second time,
+        beyond the cap. If the new primary has the batch after all, the slices look smaller than they are
+        until the next reply (which only sends more requests to Redis)."""
+        batch.extra.pop("counted", None)
+        batch.extra["reapply"] = True
+        for e in batch.entries:
+            if e.get("owner") == self.owner and e.get("ldec"):
+                for bid in e.get("bids") or ():
+                    lease = self._leases.get(bid)
+                    if lease is not None:
+                        lease.pending += int(e["ldec"])
+                        lease.size -= int(e["ldec"])
 
     # ------------------------------------------------------------------ recovery of dead processes' logs
     async def _recover_once(self) -> None:

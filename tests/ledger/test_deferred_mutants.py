@@ -269,3 +269,64 @@ async def test_a_slice_taken_after_an_expired_one_grants_its_whole_size(tmp_path
     assert (await p.store.reserve("r6", [B], D("0.000000001"), 60)).granted is False
     assert await p.taken() == D("100")
     await p.close()
+
+
+# ---------------------------------------------------------------- a failover that loses an applied settle batch
+async def _dump(client) -> dict[bytes, tuple[bytes, int]]:  # noqa: ANN001 - a redis client
+    """Every key of the server with its serialized value and TTL (what a replica had replicated)."""
+    return {key: (await client.dump(key), await client.pttl(key)) for key in await client.keys("*")}
+
+
+async def _promote(client, data: dict[bytes, tuple[bytes, int]]) -> None:  # noqa: ANN001
+    """The replica holding ``data`` becomes the primary: everything written since is lost."""
+    await client.flushall()
+    for key, (value, ttl) in data.items():
+        await client.restore(key, max(ttl, 0), value)
+
+
+@pytest.mark.parametrize("reply_first", [False, True], ids=["failover-seen-first", "reply-from-new-primary-first"])
+async def test_a_failover_that_lost_a_slice_settle_never_lets_the_slice_grant_beyond_the_cap(tmp_path, reply_first):
+    """r2 ($1 from the $4 slice) is billed $1; the batch is applied (slice $3, $1 booked) on primary-a but not yet
+    acknowledged by its replica, which is promoted without it (slice $4 again, nothing booked). The store
+    applies the batch again when it reads the new replication id. r3 ($1, also on DAY) goes to Redis and
+    grows the slice by 4 s of $3/s demand minus what is free here.
+
+    failover-seen-first: the store cannot tell whether the new primary has the batch, so until the next reply
+    its $1 is taken off the slice's free part here (2 free): the slice grows by $10 to $13 (16 taken).
+    reply-from-new-primary-first: r3's reply comes from the new primary before the store knows, showing the
+    slice at $4 + $9 = $13 without the lost bill; applied again, the slice is $12 (15 taken), and its $1 must
+    not be granted twice (it was: the slice granted $13 while Redis held $12 for it, beyond the cap).
+    With the rest of the cap taken elsewhere, the slice's whole free part is granted locally, a nano more is
+    denied."""
+    p = Pair(tmp_path, LEASES)
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("1"))
+    replica = await _dump(p.plain.client)
+    assert await p.store.flush() == 1
+    assert p.store.backlog() == 1  # the replica is behind
+    assert await p.plain.spend(B) == D("1")
+    await _promote(p.plain.client, replica)
+    repl.replid, repl.offset, repl.replicas = "primary-b", 10, []
+    assert await p.plain.spend(B) == 0
+    if reply_first:
+        assert (await p.store.reserve("r3", [B, DAY], D("1"), 60)).granted
+        assert await p.taken() == D("15")  # r1 + r3 + the $13 slice; the bill is lost so far
+        assert await p.store.flush() == 1  # the new replication id: applied again
+        free, taken = D("12"), D("15")
+    else:
+        assert await p.store.flush() == 1
+        assert (await p.store.reserve("r3", [B, DAY], D("1"), 60)).granted
+        free, taken = D("13"), D("16")
+    assert p.store.backlog() == 0
+    assert await p.plain.spend(B) == D("1")
+    assert await p.taken() == taken  # r1 + r3 + $1 billed + the slice
+    assert (await p.plain.reserve("fill", [B], D("100") - taken, 60)).granted
+    got = await p.store.reserve("rest", [B], free, 60)
+    assert got.granted is True and got.amount == free
+    assert p.store.local_grants == 2  # from the slice
+    assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
+    assert await p.taken() == D("100")
+    await p.close()
