@@ -112,6 +112,7 @@ class _Request:
     future: "asyncio.Future[Reservation]"
     give_up_at: float = 0.0
     flushed: bool = False  # decided again after this store's pending settles were applied
+    reclaim: set[str] = field(default_factory=set)  # budgets whose free slice part goes back before it is decided again
 
 
 @dataclass
@@ -359,6 +360,7 @@ class DeferredRedisStore(RedisStore):
             req_args: list[Any] = []
             biggest: dict[str, int] = {}
             longest = max(r.ttl_ms for r in batch)
+            reclaim = {bid for r in batch for bid in r.reclaim}
             for request in batch:
                 numbers = []
                 for bid, limit, meta in zip(request.bids, request.limits, request.metas):
@@ -379,7 +381,7 @@ class DeferredRedisStore(RedisStore):
                     if lease is None:
                         continue
                     args = slot_args[slot - 1]
-                    if 0 < lease.free and (lease.free < biggest[bid] or lease.draining_until > now or lease.expiry < now + longest):
+                    if 0 < lease.free and (bid in reclaim or lease.free < biggest[bid] or lease.draining_until > now or lease.expiry < now + longest):
                         # the slice cannot serve these requests: give its free part back first, so Redis decides
                         # them with all of this process's unused capacity (leases never strand capacity)
                         args[5] = lease.free
@@ -416,6 +418,13 @@ class DeferredRedisStore(RedisStore):
                     request.flushed = True
                     again.append(request)
                     continue
+                if code != 1 and denied not in request.reclaim and self._has_free_slice(denied):
+                    # Redis counted this process's whole slice of the denied budget as held (a request that
+                    # reaches Redis is not granted from it): its free part is this process's own unused
+                    # capacity, so give it back and decide again (leases never strand capacity)
+                    request.reclaim.add(denied)
+                    again.append(request)
+                    continue
                 if code == 1:
                     self._remember(request.rid, request.bids, held, now + request.ttl_ms + RECORD_GRACE_MS, now)
                     _resolve(request.future, Reservation(request.rid, True, None, from_nano(held)))
@@ -446,6 +455,11 @@ class DeferredRedisStore(RedisStore):
             except StoreError:
                 pass  # decided again against what Redis has
             self._queue[:0] = again
+
+    def _has_free_slice(self, bid: str) -> bool:
+        """Whether this process holds a slice of ``bid`` with a free part (as far as it knows)."""
+        lease = self._leases.get(bid)
+        return lease is not None and lease.free > 0
 
     def _requeue(self, request: _Request) -> None:
         if request.future.done():

@@ -330,3 +330,26 @@ async def test_a_failover_that_lost_a_slice_settle_never_lets_the_slice_grant_be
     assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
     assert await p.taken() == D("100")
     await p.close()
+
+
+async def test_a_request_on_two_budgets_is_granted_from_this_processs_own_free_slice_at_the_cap(tmp_path):
+    """B's $4 slice has $1 free (three $1 reservations from it); the rest of B's cap is taken elsewhere ($95:
+    100 taken), and $49 of DAY's $50 (too little left for a DAY slice). r2 ($1 on B and DAY) cannot be granted
+    locally (no slice on DAY), so Redis decides it, and Redis counts the whole slice as held: B looks full. The
+    $1 is this process's own unused capacity, so the slice's free part goes back and r2 is granted (it was
+    denied while the slice kept the $1 stranded), to both caps: a nano more is denied."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    for i in range(3):
+        assert (await p.store.reserve(f"l{i}", [B], D("1"), 60)).granted
+    assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
+    assert (await p.plain.reserve("fill-day", [DAY], D("49"), 60)).granted
+    assert await p.taken() == D("100")
+    got = await p.store.reserve("r2", [B, DAY], D("1"), 60)
+    assert got.granted is True and got.amount == D("1")
+    assert p.store.local_grants == 3
+    assert (await p.taken(), await p.taken(DAY)) == (D("100"), D("50"))
+    assert (await p.store.reserve("r3", [B, DAY], D("0.000000001"), 60)).granted is False
+    assert (await p.store.reserve("r4", [B], D("0.000000001"), 60)).granted is False
+    await p.close()
+
