@@ -353,3 +353,33 @@ async def test_a_request_on_two_budgets_is_granted_from_this_processs_own_free_s
     assert (await p.store.reserve("r4", [B], D("0.000000001"), 60)).granted is False
     await p.close()
 
+
+async def test_a_slice_whose_drain_ends_exactly_now_is_kept_and_grown(tmp_path):
+    """Share 64: r1 ($1) takes a slice of 1/64 of the $99 free ($1.546875); r2 ($1) is granted from it. Another
+    process needs B (its drain flag is read at t = 0.1 s): the keeper gives the free $0.546875 back, and the
+    slice is draining until t = 1.1 s. r2 is released ($1 free again). At exactly t = 1.1 s the drain is over:
+    x ($1, also on DAY) goes to Redis with the slice kept ($1 free fits it) and grown by 1/64 of the $97 then
+    free, $1.515625: 1 + 1 + 2.515625 taken (giving the $1 back first would leave 1 + 1 + 1/64 of $98), and
+    all $2.515625 are granted from the slice."""
+    p = Pair(tmp_path, LEASES + "&lease_share=64")
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("2.546875")
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    p.clock.advance(0.1)
+    for _ in range(200):
+        if await p.taken() == D("2"):
+            break
+        await asyncio.sleep(0.01)
+    assert await p.taken() == D("2")  # r1 + what is left of the slice: r2's $1
+    await asyncio.sleep(0.1)  # the keeper takes the reply in
+    await p.plain.client.delete(p.store.keys.drain_flag(B.id))
+    assert await p.store.release("r2") is True
+    p.clock.advance(1)
+    assert (await p.store.reserve("x", [B, DAY], D("1"), 60)).granted
+    assert await p.taken() == D("4.515625")
+    got = await p.store.reserve("all", [B], D("2.515625"), 60)
+    assert got.granted is True and p.store.local_grants == 2
+    assert await p.taken() == D("4.515625")
+    await p.close()
