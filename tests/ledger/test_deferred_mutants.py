@@ -144,6 +144,11 @@ async def test_a_settle_log_entry_with_an_invalid_budget_id_is_refused(tmp_path)
     heir = p.open("", heir_dir)
     with pytest.raises(ValueError, match="nobody"):
         await heir.flush()
+    for _ in range(100):  # the background flusher (started by the adoption) fails the same way
+        if heir.flush_errors:
+            break
+        await asyncio.sleep(0.01)
+    assert heir.flush_errors == 1  # one failed pass (the next is retry_interval_s, 0.5 s, later)
     assert [k for k in await p.plain.client.keys("*") if b"nobody" in k] == []
     assert await p.plain.spend(B) == 0
     assert await p.taken() == D("2")
@@ -382,4 +387,74 @@ async def test_a_slice_whose_drain_ends_exactly_now_is_kept_and_grown(tmp_path):
     got = await p.store.reserve("all", [B], D("2.515625"), 60)
     assert got.granted is True and p.store.local_grants == 2
     assert await p.taken() == D("4.515625")
+    await p.close()
+
+
+# ---------------------------------------------------------------- the background flusher and the defaults
+async def _seen_within(p: Pair, amount: Decimal, seconds: float) -> bool:
+    """Whether another process sees ``amount`` booked on B within ``seconds`` (no read through the store)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if await p.plain.spend(B) == amount:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_the_default_flush_interval_books_a_bill_within_a_fraction_of_a_second(tmp_path):
+    """No ``flush_ms``: the default 20 ms interval. Another process sees r1's $1.50 well within 0.8 s. The
+    flusher then sleeps until its next look for dead processes' logs (5 s); r2's $0.25 logged 1.1 s later
+    moves its wake-up earlier and is seen within 0.8 s too, and that background pass closed the log segment
+    (older than a second) and deleted it once Redis confirmed its settles."""
+    p = Pair(tmp_path)
+    log_dir = tmp_path / "default"
+    store = store_from_url(f"{p.server}?settle=deferred&settle_log={log_dir}", prefix=p.prefix, clock=p.clock)
+    assert store.flush_interval_s == 0.02
+    assert (await store.reserve("r1", [B], D("2"), 60)).granted
+    assert (await store.reserve("r2", [B], D("1"), 60)).granted
+    assert await store.settle("r1", D("1.5"))
+    first = sorted(log_dir.glob("*.jsonl"))
+    assert await _seen_within(p, D("1.5"), 0.8)
+    await asyncio.sleep(1.1)
+    assert await store.settle("r2", D("0.25"))
+    assert await _seen_within(p, D("1.75"), 0.8)
+    for _ in range(80):  # rolled over, and deleted once its settles were confirmed (no replica)
+        if not first[0].exists():
+            break
+        await asyncio.sleep(0.01)
+    assert len(first) == 1 and not first[0].exists()
+    await store.close()
+    await p.close()
+
+
+async def test_close_ms_0_is_accepted_and_close_then_leaves_the_settle_for_replay(tmp_path):
+    """``close_ms=0``: close does not wait for Redis (down here); the $1.50 settle stays in the log."""
+    p = Pair(tmp_path, "&close_ms=0", log="a")
+    assert p.store.close_timeout_s == 0
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    _set_reachable(p, False)
+    await p.store.close()
+    assert p.store.backlog() == 1
+    _set_reachable(p, True)
+    heir = p.open("", tmp_path / "a")
+    assert await heir.spend(B) == D("1.5")
+    await heir.close()
+    await p.plain.close()
+
+
+async def test_two_ledgers_on_one_redis_get_their_own_default_settle_log(tmp_path, monkeypatch):
+    """No ``settle_log``: the log lives next to the ledger's fail-open journal, named after its prefix, so a
+    second ledger (another prefix) on the same Redis never adopts this one's settles into its own keys."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    p = Pair(tmp_path)
+    stores = [store_from_url(f"{p.server}?settle=deferred", prefix=prefix, clock=p.clock) for prefix in ("ledgera", "ledgerb")]
+    dirs = [Path(s.settle_log.dir) for s in stores]
+    assert dirs[0] != dirs[1]
+    assert [d.parent for d in dirs] == [tmp_path, tmp_path]
+    assert [d.name.split("-")[2] for d in dirs] == ["ledgera", "ledgerb"]
+    for s in stores:
+        await s.close()
     await p.close()
