@@ -687,13 +687,13 @@ class DeferredRedisStore(RedisStore):
         longer); apply batches not applied yet (adopted logs, a failover's re-apply) now; read the
         replication state of applied, unconfirmed batches every ``CONFIRM_INTERVAL_S``; otherwise look
         for dead processes' logs every ``ORPHAN_SCAN_S``."""
+        for batch in self._batches:
+            if not batch.applied:
+                return 0.0  # (before the pending settles' time: an adopted log waited for it)
         if self._pending:
             return self._pending_at + self.flush_interval_s
         if not self._batches:
             return self._next_orphan_scan  # (each of these times moves on when the flush does it)
-        for batch in self._batches:
-            if not batch.applied:
-                return 0.0
         return self._next_confirm
 
     async def _flush_loop(self) -> None:

@@ -458,3 +458,25 @@ async def test_two_ledgers_on_one_redis_get_their_own_default_settle_log(tmp_pat
     for s in stores:
         await s.close()
     await p.close()
+
+
+async def test_a_dead_processs_log_found_by_a_later_scan_is_applied_at_once(tmp_path, monkeypatch):
+    """The flusher sleeps (flush_ms 600 s after r0's settle); a process that died leaves a log in the
+    directory after the first scan. The next scan (ORPHAN_SCAN_S, 50 ms here) comes with a reservation: the
+    log is adopted there and the flusher woken, so another process sees the dead process's $0.40 bill booked
+    (its $1 hold gone) with no read through this store (it waited for r0's pending settle, 600 s)."""
+    from router.ledger import deferred
+
+    monkeypatch.setattr(deferred, "ORPHAN_SCAN_S", 0.05)
+    p = Pair(tmp_path, log="a")
+    assert (await p.store.reserve("r0", [B], D("1"), 60)).granted
+    assert await p.store.settle("r0", D("1"))  # the flusher starts and sleeps for flush_ms
+    assert (await p.plain.reserve("dead1", [B], D("1"), 60)).granted
+    line = '{"rid":"dead1","mode":"S","nano":400000000,"held":1000000000,"bids":["%s"],"at":%d,"owner":""}\n'
+    (tmp_path / "a" / "4242-deadbeef.000000001.jsonl").write_text(line % (B.id, p.store.now_ms()))
+    (tmp_path / "a" / "4242-deadbeef.lock").touch()
+    await asyncio.sleep(0.1)
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await _seen_within(p, D("1.4"), 0.8)  # with it, the pending settles (r0's $1)
+    assert await p.taken() == D("2.4")  # + r1's hold
+    await p.close()
