@@ -408,6 +408,20 @@ class DeferredRedisStore(RedisStore):
                     self._remember(request.rid, request.bids, request.nano, now + request.ttl_ms + RECORD_GRACE_MS, now)
                     _resolve(request.future, Reservation(request.rid, True, None, from_nano(request.nano)))
                 return
+            base = 3 * len(batch)  # the slices first: a denial below looks at what is free in them now
+            for bid, slot in slots.items():
+                size, expiry, draining = (_int(v) for v in out[base + 3 * (slot - 1): base + 3 * slot])
+                lease = self._leases.get(bid)
+                if lease is None:
+                    if size <= 0:
+                        continue
+                    lease = self._leases[bid] = Lease()
+                before = lease.size
+                lease.size, lease.expiry, lease.flag_at = size - lease.pending, expiry, now
+                if lease.size > before:  # a slice taken (or grown) now: idle_s counts from here, not from 1970
+                    lease.last_use = now
+                if draining:
+                    lease.draining_until = now + drain_ms
             unflushed = bool(self._pending) or any(not b.applied for b in self._batches)
             again: list[_Request] = []
             for i, request in enumerate(batch):
@@ -433,20 +447,6 @@ class DeferredRedisStore(RedisStore):
                     asyncio.get_running_loop().call_later(sizing.poll_s if sizing else 0.05, self._requeue, request)
                 else:
                     _resolve(request.future, Reservation(request.rid, False, denied, Decimal(0)))
-            base = 3 * len(batch)
-            for bid, slot in slots.items():
-                size, expiry, draining = (_int(v) for v in out[base + 3 * (slot - 1): base + 3 * slot])
-                lease = self._leases.get(bid)
-                if lease is None:
-                    if size <= 0:
-                        continue
-                    lease = self._leases[bid] = Lease()
-                before = lease.size
-                lease.size, lease.expiry, lease.flag_at = size - lease.pending, expiry, now
-                if lease.size > before:  # a slice taken (or grown) now: idle_s counts from here, not from 1970
-                    lease.last_use = now
-                if draining:
-                    lease.draining_until = now + drain_ms
             if sizing is not None and any(lease.size > 0 for lease in self._leases.values()):
                 self._start_keeper()
         if again:

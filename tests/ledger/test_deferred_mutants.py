@@ -480,3 +480,26 @@ async def test_a_dead_processs_log_found_by_a_later_scan_is_applied_at_once(tmp_
     assert await _seen_within(p, D("1.4"), 0.8)  # with it, the pending settles (r0's $1)
     assert await p.taken() == D("2.4")  # + r1's hold
     await p.close()
+
+
+async def test_a_slice_whose_give_back_failed_grants_only_what_redis_holds_for_it(tmp_path):
+    """r2 ($1) is held from the $4 slice; the slice sits idle (lease_idle_ms 1) and the keeper's give-back of its
+    $3 free part fails (Redis unreachable), so Redis still holds all $4 while this process counts none of it
+    free. With the rest of the cap taken elsewhere ($95), a $3 request goes to Redis, whose reply shows the
+    slice's $3 free again: they go back and the request is granted; a nano more is denied (the slice never
+    grants beyond the $4 Redis holds for it)."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1
+    _set_reachable(p, False)
+    p.clock.advance(0.01)  # idle for 10 ms; the drain flag read with the last reply is still fresh
+    await asyncio.sleep(0.3)  # the keeper's ticks: the give-back fails
+    _set_reachable(p, True)
+    assert await p.taken() == D("5")  # r1's hold + the whole slice
+    assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
+    got = await p.store.reserve("r3", [B], D("3"), 60)
+    assert got.granted is True and got.amount == D("3")
+    assert (await p.store.reserve("r4", [B], D("0.000000001"), 60)).granted is False
+    assert await p.taken() == D("100")
+    await p.close()
