@@ -503,3 +503,40 @@ async def test_a_slice_whose_give_back_failed_grants_only_what_redis_holds_for_i
     assert (await p.store.reserve("r4", [B], D("0.000000001"), 60)).granted is False
     assert await p.taken() == D("100")
     await p.close()
+
+
+class _SlowGiveBacks:
+    """Wraps a client's ``evalsha`` so a give-back (``reserve_batch`` with no request) takes ``delay`` seconds
+    longer; ``started`` is set when one is in flight."""
+
+    def __init__(self, client, delay: float) -> None:  # noqa: ANN001 - a redis client
+        self.evalsha, self.delay, self.started = client.evalsha, delay, asyncio.Event()
+        client.evalsha = self
+
+    async def __call__(self, sha: str, numkeys: int, *keys_and_args: object) -> object:
+        args = keys_and_args[numkeys:]
+        if len(args) > 6 and str(args[6]) == "0":  # reserve_batch with n_requests 0: a give-back
+            self.started.set()
+            await asyncio.sleep(self.delay)
+        return await self.evalsha(sha, numkeys, *keys_and_args)
+
+
+async def test_a_reservation_made_while_a_give_back_is_in_flight_never_uses_the_part_going_back(tmp_path):
+    """r2 ($1) is held from the $4 slice, and the rest of the cap is taken elsewhere ($95). The idle slice's $3
+    free part is being given back (the call takes 0.2 s) when r3 ($2) arrives: it must not be granted from the
+    $3 on their way back (Redis would then hold $1 of slice for $3 of reservations); it is decided by Redis
+    after the give-back, granted from the returned room, and another process can take exactly the last $1."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
+    slow = _SlowGiveBacks(p.store.client, 0.2)
+    p.clock.advance(0.01)  # idle now: the keeper's next tick gives the free part back
+    await asyncio.wait_for(slow.started.wait(), 5)
+    got = await p.store.reserve("r3", [B], D("2"), 60)
+    assert got.granted is True and got.amount == D("2")
+    assert p.store.local_grants == 1  # r2 only
+    assert await p.taken() == D("99")  # r1 + r3 held, r2's $1 of slice, the $95
+    assert not (await p.plain.reserve("over", [B], D("1.000000001"), 60)).granted
+    assert (await p.plain.reserve("last", [B], D("1"), 60)).granted
+    await p.close()
