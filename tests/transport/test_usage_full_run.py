@@ -143,3 +143,9 @@ def test_grounding_metadata_of_a_stream_chunk_given_as_one_object_is_counted() -
     stream.observe(chunk)
     got = stream.final(finished=False)
     assert (got.grounding_web_urls, got.search_queries) == (2, 1)
+
+
+def test_a_number_the_provider_gave_as_text_that_is_no_number_counts_zero() -> None:
+    # reasoning_tokens "n/a": no reasoning tokens, so all 20 completion tokens are output (not 19 + 1 thinking).
+    got = usage_from_response({"usage": {"prompt_tokens": 100, "completion_tokens": 20, "completion_tokens_details": {"reasoning_tokens": "n/a"}}})
+    assert (got.input_tokens, got.output_tokens, got.thinking_tokens) == (100, 20, 0)
