@@ -13,7 +13,10 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from router.catalog import load_catalog
+from router.errors import NoEligibleModelError
 from tests.policy.conftest import DAY, compile_text, feats
 
 SOURCE = '{source: "https://example.com/test-only-overlay", section: "test data"}'
@@ -70,3 +73,16 @@ def test_a_budget_with_a_fixed_name_has_that_scope_before_any_request(tmp_path: 
         "  - {scope: global, window: 'calendar:month', limit_usd: 500}\n"
     )
     assert [b.fixed_scope() for b in cp.budgets] == ["tenant:acme", "tag:team=ml", "global"]
+
+
+def test_a_character_billed_models_output_cap_price_is_per_1m_tokens_of_4_characters() -> None:
+    # gemini-1.5-flash (seed: $0.000075 per 1K output characters, 4 characters a token) costs exactly
+    # 0.000075 x 4,000 = $0.30 per 1M output tokens: a $0.30 cap keeps it, a $0.29 cap rules it out.
+    def capped(cap: str) -> str:
+        return ("version: 1\ncandidates: [{model: gemini-1.5-flash}]\n"
+                f"profiles: {{p: {{constraints: {{max_output_usd_per_mtok: '{cap}'}}}}}}\ndefault_profile: p\n")
+
+    assert compile_text(capped("0.30")).decide(feats()).model == "gemini-1.5-flash"
+    with pytest.raises(NoEligibleModelError) as refused:
+        compile_text(capped("0.29")).decide(feats())
+    assert refused.value.rejected == [("gemini-1.5-flash", "output price $0.3 per 1M tokens > $0.29 cap")]
