@@ -11,14 +11,15 @@ denied to the nano), with amounts worked out by hand from the lease sizing descr
 from __future__ import annotations
 
 import asyncio
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 
-from router.errors import StoreError, StoreUnavailableError
+from router.errors import StoreUnavailableError
 from router.ledger import BudgetScope, Window, store_from_url
+from router.ledger.base import IDEMPOTENCY_TTL_MS
 from router.ledger.factory import _fake_server
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
 
@@ -59,7 +60,8 @@ async def test_fail_closed_refuses_a_deferred_reservation_while_redis_is_unreach
 
 async def test_fail_open_grants_a_deferred_reservation_without_a_hold_and_books_its_bill_later(tmp_path):
     """fail_open: the $2 request is granted in full with no hold (Redis is down); settled at $1.50 once Redis
-    is back, the bill is booked exactly once, on both budgets."""
+    is back, the bill is booked exactly once, on both budgets; reserving the same id again returns the $2
+    reservation (its record keeps the amount granted, not the bill) and holds nothing more."""
     p = Pair(tmp_path)
     store = _open_mode(p, "fail_open", tmp_path)
     _set_reachable(p, False)
@@ -74,6 +76,9 @@ async def test_fail_open_grants_a_deferred_reservation_without_a_hold_and_books_
     assert await p.plain.spend(DAY) == D("1.5")
     assert await store.settle("down", D("1.5")) is False
     assert await p.plain.spend(B) == D("1.5")
+    again = await store.reserve("down", [B, DAY], D("2"), 60)  # the same id again: the reservation as granted
+    assert again.granted is True and again.amount == D("2")
+    assert await p.taken() == D("1.5")  # no new hold
     await store.close()
     await p.close()
 
@@ -110,7 +115,8 @@ async def test_the_second_budget_of_a_reply_gets_its_slice(tmp_path):
 async def test_reservations_granted_from_a_slice_while_queued_report_their_amounts(tmp_path):
     """r1 goes to Redis and takes the $4 slice; r2 ($1.25) and r3 ($2) arrive while that call is in flight and
     are granted from the slice once its reply is in: each reports its own amount, and the slice's last $0.75
-    is granted locally too (5 taken: r1's hold and the slice)."""
+    is granted locally too (5 taken: r1's hold and the slice). r2 billed $1 and r3 released: $1 booked, the
+    slice $3."""
     p = Pair(tmp_path, LEASES)
     first = asyncio.ensure_future(p.store.reserve("r1", [B], D("1"), 60))
     for _ in range(3):
@@ -122,6 +128,11 @@ async def test_reservations_granted_from_a_slice_while_queued_report_their_amoun
     assert (await p.store.reserve("r4", [B], D("0.75"), 60)).granted
     assert p.store.local_grants == 3
     assert await p.taken() == D("5")
+    assert await p.store.settle("r2", D("1")) is True  # from the slice: booked by the flush, the slice shrinks
+    assert await p.store.release("r3") is True
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(B) == D("1")
+    assert await p.taken() == D("5")  # r1 + $1 billed + the $3 slice
     await p.close()
 
 
@@ -337,23 +348,26 @@ async def test_a_failover_that_lost_a_slice_settle_never_lets_the_slice_grant_be
     await p.close()
 
 
-async def test_a_request_on_two_budgets_is_granted_from_this_processs_own_free_slice_at_the_cap(tmp_path):
-    """B's $4 slice has $1 free (three $1 reservations from it); the rest of B's cap is taken elsewhere ($95:
-    100 taken), and $49 of DAY's $50 (too little left for a DAY slice). r2 ($1 on B and DAY) cannot be granted
-    locally (no slice on DAY), so Redis decides it, and Redis counts the whole slice as held: B looks full. The
-    $1 is this process's own unused capacity, so the slice's free part goes back and r2 is granted (it was
-    denied while the slice kept the $1 stranded), to both caps: a nano more is denied."""
+@pytest.mark.parametrize(("free", "day"), [(D("1"), D("50")), (D("0.000000001"), D("49.000000004"))], ids=["one-dollar", "one-nano"])
+async def test_a_request_on_two_budgets_is_granted_from_this_processs_own_free_slice_at_the_cap(tmp_path, free, day):
+    """B's $4 slice has ``free`` left (reservations from it use the rest); the rest of B's cap is taken elsewhere
+    ($95: 100 taken), and $49 of DAY's $50 (too little left for a DAY slice). r2 (``free`` on B and DAY) cannot
+    be granted locally (no slice on DAY), so Redis decides it, and Redis counts the whole slice as held: B
+    looks full. The free part is this process's own unused capacity, so it goes back and r2 is granted (it was
+    denied while the slice kept it stranded), to B's cap: a nano more is denied. (DAY: 49 + r2; for the 1-nano
+    request the first decision also took a DAY slice of 4 s of its demand, 4 nano, and r2 is granted from both
+    slices when decided again.)"""
     p = Pair(tmp_path, LEASES)
     await _with_slice(p)
-    for i in range(3):
-        assert (await p.store.reserve(f"l{i}", [B], D("1"), 60)).granted
+    for i, amount in enumerate((D("1"), D("1"), D("1"), D("1") - free)):
+        if amount:
+            assert (await p.store.reserve(f"l{i}", [B], amount, 60)).granted
     assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
     assert (await p.plain.reserve("fill-day", [DAY], D("49"), 60)).granted
     assert await p.taken() == D("100")
-    got = await p.store.reserve("r2", [B, DAY], D("1"), 60)
-    assert got.granted is True and got.amount == D("1")
-    assert p.store.local_grants == 3
-    assert (await p.taken(), await p.taken(DAY)) == (D("100"), D("50"))
+    got = await p.store.reserve("r2", [B, DAY], free, 60)
+    assert got.granted is True and got.amount == free
+    assert (await p.taken(), await p.taken(DAY)) == (D("100"), day)
     assert (await p.store.reserve("r3", [B, DAY], D("0.000000001"), 60)).granted is False
     assert (await p.store.reserve("r4", [B], D("0.000000001"), 60)).granted is False
     await p.close()
@@ -540,3 +554,55 @@ async def test_a_reservation_made_while_a_give_back_is_in_flight_never_uses_the_
     assert not (await p.plain.reserve("over", [B], D("1.000000001"), 60)).granted
     assert (await p.plain.reserve("last", [B], D("1"), 60)).granted
     await p.close()
+
+
+async def test_a_background_pass_that_cannot_reach_redis_counts_one_flush_error(tmp_path):
+    """flush_ms 20, Redis unreachable: the flusher's failed pass counts one error and retries after
+    retry_interval_s (0.5 s); the settle stays pending and is booked once Redis answers."""
+    p = Pair(tmp_path, "&flush_ms=20")
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    _set_reachable(p, False)
+    assert await p.store.settle("r1", D("1.5"))
+    for _ in range(100):
+        if p.store.flush_errors:
+            break
+        await asyncio.sleep(0.01)
+    assert p.store.flush_errors == 1
+    _set_reachable(p, True)
+    assert await _seen_within(p, D("1.5"), 2)
+    await p.close()
+
+
+class _FailingSettleBatches:
+    """Wraps a client's ``evalsha`` so ``settle_batch`` calls (six arguments, the second the idempotency TTL)
+    fail as if the connection dropped: every one, or (``entries``) only the first one with that many entries;
+    the other scripts, reads among them, still answer."""
+
+    def __init__(self, client, entries: int = 0) -> None:  # noqa: ANN001 - a redis client
+        self.evalsha, self.entries = client.evalsha, entries
+        client.evalsha = self
+
+    async def __call__(self, sha: str, numkeys: int, *keys_and_args: object) -> object:
+        args = keys_and_args[numkeys:]
+        if len(args) == 6 and str(args[1]) == str(IDEMPOTENCY_TTL_MS) and self.entries in (0, int(args[2])):
+            if self.entries:
+                self.entries = -1  # once
+            raise redis.exceptions.ConnectionError("connection dropped")
+        return await self.evalsha(sha, numkeys, *keys_and_args)
+
+
+async def test_fail_closed_reads_refuse_a_view_without_this_stores_pending_settles(tmp_path):
+    """fail_closed: r1's $1.50 settle is pending and cannot be applied (settle_batch cannot reach Redis), while
+    reads would still answer: spend() must refuse (StoreUnavailableError) rather than report Redis's view
+    without the bill (r1's $2 hold, $0 billed)."""
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    _FailingSettleBatches(p.store.client)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.spend(B)
+    assert await p.plain.spend(B) == 0
+    await p.store.close(timeout_s=0.1)
+    assert p.store.backlog() == 1  # kept in the log for replay
+    await p.plain.close()
+
