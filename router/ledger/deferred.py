@@ -786,14 +786,16 @@ class DeferredRedisStore(RedisStore):
                 await self._settle_batch(chunk, now)
                 for e in chunk:  # Redis now answers a repeated settle itself (already settled: False)
                     self._done.pop(e["rid"], None)
-                if not batch.extra.get("counted"):
-                    for e in chunk:  # this process's slice decrements are now in Redis
-                        if e.get("owner") == self.owner and e.get("ldec"):
-                            for bid in e.get("bids") or ():
-                                lease = self._leases.get(bid)
-                                if lease is not None:
-                                    lease.pending -= int(e["ldec"])
-        batch.extra["counted"] = True
+                # this process's slice decrements are now in Redis: taken off pending once per entry (a batch
+                # retried after a later call of it failed sends its first calls' entries again)
+                counted = batch.extra.get("counted", 0)
+                for e in chunk[max(0, counted - start):]:
+                    if e.get("owner") == self.owner and e.get("ldec"):
+                        for bid in e.get("bids") or ():
+                            lease = self._leases.get(bid)
+                            if lease is not None:
+                                lease.pending -= int(e["ldec"])
+                batch.extra["counted"] = max(counted, start + len(chunk))
         # The batch is confirmed once every replica acknowledged the primary's offset as read (by _confirm)
         # after these writes, on a primary whose replication id is still the one read before them: a
         # failover in between changes it, and the batch is applied again (idempotent).
@@ -931,9 +933,9 @@ class DeferredRedisStore(RedisStore):
         slices without them, so their free part was over-stated by them and would be granted a second time,
         beyond the cap. If the new primary has the batch after all, the slices look smaller than they are
         until the next reply (which only sends more requests to Redis)."""
-        batch.extra.pop("counted", None)
+        counted = batch.extra.pop("counted", 0)
         batch.extra["reapply"] = True
-        for e in batch.entries:
+        for e in batch.entries[:counted]:
             if e.get("owner") == self.owner and e.get("ldec"):
                 for bid in e.get("bids") or ():
                     lease = self._leases.get(bid)

@@ -606,3 +606,31 @@ async def test_fail_closed_reads_refuse_a_view_without_this_stores_pending_settl
     assert p.store.backlog() == 1  # kept in the log for replay
     await p.plain.close()
 
+
+async def test_a_settle_batch_applied_in_two_calls_after_a_failed_second_call_counts_its_slice_settles_once(tmp_path):
+    """130 reservations of $0.01 from the $4 slice are billed $0.01 each (logged: the slice is $2.70 here, $1.30
+    pending). Applying them takes two script calls (128 + 2); the second fails, so the flush is retried and the
+    first 128 are sent again (Redis answers them as already settled). Their $1.28 of slice decrements must be
+    taken off the pending part once: r3 ($1, also on DAY) then grows the slice by 4 s of the $3.30/s demand
+    minus the $2.70 free = $10.50 to $13.20, all of it free here, and with the rest of the cap taken elsewhere
+    ($83.50) a nano more than $13.20 is denied (it was granted: the slice looked $1.28 bigger)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    for i in range(130):
+        assert (await p.store.reserve(f"s{i}", [B], D("0.01"), 60)).granted
+        assert await p.store.settle(f"s{i}", D("0.01"))
+    assert p.store.local_grants == 130
+    _FailingSettleBatches(p.store.client, entries=2)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.flush(confirm=False)
+    assert await p.plain.spend(B) == D("1.28")
+    await p.store.flush(confirm=False)  # (or the background flusher, which retries a failed batch at once)
+    assert await p.plain.spend(B) == D("1.3")
+    assert (await p.store.reserve("r3", [B, DAY], D("1"), 60)).granted
+    assert await p.taken() == D("16.5")  # r1 + r3 + $1.30 billed + the $13.20 slice
+    assert (await p.plain.reserve("fill", [B], D("83.5"), 60)).granted
+    got = await p.store.reserve("rest", [B], D("13.2"), 60)
+    assert got.granted is True and p.store.local_grants == 131
+    assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
+    assert await p.taken() == D("100")
+    await p.close()
