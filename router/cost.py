@@ -362,7 +362,10 @@ def _bill_grounding(
         if expected_field == "grounded_prompts" and not u.grounded_prompts:
             raise UsageError("grounded_prompts", f"{model.id} bills {kind} per grounded prompt: pass grounded prompts")
         pool = pools.get(option.pool) if (pools and option.pool) else None
-        if u.grounding_billable_units is not None and kind not in ("web_search", "your_data"):
+        # The ledger's billable count (units its free pool did not grant) decides for search grounding, whose
+        # free quota may also be the provider's own, and for a web search / your-data option only when it has a
+        # pool: without one each of those units is billed (a count below them would bill low).
+        if u.grounding_billable_units is not None and (kind not in ("web_search", "your_data") or option.pool is not None):
             billable = min(units, u.grounding_billable_units)
         elif pool is not None and (pool.effective_from is None or u.at >= pool.effective_from):
             remaining = max(0, pool.free_units - u.grounding_quota_used)

@@ -266,3 +266,35 @@ def test_free_grounding_units_of_every_kind_add_up(catalog):
     assert (b.grounding_free_units, b.grounding_billable_units) == (4, 3)
     assert b.to_dict()["grounding"] == {"free_units": 4, "billable_units": 3}
     assert b.total - b.lines[0].amount == D("0.04")
+
+
+def _with_pool(catalog, model: str, kind: str, free_units: int):
+    """``model`` with its ``kind`` grounding drawn from a free pool of ``free_units`` a day (a custom catalog
+    may give one; no bundled web search / your-data option has a pool), and the pools to bill it with."""
+    from router.catalog.models import QuotaPoolSpec
+
+    card = catalog.get(model)
+    option = card.grounding[kind].model_copy(update={"pool": "custom-pool"})
+    spec = QuotaPoolSpec(id="custom-pool", kind=kind, unit=option.unit, period="day", free_units=free_units,
+                         models=[model], provenance={"source": "https://example.com/test-only-pool", "section": "test data"})
+    return card.model_copy(update={"grounding": {**card.grounding, kind: option}}), {"custom-pool": spec}
+
+
+@pytest.mark.parametrize(("model", "kind", "field", "rate"), [
+    ("claude-sonnet-4-5", "web_search", "web_searches", D(10)),
+    ("gemini-2.5-flash", "your_data", "grounding_requests", D("2.5")),
+])
+def test_a_pooled_web_search_or_your_data_option_bills_what_the_ledger_did_not_grant(catalog, model, kind, field, rate):
+    card, pools = _with_pool(catalog, model, kind, free_units=5)
+    dimension = "web_search" if kind == "web_search" else "grounding_your_data"
+    unit = "web searches" if kind == "web_search" else "requests"
+    # 3 units, the ledger's pool granted 1 (billable 2): 1 free line, 2 billed at the rate per 1,000
+    b = compute_cost(card, Usage(at=DAY, input_tokens=10, grounding_kind=kind, grounding_billable_units=2, **{field: 3}), pools)
+    assert lines(b)[1:] == [
+        (f"{dimension} (free: custom-pool)", D(1), D(1000), unit, D(0), D(0)),
+        (dimension, D(2), D(1000), unit, rate, rate * 2 / 1000),
+    ]
+    assert (b.grounding_free_units, b.grounding_billable_units) == (1, 2)
+    # the pool used up: every unit billed, although the pool's 5 units would cover the 3 of one request
+    spent = compute_cost(card, Usage(at=DAY, input_tokens=10, grounding_kind=kind, grounding_billable_units=3, **{field: 3}), pools)
+    assert lines(spent)[1:] == [(dimension, D(3), D(1000), unit, rate, rate * 3 / 1000)]
