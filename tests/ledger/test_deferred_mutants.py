@@ -634,3 +634,51 @@ async def test_a_settle_batch_applied_in_two_calls_after_a_failed_second_call_co
     assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
     assert await p.taken() == D("100")
     await p.close()
+
+
+async def test_close_waits_within_its_bound_for_a_replica_to_acknowledge(tmp_path):
+    """The $1.50 settle is applied at close but its replica acknowledges it only 0.2 s later: close (bound 3 s)
+    waits for that, so the log is confirmed and removed (nothing left to replay)."""
+    p = Pair(tmp_path, log="a")
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+
+    def catch_up() -> None:
+        repl.replicas = [100]
+
+    asyncio.get_running_loop().call_later(0.2, catch_up)
+    await p.store.close()
+    assert p.store.backlog() == 0
+    assert not list((tmp_path / "a").glob("*.jsonl"))
+    assert await p.plain.spend(B) == D("1.5")
+    await p.plain.close()
+
+
+async def test_close_with_an_adopted_two_segment_log_and_redis_down_keeps_it_for_the_next_process(tmp_path):
+    """A dead process left two log segments ($0.25 and $0.50 bills of Redis holds). Its heir adopts them while
+    Redis is down and closes: close completes (the adopted log's lock is given back once) and the next process
+    books both bills, once."""
+    p = Pair(tmp_path, log="a")
+    for rid in ("s1", "s2"):
+        assert (await p.plain.reserve(rid, [B], D("1"), 60)).granted
+    heir_dir = tmp_path / "heir"
+    heir_dir.mkdir()
+    line = '{"rid":"%s","mode":"S","nano":%d,"held":1000000000,"bids":["%s"],"at":%d,"owner":""}\n'
+    for i, (rid, nano) in enumerate((("s1", 250_000_000), ("s2", 500_000_000)), 1):
+        (heir_dir / f"4242-deadbeef.{i:09d}.jsonl").write_text(line % (rid, nano, B.id, p.store.now_ms()))
+    (heir_dir / "4242-deadbeef.lock").touch()
+    heir = p.open("", heir_dir)
+    _set_reachable(p, False)
+    with pytest.raises(StoreUnavailableError):
+        await heir.flush()
+    assert heir.backlog() == 2
+    await heir.close(timeout_s=0.1)
+    _set_reachable(p, True)
+    assert await p.plain.spend(B) == 0
+    third = p.open("", heir_dir)
+    assert await third.spend(B) == D("0.75")
+    assert await p.taken() == D("0.75")
+    await third.close()
+    await p.close()
