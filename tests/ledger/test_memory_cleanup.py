@@ -80,3 +80,18 @@ async def test_a_grounding_request_is_counted_once_for_its_idempotency_window(cl
         await store.consume(pool, 0, rid)
     await _tick(store, clock, IDEMPOTENCY_TTL_MS / 1000)
     assert len(store._pool_requests) == 0 and len(store._pool_request_due) == 0  # all forgotten, heap drained
+
+
+async def test_a_record_whose_window_ends_exactly_at_a_clean_up_is_forgotten_then(clock):
+    # reserve at T0 with a 30 s hold: the record is kept until T0 + 30 s + the 24 h grace, and the clean-up that
+    # runs at exactly that millisecond forgets it (it is popped from the due heap then: one that kept it would
+    # keep it for ever, and a settle days later would still book the expired hold)
+    store = MemoryStore(clock)
+    b = budget(limit="10")
+    assert (await store.reserve("r", [b], D("1"), 30)).granted
+    clock.set(T0 + 30 + RECORD_GRACE_MS / 1000)
+    assert (await store.reserve("at-the-end", [budget("tenant:tick", limit="1000")], D("0.01"), 30)).granted  # runs the clean-up
+    await _tick(store, clock, 3600)
+    with pytest.raises(StoreError, match="unknown reservation"):
+        await store.settle("r", D("0.5"))
+    assert (await store.snapshot([b], [], [])).spend[b.id] == 0
