@@ -95,3 +95,17 @@ async def test_a_record_whose_window_ends_exactly_at_a_clean_up_is_forgotten_the
     with pytest.raises(StoreError, match="unknown reservation"):
         await store.settle("r", D("0.5"))
     assert (await store.snapshot([b], [], [])).spend[b.id] == 0
+
+
+async def test_an_unsettled_record_is_forgotten_once_its_grace_ends(clock):
+    # a 30 s hold never settled: its record lives 30 s + the 24 h grace, then a settle is refused (nothing books
+    # a hold that old); clean-ups ran all along, so one that dropped the record's due entry early shows here
+    store = MemoryStore(clock)
+    b = budget(limit="10")
+    assert (await store.reserve("r", [b], D("1"), 30)).granted
+    for _ in range(3):
+        await _tick(store, clock, 8 * 3600)  # 24 h in clean-ups
+    await _tick(store, clock, 30 + 1.5)  # past the end of the grace
+    with pytest.raises(StoreError, match="unknown reservation"):
+        await store.settle("r", D("0.5"))
+    assert (await store.snapshot([b], [], [])).spend[b.id] == 0
