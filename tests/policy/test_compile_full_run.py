@@ -86,3 +86,57 @@ def test_a_character_billed_models_output_cap_price_is_per_1m_tokens_of_4_charac
     with pytest.raises(NoEligibleModelError) as refused:
         compile_text(capped("0.29")).decide(feats())
     assert refused.value.rejected == [("gemini-1.5-flash", "output price $0.3 per 1M tokens > $0.29 cap")]
+
+
+def test_a_batch_profile_batches_only_the_candidates_listed_with_batch() -> None:
+    # gemini-2.5-flash can batch, but its entry does not ask for it: the choice is not marked batch.
+    cp = compile_text("version: 1\ncandidates: [{model: gemini-2.5-flash}]\nprofiles: {offline: {batch: true}}\ndefault_profile: offline\n")
+    assert cp.decide(feats()).primary.batch is False
+
+
+def test_priority_needs_both_priority_rates_of_the_catalog(tmp_path: Path) -> None:
+    # An overlay with a Priority PayGo input rate but no output rate cannot bill a priority answer: the
+    # latency-sensitive request is sent as standard, and the decision says why.
+    catalog = _overlay(tmp_path, "gemini-2.5-flash", 'rates: {priority_input: "0.60"}')
+    cp = compile_text("version: 1\ncandidates: [{model: gemini-2.5-flash, priority: true}]\nprofiles: {p: {}}\ndefault_profile: p\n", catalog)
+    d = cp.decide(feats(latency_sensitive=True))
+    assert d.primary.priority is False
+    assert any("no Priority PayGo price" in note for note in d.notes)
+
+
+def test_quality_per_dollar_ranks_an_unscored_model_as_quality_zero() -> None:
+    # claude-opus-4-1 (score 76.4; $15 / $75 per 1M) against gemini-1.5-flash (no quality score; per 1K
+    # characters $0.00001875 / $0.000075 = $0.075 / $0.30 per 1M tokens). An unscored model brings no quality:
+    # opus ranks first although flash is 225x cheaper (expected: 1,000 prompt + 250 output tokens, half of
+    # max_tokens: 1,000 x 15 + 250 x 75 = 33,750 vs 1,000 x 0.075 + 250 x 0.30 = 150 millionths of a dollar).
+    cp = compile_text("version: 1\ncandidates: [{model: gemini-1.5-flash}, {model: claude-opus-4-1}]\n"
+                      "profiles: {p: {objective: quality_per_dollar}}\ndefault_profile: p\n")
+    assert [c.model for c in cp.decide(feats()).choices] == ["claude-opus-4-1", "gemini-1.5-flash"]
+
+
+def test_a_provisioned_only_policy_without_any_subscription_serves_nothing_on_paygo() -> None:
+    # every candidate is `provisioned: only` and the policy has no subscription: refused, never PayGo.
+    cp = compile_text("version: 1\ncandidates: [{model: gemini-2.0-flash, provisioned: only}]\nprofiles: {p: {}}\ndefault_profile: p\n")
+    with pytest.raises(NoEligibleModelError) as refused:
+        cp.decide(feats())
+    assert refused.value.rejected == [("gemini-2.0-flash", "no active Provisioned Throughput subscription for gemini-2.0-flash in global (provisioned: only)")]
+
+
+def test_a_policy_compiled_against_a_catalog_without_its_model_is_a_policy_error() -> None:
+    # validated against the bundled catalog, compiled against one without claude-haiku-4-5: the catalog's
+    # UnknownModelError is reported as the policy file's error (what `router` commands print), at line 1.
+    from router.catalog import default_catalog
+    from router.catalog.loader import Catalog
+    from router.errors import PolicyError, UnknownModelError
+    from router.policy import compile_policy, load_policy
+
+    bundled = default_catalog()
+    policy = load_policy(_policy("claude-haiku-4-5"), bundled, filename="p.yaml")
+    other = Catalog([m for m in bundled.models.values() if m.id != "claude-haiku-4-5"],
+                    [p for p in bundled.pools.values() if "claude-haiku-4-5" not in p.models], bundled.provisioned)
+    with pytest.raises(PolicyError, match=r"^p\.yaml:1:1: unknown model 'claude-haiku-4-5'") as failed:
+        compile_policy(policy, other)
+    assert isinstance(failed.value.__cause__, UnknownModelError)
+    # an error that is not the catalog's (here a missing catalog: a caller's bug) is not dressed up as the policy's
+    with pytest.raises(AttributeError):
+        compile_policy(policy, None)  # type: ignore[arg-type]
