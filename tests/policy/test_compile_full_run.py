@@ -140,3 +140,14 @@ def test_a_policy_compiled_against_a_catalog_without_its_model_is_a_policy_error
     # an error that is not the catalog's (here a missing catalog: a caller's bug) is not dressed up as the policy's
     with pytest.raises(AttributeError):
         compile_policy(policy, None)  # type: ignore[arg-type]
+
+
+def test_an_objectives_cost_bound_bounds_best_quality_only() -> None:
+    # `objective.max_cost_usd` is best_quality's bound (README: "best quality among candidates whose estimated
+    # cost is at most the bound"); with cheapest it bounds nothing. gemini-2.5-flash's expected cost:
+    # 1,000 x $0.30 + 250 x $2.50 per 1M = $0.000925, over the $0.000001 given.
+    text = ("version: 1\ncandidates: [{model: gemini-2.5-flash}]\n"
+            "profiles: {p: {objective: {type: %s, max_cost_usd: '0.000001'}}}\ndefault_profile: p\n")
+    assert compile_text(text % "cheapest").decide(feats()).estimated_cost == Decimal("0.000925")
+    with pytest.raises(NoEligibleModelError):
+        compile_text(text % "best_quality").decide(feats())
