@@ -58,7 +58,7 @@ async def test_within_the_skip_window_a_reservation_neither_replays_nor_reaches_
     """fail_open: a settle journaled during an outage, Redis back, and within retry_interval_s of the failure a
     reservation is granted without a hold and the journal waits (it does not try Redis first: on a dead server
     every request would wait on it). After the window the journal is replayed first and the cap holds again:
-    0.5 settled + 0.9 > the $1 limit. (redis_store.py ``_before`` 1: ``force`` defaulting to True.)"""
+    0.5 settled + 0.9 > the $1 limit. (redis_store.py ``_before`` 1 / ``_read`` 1: ``force`` defaulting to True.)"""
     from decimal import Decimal as D
 
     from tests.ledger.helpers import budget
@@ -71,6 +71,7 @@ async def test_within_the_skip_window_a_reservation_neither_replays_nor_reaches_
     assert await store.settle("r0", D("0.5"))  # journaled
     server.connected = True
     assert (await store.reserve("r1", [b], D("0.9"), 600)).granted  # inside the skip window: no hold
+    assert (await store.snapshot([b], [], [])).spend[b.id] == 0  # the decision's read: zeros, Redis not tried
     assert store.journal_backlog() == 1
     store._down_until = 0.0  # the window is over
     assert not (await store.reserve("r2", [b], D("0.9"), 600)).granted  # replayed first: 0.5 + 0.9 > 1
@@ -95,3 +96,4 @@ async def test_a_ledger_id_redis_refuses_to_store_does_not_stop_the_ledger(tmp_p
     assert not (await store.reserve("r1", [b], D("0.6"), 600)).granted
     assert store.ledger_id is None
     await store.close()
+
