@@ -5,8 +5,9 @@ The store's memo of budget registry entries it sent (``limit|last seen`` in the 
 what ``router spend`` shows as a budget's last use) is bounded: more than 10,000 entries and it is cleared
 before the next one, so a budget named again after that re-sends its entry (``_meta_update`` 12 / 13); a
 replayed Priority PayGo event older than the ramp's 60-second window is dropped, streak included (``_ramp`` 8);
-within ``retry_interval_s`` of a failure an operation does not replay the journal (``_before`` 1); learning the
-ledger id is best effort (``_before`` 11 / 13)."""
+within ``retry_interval_s`` of a failure an operation does not replay the journal (``_before`` 1, ``_read`` 1);
+learning the ledger id is best effort (``_before`` 11 / 13); and the store's defaults: a 0.5 s skip window, the
+key prefix "router", a journal file per ledger, a ledger identity that includes the prefix (``__init__``)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,91 @@ async def test_a_ledger_id_redis_refuses_to_store_does_not_stop_the_ledger(tmp_p
     assert store.ledger_id is None
     await store.close()
 
+
+
+# ---------------------------------------------------------------- defaults of a store (redis_store.py __init__)
+async def test_after_a_failure_redis_is_tried_again_after_half_a_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store opened from a URL skips Redis for retry_interval_s = 0.5 s after a failure (``__init__`` 7):
+    0.6 s later a reservation reaches Redis again and the $1 cap holds (0.6 held + 0.6 > 1)."""
+    import asyncio
+    from decimal import Decimal as D
+
+    from tests.ledger.helpers import budget
+
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)  # no background probe
+    store, server, _ = open_fake_store(tmp_path, "fail_open", at("2026-03-10T12:00"))
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await store.reserve("r0", [b], D("0.6"), 600)).granted
+    server.connected = False
+    assert (await store.reserve("r1", [b], D("0.6"), 600)).granted  # fail_open: nothing held
+    server.connected = True
+    assert (await store.reserve("r2", [b], D("0.6"), 600)).granted  # inside the 0.5 s window
+    await asyncio.sleep(0.6)
+    assert not (await store.reserve("r3", [b], D("0.6"), 600)).granted
+    await store.close()
+
+
+async def test_a_store_built_on_a_client_shares_the_default_ledger_of_a_url_store(tmp_path: Path) -> None:
+    """RedisStore(client) and store_from_url(url) both default to the key prefix "router" (``__init__`` 3 / 4):
+    the same ledger, so spend booked through one is seen and enforced by the other."""
+    from decimal import Decimal as D
+
+    import fakeredis
+
+    from router.ledger import factory, store_from_url
+    from router.ledger.redis_store import RedisStore
+    from tests.ledger.helpers import budget
+
+    name = "shared-default-prefix"
+    by_url = store_from_url(f"fakeredis://{name}")
+    direct = RedisStore(fakeredis.FakeAsyncRedis(server=factory._FAKE_SERVERS[name]))
+    b = budget("tenant:a", "calendar:day", "1")
+    assert (await by_url.reserve("r0", [b], D("0.7"), 600)).granted
+    assert await by_url.settle("r0", D("0.7"))
+    assert await direct.spend(b) == D("0.7")
+    assert not (await direct.reserve("r1", [b], D("0.4"), 600)).granted
+    await by_url.close()
+    await direct.close()
+
+
+def test_a_fail_open_store_journals_by_default_to_one_file_per_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without journal_path a fail_open store journals to $TMPDIR/router-ledger-PREFIX-DIGEST.jsonl, DIGEST the
+    first 12 hex digits of the SHA-256 of its ledger identity (``__init__`` 31-34); a store built on a client
+    without a URL is the default local ledger redis://localhost:6379/0#router (``__init__`` 1)."""
+    import hashlib
+    import tempfile
+
+    import fakeredis
+
+    from router.ledger import store_from_url
+    from router.ledger.redis_store import RedisStore
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    store = store_from_url("fakeredis://journal-default", prefix="p", failure_mode="fail_open")
+    digest = hashlib.sha256(b"fakeredis://journal-default#p").hexdigest()[:12]
+    assert str(store.journal.path) == f"{tmp_path}/router-ledger-p-{digest}.jsonl"
+    direct = RedisStore(fakeredis.FakeAsyncRedis(), failure_mode="fail_open")
+    assert direct.identity == "redis://localhost:6379/0#router"
+    digest = hashlib.sha256(b"redis://localhost:6379/0#router").hexdigest()[:12]
+    assert str(direct.journal.path) == f"{tmp_path}/router-ledger-router-{digest}.jsonl"
+
+
+async def test_an_event_journaled_for_another_prefix_is_not_this_ledgers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ledgers on one Redis under different prefixes, one journal file: a settle journaled by ledger "a"
+    before it ever reached Redis (no ledger id) belongs to "a" by its identity (URL and prefix), never to "b",
+    which would otherwise book a's spend (``__init__`` 18: the identity without its prefix)."""
+    from decimal import Decimal as D
+
+    from router.ledger import factory, store_from_url
+
+    monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)
+    journal = str(tmp_path / "shared.jsonl")
+    a = store_from_url("fakeredis://two-prefixes", prefix="a", failure_mode="fail_open", journal_path=journal)
+    b = store_from_url("fakeredis://two-prefixes", prefix="b", failure_mode="fail_open", journal_path=journal)
+    server = factory._FAKE_SERVERS["two-prefixes"]
+    server.connected = False
+    assert await a.settle("r0", D("0.5"))  # journaled, no ledger id known
+    server.connected = True
+    assert (a.journal_backlog(), b.journal_backlog()) == (1, 0)
+    await a.close()
+    await b.close()
