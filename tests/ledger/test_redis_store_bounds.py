@@ -11,6 +11,7 @@ key prefix "router", a journal file per ledger, a ledger identity that includes 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ async def test_a_store_built_on_a_client_shares_the_default_ledger_of_a_url_stor
     from router.ledger.redis_store import RedisStore
     from tests.ledger.helpers import budget
 
-    name = "shared-default-prefix"
+    name = f"shared-default-prefix-{uuid.uuid4().hex[:8]}"  # a fresh server: module-level, kept across tests
     by_url = store_from_url(f"fakeredis://{name}")
     direct = RedisStore(fakeredis.FakeAsyncRedis(server=factory._FAKE_SERVERS[name]))
     b = budget("tenant:a", "calendar:day", "1")
@@ -158,8 +159,9 @@ def test_a_fail_open_store_journals_by_default_to_one_file_per_ledger(tmp_path: 
     from router.ledger.redis_store import RedisStore
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    store = store_from_url("fakeredis://journal-default", prefix="p", failure_mode="fail_open")
-    digest = hashlib.sha256(b"fakeredis://journal-default#p").hexdigest()[:12]
+    name = f"journal-default-{uuid.uuid4().hex[:8]}"
+    store = store_from_url(f"fakeredis://{name}", prefix="p", failure_mode="fail_open")
+    digest = hashlib.sha256(f"fakeredis://{name}#p".encode()).hexdigest()[:12]
     assert str(store.journal.path) == f"{tmp_path}/router-ledger-p-{digest}.jsonl"
     direct = RedisStore(fakeredis.FakeAsyncRedis(), failure_mode="fail_open")
     assert direct.identity == "redis://localhost:6379/0#router"
@@ -177,9 +179,10 @@ async def test_an_event_journaled_for_another_prefix_is_not_this_ledgers(tmp_pat
 
     monkeypatch.setattr(redis_store_mod, "PROBE_INTERVAL_S", 60.0)
     journal = str(tmp_path / "shared.jsonl")
-    a = store_from_url("fakeredis://two-prefixes", prefix="a", failure_mode="fail_open", journal_path=journal)
-    b = store_from_url("fakeredis://two-prefixes", prefix="b", failure_mode="fail_open", journal_path=journal)
-    server = factory._FAKE_SERVERS["two-prefixes"]
+    name = f"two-prefixes-{uuid.uuid4().hex[:8]}"
+    a = store_from_url(f"fakeredis://{name}", prefix="a", failure_mode="fail_open", journal_path=journal)
+    b = store_from_url(f"fakeredis://{name}", prefix="b", failure_mode="fail_open", journal_path=journal)
+    server = factory._FAKE_SERVERS[name]
     server.connected = False
     assert await a.settle("r0", D("0.5"))  # journaled, no ledger id known
     server.connected = True
