@@ -56,7 +56,7 @@ async def test_a_replayed_priority_event_older_than_the_ramp_window_does_not_ext
     await store.close()
 
 
-async def test_within_the_skip_window_a_reservation_neither_replays_nor_reaches_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_within_the_skip_window_reservations_and_snapshots_do_not_reach_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """fail_open: a settle journaled during an outage, Redis back, and within retry_interval_s of the failure a
     reservation is granted without a hold and the journal waits (it does not try Redis first: on a dead server
     every request would wait on it). After the window the journal is replayed first and the cap holds again:
