@@ -7,7 +7,8 @@ before the next one, so a budget named again after that re-sends its entry (``_m
 replayed Priority PayGo event older than the ramp's 60-second window is dropped, streak included (``_ramp`` 8);
 within ``retry_interval_s`` of a failure an operation does not replay the journal (``_before`` 1, ``_read`` 1);
 learning the ledger id is best effort (``_before`` 11 / 13); and the store's defaults: a 0.5 s skip window, the
-key prefix "router", a journal file per ledger, a ledger identity that includes the prefix (``__init__``)."""
+key prefix "router", a journal file per ledger, a ledger identity that includes the prefix (``__init__``); a
+redis-py 5.0.0 client, without ``aclose()``, is closed with ``close()`` (``close``)."""
 
 from __future__ import annotations
 
@@ -189,3 +190,35 @@ async def test_an_event_journaled_for_another_prefix_is_not_this_ledgers(tmp_pat
     assert (a.journal_backlog(), b.journal_backlog()) == (1, 0)
     await a.close()
     await b.close()
+
+
+class _ClientWithoutAclose:
+    """A redis-py 5.0.0 asyncio client as the store sees it: scripts and ``close()``, no ``aclose()`` (which
+    came in 5.0.1; pyproject allows redis>=5.0)."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.closed = False
+
+    def register_script(self, text: str) -> object:
+        return self._inner.register_script(text)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        self.closed = True
+        await self._inner.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_client_without_aclose_is_closed_with_close(tmp_path: Path) -> None:
+    """(redis_store.py ``close`` 13 / 16-21: the fallback to ``client.close()``.)"""
+    from decimal import Decimal as D
+
+    import fakeredis
+
+    from router.ledger.redis_store import RedisStore
+    from tests.ledger.helpers import budget
+
+    client = _ClientWithoutAclose(fakeredis.FakeAsyncRedis())
+    store = RedisStore(client, url="redis://old-client.example:6379/0", prefix="p")
+    assert (await store.reserve("r0", [budget("tenant:a", "calendar:day", "1")], D("0.5"), 600)).granted
+    await store.close()
+    assert client.closed
