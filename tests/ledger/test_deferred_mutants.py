@@ -682,3 +682,24 @@ async def test_close_with_an_adopted_two_segment_log_and_redis_down_keeps_it_for
     assert await p.taken() == D("0.75")
     await third.close()
     await p.close()
+
+
+async def test_after_a_reserve_call_failed_on_redis_the_slices_grant_nothing_until_it_answers(tmp_path):
+    """fail_closed with a $4 slice on B: r2 (also on DAY, no slice there) goes to Redis, which is unreachable:
+    refused. Nothing is known about the slice any more (Redis may have lost it), so r3 ($1 on B only) is not
+    granted from it but refused too; once Redis answers, r4 is decided by Redis (no local grant) and the
+    slice is known again."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    _set_reachable(p, False)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.reserve("r2", [B, DAY], D("1"), 60)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.reserve("r3", [B], D("1"), 60)
+    assert p.store.local_grants == 0
+    _set_reachable(p, True)
+    assert (await p.store.reserve("r4", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 0
+    assert (await p.store.reserve("r5", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1
+    await p.close()
