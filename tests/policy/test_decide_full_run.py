@@ -480,3 +480,25 @@ def test_a_regional_candidate_notes_that_priority_is_global_only():
     d = compile_text(PRIO, catalog=priced_catalog()).decide(feats(latency_sensitive=True))
     assert (d.fallbacks[0].model, d.fallbacks[0].location, d.fallbacks[0].priority) == ("gemini-2.5-flash-lite", "us-central1", False)
     assert "gemini-2.5-flash-lite: no Priority PayGo on us-central1 (global endpoint only)" in d.notes
+
+
+def test_best_quality_breaks_a_quality_tie_on_the_expected_cost_not_the_bound(tmp_path):
+    # gpt-oss-120b and Gemini 2.0 Flash-Lite share a quality score (arena 1353). A catalog copy gives gpt-oss-120b
+    # $0.01 in / $0.50 out per 1M: cheaper than Flash-Lite ($0.075 / $0.30) on the expected cost of the default
+    # request (1,000 x 0.01 + 250 x 0.50 = $0.000135 against 75 + 75 = $0.00015) and dearer on the bound
+    # (10 + 500 x 0.50 = $0.00026 against 75 + 150 = $0.000225): the expected cost decides.
+    root = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), root)
+    partners = root / "partners.yaml"
+    anchor = ('      - provenance: {seed: 000_8191c03ed1050dc1.txt, section: "Modèles d\'OpenAI, gpt-oss-120b"}\n'
+              '        rates:\n          input: "0.09"\n          output: "0.36"\n')
+    text = partners.read_text()
+    assert text.count(anchor) == 1
+    partners.write_text(text.replace(anchor, anchor.replace('"0.09"', '"0.01"').replace('"0.36"', '"0.50"')))
+    cp = compile_text("version: 1\nprofiles:\n  p: {objective: best_quality, fallbacks: 1, candidates: "
+                      "[{model: gemini-2.0-flash-lite}, {model: gpt-oss-120b}]}\ndefault_profile: p\n", catalog=load_catalog(root))
+    d = cp.decide(feats())
+    assert [(c.model, c.estimated_cost, c.upper_bound_cost) for c in d.choices] == [
+        ("gpt-oss-120b", Decimal("0.000135"), Decimal("0.00026")),
+        ("gemini-2.0-flash-lite", Decimal("0.00015"), Decimal("0.000225")),
+    ]
