@@ -703,3 +703,37 @@ async def test_after_a_reserve_call_failed_on_redis_the_slices_grant_nothing_unt
     assert (await p.store.reserve("r5", [B], D("1"), 60)).granted
     assert p.store.local_grants == 1
     await p.close()
+
+
+async def test_with_leases_a_request_over_the_cap_that_no_drain_can_help_is_denied_at_once(tmp_path):
+    """drain_wait_ms 3000: a request beyond the cap with no other process holding a slice of the budget is denied
+    at once (it was requeued for the whole drain wait as if another process could give capacity back)."""
+    p = Pair(tmp_path, LEASES + "&drain_wait_ms=3000")
+    assert (await p.plain.reserve("fill", [B], D("100"), 60)).granted
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
+    assert loop.time() - started < 1.5
+    await p.close()
+
+
+async def test_a_flush_fsyncs_the_settle_log_before_it_sends(tmp_path, monkeypatch):
+    """fsync=batch: a settle is written without fsync; the flush that sends it (confirm) fsyncs the segment first."""
+    import os
+
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert await p.store.settle("r1", D("1.5"))
+    assert synced == []
+    assert await p.store.flush() == 1
+    assert len(synced) == 1
+    assert await p.plain.spend(B) == D("1.5")
+    await p.close()
