@@ -502,3 +502,51 @@ def test_best_quality_breaks_a_quality_tie_on_the_expected_cost_not_the_bound(tm
         ("gpt-oss-120b", Decimal("0.000135"), Decimal("0.00026")),
         ("gemini-2.0-flash-lite", Decimal("0.00015"), Decimal("0.000225")),
     ]
+
+
+def _catalog_without_quality(tmp_path, *models: str):
+    """A catalog copy in which ``models`` have no quality score (a custom catalog may leave it out)."""
+    root = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), root)
+    for name in ("gemini.yaml", "partners.yaml"):
+        path = root / name
+        lines = path.read_text().splitlines(keepends=True)
+        current = None
+        out = []
+        for line in lines:
+            if line.startswith("  - id: "):
+                current = line.split("id: ", 1)[1].strip()
+            if current in models and line.startswith("    quality: "):
+                continue
+            out.append(line)
+        path.write_text("".join(out))
+    catalog = load_catalog(root)
+    assert all(catalog.get(m).quality is None for m in models)
+    return catalog
+
+
+PT_2_0_FLASH = ("provisioned:\n  mode: first\n  subscriptions:\n"
+                "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n")
+
+
+def _qpd_order(catalog, models: list[str]) -> list[tuple[str, str]]:
+    cands = ", ".join(models)
+    cp = compile_text(f"version: 1\n{PT_2_0_FLASH}profiles:\n  p: {{objective: quality_per_dollar, fallbacks: 5, candidates: [{cands}]}}\n"
+                      "default_profile: p\n", catalog=catalog)
+    return [(c.model, str(c.estimated_cost)) for c in cp.decide(feats()).choices]
+
+
+def test_quality_per_dollar_ranks_an_unscored_covered_subscription_after_a_scored_paid_candidate(tmp_path):
+    # 2.0 Flash without a quality score, its tokens covered by Provisioned Throughput (marginal $0): no quality per
+    # dollar to claim, so it ranks with the unscored ones (key 0), after Flash-Lite's 41.2 / $0.00015
+    catalog = _catalog_without_quality(tmp_path, "gemini-2.0-flash")
+    assert _qpd_order(catalog, ["{model: gemini-2.0-flash, location: us-central1}", "{model: gemini-2.0-flash-lite}"]) == [
+        ("gemini-2.0-flash-lite", "0.00015"), ("gemini-2.0-flash", "0")]
+
+
+def test_quality_per_dollar_ranks_unscored_candidates_by_cost_covered_subscription_first(tmp_path):
+    # both unscored: the tie is broken by the expected cost, so the covered subscription ($0) goes before
+    # gpt-oss-20b (1000 x 0.07 + 250 x 0.25 per 1M = $0.0001325)
+    catalog = _catalog_without_quality(tmp_path, "gemini-2.0-flash", "gpt-oss-20b")
+    assert _qpd_order(catalog, ["{model: gpt-oss-20b}", "{model: gemini-2.0-flash, location: us-central1}"]) == [
+        ("gemini-2.0-flash", "0"), ("gpt-oss-20b", "0.0001325")]
