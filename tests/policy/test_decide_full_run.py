@@ -550,3 +550,31 @@ def test_quality_per_dollar_ranks_unscored_candidates_by_cost_covered_subscripti
     catalog = _catalog_without_quality(tmp_path, "gemini-2.0-flash", "gpt-oss-20b")
     assert _qpd_order(catalog, ["{model: gpt-oss-20b}", "{model: gemini-2.0-flash, location: us-central1}"]) == [
         ("gemini-2.0-flash", "0"), ("gpt-oss-20b", "0.0001325")]
+
+
+def test_quality_per_dollar_keeps_the_listed_order_between_two_covered_subscriptions_whatever_their_bounds(tmp_path):
+    # A catalog copy with burndown rates for Gemini 3 Flash too (test values, not rates: the seeds give them only
+    # for 2.0 Flash). Both candidates' tokens covered by Provisioned Throughput and their grounding by free pools
+    # with room: expected $0 each, so both rank first (-inf) and tie; the bounds differ (2.0 Flash's grounded
+    # prompt $35 / 1,000 = $0.035; Gemini 3 Flash's 3 search queries x $14 / 1,000 = $0.042), and the tie keeps the
+    # policy's order (it is on the expected cost, then the listing), not the bound.
+    root = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), root)
+    pt = root / "provisioned_throughput.yaml"
+    text = pt.read_text()
+    anchor = "burndown:\n"
+    assert text.count(anchor) == 1
+    pt.write_text(text.replace(anchor, anchor + (
+        "  - model: gemini-3-flash-preview\n    tokens_per_second_per_gsu: 3360\n    min_gsu_increment: 1\n"
+        "    input_text: 1\n    input_audio: 7\n    output_text: 4\n"
+        "    provenance: {source: \"https://example.com/test-only-burndown\", section: \"test data\"}\n")))
+    subs = ("provisioned:\n  mode: first\n  subscriptions:\n"
+            "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"
+            "    - {model: gemini-3-flash-preview, region: global, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"
+            "grounding: {expected_queries: 3}\n")
+    cp = compile_text(f"version: 1\n{subs}profiles:\n  p: {{objective: quality_per_dollar, fallbacks: 5, candidates: "
+                      "[{model: gemini-3-flash-preview, location: global}, {model: gemini-2.0-flash, location: us-central1}]}\n"
+                      "default_profile: p\n", catalog=load_catalog(root))
+    d = cp.decide(feats(grounding="google_search"))
+    assert [(c.model, str(c.estimated_cost), str(c.upper_bound_cost)) for c in d.choices] == [
+        ("gemini-3-flash-preview", "0", "0.042"), ("gemini-2.0-flash", "0", "0.035")]
