@@ -737,3 +737,22 @@ async def test_a_flush_fsyncs_the_settle_log_before_it_sends(tmp_path, monkeypat
     assert len(synced) == 1
     assert await p.plain.spend(B) == D("1.5")
     await p.close()
+
+
+async def test_the_store_options_are_checked_at_their_bounds_and_the_log_follows_the_journal(tmp_path):
+    """close_timeout_s True (a bool) is refused; flush_ms 3600000 (the 3600 s bound) is accepted; with a
+    journal_path and no settle_log, the settle log is the journal's ``.settles`` directory."""
+    from router.ledger.deferred import DeferredRedisStore
+
+    p = Pair(tmp_path)
+    with pytest.raises(ValueError, match="close_timeout_s"):
+        DeferredRedisStore(p.plain.client, settle_log_dir=str(tmp_path / "x"), close_timeout_s=True)
+    slow = p.open("&flush_ms=3600000", tmp_path / "slow")
+    assert slow.flush_interval_s == 3600
+    journal = tmp_path / "j" / "ledger.jsonl"
+    journal.parent.mkdir()
+    store = store_from_url(f"{p.server}?settle=deferred", prefix=p.prefix, clock=p.clock, journal_path=str(journal))
+    assert Path(store.settle_log.dir) == tmp_path / "j" / "ledger.jsonl.settles"
+    for s in (slow, store):
+        await s.close()
+    await p.close()
