@@ -11,17 +11,19 @@ tokens, Gemini 2.5 Flash $0.30 / $2.50, Gemini 2.5 Pro $1.25 / $10 (prompts up t
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
 
 from router import Router, RouterMetrics, TransportError
+from router._transport.count_tokens import TokenCount
 from router._transport.types import CallResult, CallSpec
 from router.errors import StoreError
 from router.ledger.memory import MemoryStore
 from router.testing import MockTransport
-from tests.router.test_request_path_sample import HELLO, _RacedLedger, metric, policy, spend_and_holds
+from tests.router.test_request_path_sample import HELLO, PT_POLICY, _RacedLedger, metric, policy, spend_and_holds
 
 D = Decimal
 
@@ -138,5 +140,75 @@ async def test_a_response_that_refuses_attributes_still_carries_its_routing_reco
     response = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
     assert isinstance(response, _FrozenResponse)
     assert (response.routing.model, response.routing.cost_usd) == ("gemini-2.5-flash-lite", D("0.000104"))
+    assert await spend_and_holds(store) == (D("0.000104"), D("0.000104"))
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- the overrun cause of a counted prompt
+class _CountingTransport(MockTransport):
+    """MockTransport with a Count Tokens answer: every prompt counts 12 tokens."""
+
+    async def count_tokens(self, spec: CallSpec, settings=None) -> TokenCount:
+        return TokenCount(12, spec.vertex_model)
+
+
+@pytest.mark.reservation_overrun  # deliberate: the provider bills more prompt tokens than were counted
+async def test_an_overrun_past_a_counted_prompt_names_count_tokens_as_its_cause():
+    """settings.count_tokens: always; Count Tokens says 12 tokens: reserved 12 x $0.10 + 100 x $0.40 per 1M =
+    $0.0000412. The provider bills 1,000 prompt tokens (+ 10 out): $0.000104, booked in full; the warning names
+    the Count Tokens count as the cause (not a low estimate, not the caller's prompt_tokens)."""
+    store, transport = MemoryStore(), _CountingTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    text = policy("gemini-2.5-flash-lite") + "settings: {count_tokens: always}\n"
+    r = Router(text, store=store, transport=transport, watch_policy=False, vertex_project="router-test")
+    record = (await r.acomplete(HELLO, max_tokens=100)).routing
+    assert record.decision["prompt_size"]["source"] == "count_tokens"
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.0000412"), D("0.000104"))
+    assert [w for w in record.warnings if w.startswith("billed $")] == [
+        "billed $0.000104 > reserved $0.0000412: the provider billed 1,000 prompt tokens, more than the 12 Count "
+        "Tokens counted (a fallback to a model of another tokenizer family, or tool declarations); the ledger "
+        "recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.000104"), D("0.000104"))
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- the overrun cause of a PT spill
+@pytest.mark.reservation_overrun  # deliberate: the fourth answer has more output than max_tokens
+async def test_an_overrun_reserved_as_paygo_does_not_blame_provisioned_throughput():
+    """provisioned: first, one GSU of Gemini 2.0 Flash ($0.15 / $0.60 per 1M): three requests of 1,000 + 8,000 x 4
+    = 33,000 burndown-adjusted tokens fill the 100,800-token window and are served by PT at $0. The fourth has no
+    room at its decision, so it is reserved as PayGo: 1,000 x $0.15 + 8,000 x $0.60 per 1M = $0.00495. It runs
+    on PayGo with 9,000 output tokens: billed $0.00015 + 9,000 x $0.60 per 1M = $0.00555, booked in full. The
+    warning names the output as the one cause: no PT was counted on for this request, so none was lost."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 8_000, "traffic_type": "PROVISIONED_THROUGHPUT"})
+    r = Router(PT_POLICY.replace("mode: only", "mode: first"), store=store, transport=transport, watch_policy=False)
+    day = dt.date(2026, 11, 3)
+    for _ in range(3):
+        served = await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=day)
+        assert (served.routing.traffic_type, served.routing.cost_usd) == ("PROVISIONED_THROUGHPUT", D(0))
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 9_000, "traffic_type": "ON_DEMAND"})
+    record = (await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=day)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd, record.provisioned["traffic"]) == (D("0.00495"), D("0.00555"), "spilled")
+    assert [w for w in record.warnings if w.startswith("billed $")] == [
+        "billed $0.00555 > reserved $0.00495: the model produced 9,000 output tokens (thinking included), more than "
+        "max_tokens=8,000; the ledger recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.00555"), D("0.00555"))
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- messages given as a one-shot iterable
+async def test_messages_given_as_an_iterator_reach_the_model_whole():
+    """The messages are read more than once (sizing and capabilities, then the call): a one-shot iterator is
+    taken as a list first, so the model gets the whole prompt and the call is billed 1,000 x $0.10 + 10 x $0.40
+    per 1M = $0.000104."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(iter(HELLO), max_tokens=100, prompt_tokens=1_000)).routing
+    assert list(transport.calls[-1].messages) == HELLO
+    assert record.cost_usd == D("0.000104")
     assert await spend_and_holds(store) == (D("0.000104"), D("0.000104"))
     await r.aclose()
