@@ -362,6 +362,17 @@ async def test_a_failed_provisioned_attempt_gives_its_claimed_capacity_back():
 
 
 # ---------------------------------------------------------------------- a primary denied at reserve time
+#: 2.5 Flash first, 2.5 Flash-Lite as its fallback, under a $0.001 monthly budget.
+FLASH_THEN_LITE = """\
+version: 1
+candidates: [{model: gemini-2.5-flash}, {model: gemini-2.5-flash-lite}]
+profiles: {p: {objective: best_quality, fallbacks: 1}}
+default_profile: p
+budgets:
+  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "0.001"}
+"""
+
+
 class _RacedLedger(MemoryStore):
     """Another request holds $0.0008 of the budget between this call's decision and its first reservation."""
 
@@ -380,14 +391,7 @@ async def test_a_primary_denied_at_reserve_time_falls_back_to_a_candidate_that_f
     1,000 x $0.10 + 10 x $0.40 per 1M = $0.000104."""
     store, transport = _RacedLedger(), MockTransport(lightweight=True)
     transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
-    r = Router("""\
-version: 1
-candidates: [{model: gemini-2.5-flash}, {model: gemini-2.5-flash-lite}]
-profiles: {p: {objective: best_quality, fallbacks: 1}}
-default_profile: p
-budgets:
-  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "0.001"}
-""", store=store, transport=transport, watch_policy=False)
+    r = Router(FLASH_THEN_LITE, store=store, transport=transport, watch_policy=False)
     record = (await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=100)).routing
     assert [(a.model, a.outcome, a.reserved_usd) for a in record.attempts] == [
         ("gemini-2.5-flash", "denied", D("0.00055")), ("gemini-2.5-flash-lite", "ok", D("0.00014"))]

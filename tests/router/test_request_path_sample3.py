@@ -23,18 +23,9 @@ from router._transport.types import CallResult, CallSpec
 from router.errors import StoreError
 from router.ledger.memory import MemoryStore
 from router.testing import MockTransport
-from tests.router.test_request_path_sample import HELLO, PT_POLICY, _RacedLedger, metric, policy, spend_and_holds
+from tests.router.test_request_path_sample import FLASH_THEN_LITE, HELLO, PT_POLICY, _RacedLedger, metric, policy, spend_and_holds
 
 D = Decimal
-
-FLASH_THEN_LITE = """\
-version: 1
-candidates: [{model: gemini-2.5-flash}, {model: gemini-2.5-flash-lite}]
-profiles: {p: {objective: best_quality, fallbacks: 1}}
-default_profile: p
-budgets:
-  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "0.001"}
-"""
 
 
 # ---------------------------------------------------------------------- a streamed primary denied at reserve time
