@@ -399,3 +399,56 @@ async def test_a_primary_denied_at_reserve_time_falls_back_to_a_candidate_that_f
     assert [spec.model_id for spec in transport.calls] == ["gemini-2.5-flash-lite"]
     assert await spend_and_holds(store) == (D("0.000104"), D("0.000904"))  # + the other request's hold
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- a saturated "only" primary, then its fallback
+class _RacedPtLedger(MemoryStore):
+    """Another request claims 100,000 of Gemini 3 Flash's 100,800-token window between this call's decision and its claim."""
+
+    raced = False
+
+    async def pt_claim(self, key, tokens, capacity):  # type: ignore[override]
+        if not self.raced and key.startswith("gemini-3-flash-preview"):
+            self.raced = True
+            await super().pt_claim(key, 100_000, capacity)
+        return await super().pt_claim(key, tokens, capacity)
+
+
+async def test_a_provisioned_only_primary_saturated_at_claim_time_falls_back_to_the_next_subscription(tmp_path):
+    """Two subscriptions, one GSU each (a catalog copy gives Gemini 3 Flash the seed's 2.0 Flash burndown rates as test
+    values: 3,360 adjusted tokens a second, 100,800 in the 30 s window). Both are covered at decision time ($0 each;
+    the tie goes to the better quality, Gemini 3 Flash). Another request fills Gemini 3 Flash's window before this call
+    claims its 1,000 + 8,000 x 4 = 33,000 tokens: after its 0.2 s wait it is still saturated, so the call goes on to
+    2.0 Flash, served by its Provisioned Throughput at $0 (it is not refused while a fallback has capacity)."""
+    import datetime as dt
+    import shutil
+
+    from router.catalog import default_catalog_dir
+
+    root = tmp_path / "catalog"
+    shutil.copytree(default_catalog_dir(), root)
+    pt = root / "provisioned_throughput.yaml"
+    text = pt.read_text()
+    assert text.count("burndown:\n") == 1
+    pt.write_text(text.replace("burndown:\n", "burndown:\n"
+        "  - model: gemini-3-flash-preview\n    tokens_per_second_per_gsu: 3360\n    min_gsu_increment: 1\n"
+        "    input_text: 1\n    input_audio: 7\n    output_text: 4\n"
+        "    provenance: {source: \"https://example.com/test-only-burndown\", section: \"test data\"}\n"))
+    policy_text = PT_POLICY.replace(
+        "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n",
+        "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"
+        "    - {model: gemini-3-flash-preview, region: global, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n",
+    ).replace("  - {model: gemini-2.0-flash, location: us-central1}\n",
+              "  - {model: gemini-2.0-flash, location: us-central1}\n  - {model: gemini-3-flash-preview, location: global}\n",
+    ).replace("fallbacks: 0", "fallbacks: 1")
+    store, transport = _RacedPtLedger(), MockTransport(lightweight=True)
+    for model in ("gemini-2.0-flash", "gemini-3-flash-preview"):
+        transport.script(model, usage={"input_tokens": 1_000, "output_tokens": 8_000, "traffic_type": "PROVISIONED_THROUGHPUT"})
+    r = Router(policy_text, catalog=root, store=store, transport=transport, watch_policy=False)
+    served = await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=dt.date(2026, 11, 3), tenant="acme")
+    record = served.routing
+    assert [(a.model, a.outcome) for a in record.attempts] == [("gemini-3-flash-preview", "pt_saturated"), ("gemini-2.0-flash", "ok")]
+    assert (record.model, record.traffic_type, record.cost_usd) == ("gemini-2.0-flash", "PROVISIONED_THROUGHPUT", D(0))
+    assert [(c.model_id, c.location) for c in transport.calls] == [("gemini-2.0-flash", "us-central1")]  # Gemini 3 never sent
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
