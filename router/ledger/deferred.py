@@ -31,7 +31,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -789,12 +789,8 @@ class DeferredRedisStore(RedisStore):
                 # this process's slice decrements are now in Redis: taken off pending once per entry (a batch
                 # retried after a later call of it failed sends its first calls' entries again)
                 counted = batch.extra.get("counted", 0)
-                for e in chunk[max(0, counted - start):]:
-                    if e.get("owner") == self.owner and e.get("ldec"):
-                        for bid in e.get("bids") or ():
-                            lease = self._leases.get(bid)
-                            if lease is not None:
-                                lease.pending -= int(e["ldec"])
+                for lease, ldec in self._own_slice_decrements(chunk[max(0, counted - start):]):
+                    lease.pending -= ldec
                 batch.extra["counted"] = max(counted, start + len(chunk))
         # The batch is confirmed once every replica acknowledged the primary's offset as read (by _confirm)
         # after these writes, on a primary whose replication id is still the one read before them: a
@@ -935,13 +931,19 @@ class DeferredRedisStore(RedisStore):
         until the next reply (which only sends more requests to Redis)."""
         counted = batch.extra.pop("counted", 0)
         batch.extra["reapply"] = True
-        for e in batch.entries[:counted]:
+        for lease, ldec in self._own_slice_decrements(batch.entries[:counted]):
+            lease.pending += ldec
+            lease.size -= ldec
+
+    def _own_slice_decrements(self, entries: Sequence[dict[str, Any]]) -> Iterator[tuple[Lease, int]]:
+        """(lease, nano) for each slice decrement that ``entries`` (settle-log entries) make on a slice this
+        process still holds: the settles of reservations it granted from its own slices."""
+        for e in entries:
             if e.get("owner") == self.owner and e.get("ldec"):
                 for bid in e.get("bids") or ():
                     lease = self._leases.get(bid)
                     if lease is not None:
-                        lease.pending += int(e["ldec"])
-                        lease.size -= int(e["ldec"])
+                        yield lease, int(e["ldec"])
 
     # ------------------------------------------------------------------ recovery of dead processes' logs
     async def _recover_once(self) -> None:
