@@ -10,14 +10,14 @@ max_tokens 500, 250 expected output tokens (the policy's default ratio 0.5).
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from decimal import Decimal
 
 import pytest
 
-from router.catalog import default_catalog_dir, load_catalog
+from router.catalog import load_catalog
 from router.errors import RequestRefusedError
 from router.policy import StateSnapshot
+from tests.catalog_copies import catalog_copy, catalog_with_gemini_3_flash_burndown
 from tests.policy.conftest import compile_text, feats
 
 PRO_POOL = "gemini-2.5-pro-search-daily"
@@ -386,13 +386,8 @@ def test_a_prompt_exactly_the_context_window_fits_when_context_fit_is_off():
 
 def test_a_model_not_priced_yet_on_the_date_is_rejected_and_the_next_one_still_ranked(tmp_path):
     # A catalog copy in which gpt-oss-20b's token prices start on 2026-12-01.
-    root = tmp_path / "catalog"
-    shutil.copytree(default_catalog_dir(), root)
-    partners = root / "partners.yaml"
     anchor = '      - provenance: {seed: 000_8191c03ed1050dc1.txt, section: "Modèles d\'OpenAI, gpt-oss-20b"}\n'
-    text = partners.read_text()
-    assert text.count(anchor) == 1
-    partners.write_text(text.replace(anchor, "      - effective_from: 2026-12-01\n" + anchor.replace("- provenance", "  provenance", 1)))
+    root = catalog_copy(tmp_path, ("partners.yaml", anchor, "      - effective_from: 2026-12-01\n" + anchor.replace("- provenance", "  provenance", 1)))
     cp = compile_text("version: 1\nprofiles:\n  p: {objective: cheapest, fallbacks: 3, candidates: [{model: gpt-oss-20b}, {model: gemini-2.0-flash-lite}]}\n"
                       "default_profile: p\n", catalog=load_catalog(root))
     d = cp.decide(feats())  # 2026-11-02
@@ -431,13 +426,8 @@ def test_the_gemini_3_free_pool_applies_from_its_first_day():
 
 def test_a_pool_with_exactly_the_expected_queries_left_covers_them_when_nothing_was_used(tmp_path):
     # A catalog copy whose Gemini 3 search pool grants 3 queries a month (the seeds: 5,000).
-    root = tmp_path / "catalog"
-    shutil.copytree(default_catalog_dir(), root)
-    pools = root / "grounding.yaml"
-    text = pools.read_text()
     anchor = "  - id: gemini-3-search-monthly\n    kind: google_search\n    unit: search_query\n    period: month\n    free_units: 5000\n"
-    assert text.count(anchor) == 1
-    pools.write_text(text.replace(anchor, anchor.replace("5000", "3")))
+    root = catalog_copy(tmp_path, ("grounding.yaml", anchor, anchor.replace("5000", "3")))
     cp = _one("gemini-3-pro-preview", "grounding: {expected_queries: 3}\n", catalog=load_catalog(root))
     # nothing used (the pool absent from the snapshot): 3 free >= 3 expected: tokens only, $0.005
     assert cp.decide(feats(grounding="google_search")).estimated_cost == Decimal("0.005")
@@ -487,14 +477,9 @@ def test_best_quality_breaks_a_quality_tie_on_the_expected_cost_not_the_bound(tm
     # $0.01 in / $0.50 out per 1M: cheaper than Flash-Lite ($0.075 / $0.30) on the expected cost of the default
     # request (1,000 x 0.01 + 250 x 0.50 = $0.000135 against 75 + 75 = $0.00015) and dearer on the bound
     # (10 + 500 x 0.50 = $0.00026 against 75 + 150 = $0.000225): the expected cost decides.
-    root = tmp_path / "catalog"
-    shutil.copytree(default_catalog_dir(), root)
-    partners = root / "partners.yaml"
     anchor = ('      - provenance: {seed: 000_8191c03ed1050dc1.txt, section: "Modèles d\'OpenAI, gpt-oss-120b"}\n'
               '        rates:\n          input: "0.09"\n          output: "0.36"\n')
-    text = partners.read_text()
-    assert text.count(anchor) == 1
-    partners.write_text(text.replace(anchor, anchor.replace('"0.09"', '"0.01"').replace('"0.36"', '"0.50"')))
+    root = catalog_copy(tmp_path, ("partners.yaml", anchor, anchor.replace('"0.09"', '"0.01"').replace('"0.36"', '"0.50"')))
     cp = compile_text("version: 1\nprofiles:\n  p: {objective: best_quality, fallbacks: 1, candidates: "
                       "[{model: gemini-2.0-flash-lite}, {model: gpt-oss-120b}]}\ndefault_profile: p\n", catalog=load_catalog(root))
     d = cp.decide(feats())
@@ -506,8 +491,7 @@ def test_best_quality_breaks_a_quality_tie_on_the_expected_cost_not_the_bound(tm
 
 def _catalog_without_quality(tmp_path, *models: str):
     """A catalog copy in which ``models`` have no quality score (a custom catalog may leave it out)."""
-    root = tmp_path / "catalog"
-    shutil.copytree(default_catalog_dir(), root)
+    root = catalog_copy(tmp_path)
     for name in ("gemini.yaml", "partners.yaml"):
         path = root / name
         lines = path.read_text().splitlines(keepends=True)
@@ -558,16 +542,7 @@ def test_quality_per_dollar_keeps_the_listed_order_between_two_covered_subscript
     # with room: expected $0 each, so both rank first (-inf) and tie; the bounds differ (2.0 Flash's grounded
     # prompt $35 / 1,000 = $0.035; Gemini 3 Flash's 3 search queries x $14 / 1,000 = $0.042), and the tie keeps the
     # policy's order (it is on the expected cost, then the listing), not the bound.
-    root = tmp_path / "catalog"
-    shutil.copytree(default_catalog_dir(), root)
-    pt = root / "provisioned_throughput.yaml"
-    text = pt.read_text()
-    anchor = "burndown:\n"
-    assert text.count(anchor) == 1
-    pt.write_text(text.replace(anchor, anchor + (
-        "  - model: gemini-3-flash-preview\n    tokens_per_second_per_gsu: 3360\n    min_gsu_increment: 1\n"
-        "    input_text: 1\n    input_audio: 7\n    output_text: 4\n"
-        "    provenance: {source: \"https://example.com/test-only-burndown\", section: \"test data\"}\n")))
+    root = catalog_with_gemini_3_flash_burndown(tmp_path)
     subs = ("provisioned:\n  mode: first\n  subscriptions:\n"
             "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"
             "    - {model: gemini-3-flash-preview, region: global, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"

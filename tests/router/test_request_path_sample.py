@@ -385,6 +385,16 @@ class _RacedLedger(MemoryStore):
         return await super().reserve(reservation_id, budgets, amount, ttl_s)
 
 
+async def assert_raced_primary_fell_back_to_lite(record, transport, store) -> None:
+    """Under FLASH_THEN_LITE with a _RacedLedger: Flash (reserving $0.00055) was denied, Flash-Lite ($0.00014) was
+    the only model sent, served and billed $0.000104; the ledger holds that bill plus the other request's $0.0008."""
+    assert [(a.model, a.outcome, a.reserved_usd) for a in record.attempts] == [
+        ("gemini-2.5-flash", "denied", D("0.00055")), ("gemini-2.5-flash-lite", "ok", D("0.00014"))]
+    assert (record.model, record.cost_usd) == ("gemini-2.5-flash-lite", D("0.000104"))
+    assert [spec.model_id for spec in transport.calls] == ["gemini-2.5-flash-lite"]
+    assert await spend_and_holds(store) == (D("0.000104"), D("0.000904"))  # + the other request's hold
+
+
 async def test_a_primary_denied_at_reserve_time_falls_back_to_a_candidate_that_fits():
     """$0.001 budget; best_quality picks 2.5 Flash (reserves 1,000 x $0.30 + 100 x $2.50 per 1M = $0.00055), but
     another request took $0.0008 meanwhile: Flash is denied, Flash-Lite ($0.00014) fits, is served and billed
@@ -393,11 +403,7 @@ async def test_a_primary_denied_at_reserve_time_falls_back_to_a_candidate_that_f
     transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
     r = Router(FLASH_THEN_LITE, store=store, transport=transport, watch_policy=False)
     record = (await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=100)).routing
-    assert [(a.model, a.outcome, a.reserved_usd) for a in record.attempts] == [
-        ("gemini-2.5-flash", "denied", D("0.00055")), ("gemini-2.5-flash-lite", "ok", D("0.00014"))]
-    assert (record.model, record.cost_usd) == ("gemini-2.5-flash-lite", D("0.000104"))
-    assert [spec.model_id for spec in transport.calls] == ["gemini-2.5-flash-lite"]
-    assert await spend_and_holds(store) == (D("0.000104"), D("0.000904"))  # + the other request's hold
+    await assert_raced_primary_fell_back_to_lite(record, transport, store)
     await r.aclose()
 
 
@@ -421,19 +427,10 @@ async def test_a_provisioned_only_primary_saturated_at_claim_time_falls_back_to_
     claims its 1,000 + 8,000 x 4 = 33,000 tokens: after its 0.2 s wait it is still saturated, so the call goes on to
     2.0 Flash, served by its Provisioned Throughput at $0 (it is not refused while a fallback has capacity)."""
     import datetime as dt
-    import shutil
 
-    from router.catalog import default_catalog_dir
+    from tests.catalog_copies import catalog_with_gemini_3_flash_burndown
 
-    root = tmp_path / "catalog"
-    shutil.copytree(default_catalog_dir(), root)
-    pt = root / "provisioned_throughput.yaml"
-    text = pt.read_text()
-    assert text.count("burndown:\n") == 1
-    pt.write_text(text.replace("burndown:\n", "burndown:\n"
-        "  - model: gemini-3-flash-preview\n    tokens_per_second_per_gsu: 3360\n    min_gsu_increment: 1\n"
-        "    input_text: 1\n    input_audio: 7\n    output_text: 4\n"
-        "    provenance: {source: \"https://example.com/test-only-burndown\", section: \"test data\"}\n"))
+    root = catalog_with_gemini_3_flash_burndown(tmp_path)
     policy_text = PT_POLICY.replace(
         "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n",
         "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"
