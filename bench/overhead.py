@@ -28,7 +28,18 @@ Rounds are interleaved, so machine load that drifts during the run hits every va
   calls/s while their CPU per call moves less, so a gap between the two shares is scheduling noise (or time
   the process spent idle, waiting), not work.
 
-    python bench/overhead.py [--rounds 7] [--calls 300] [--concurrent-calls 1000] [--concurrency 50] [--block 20] [--seed 13]
+The garbage collector is never reset between blocks (``--gc steady``, the default): each variant pays the
+collections its own allocations trigger, as in a long-running server. Calling ``gc.collect()`` before every
+block, as this script did until 2026-12-02, biased the 50-concurrent phase: a full (generation-2) collection,
+~250-300 ms over the ~450k objects litellm leaves after import, comes after the tenth generation-1 collection
+counted from the reset, and a block of 1,000 plain calls (~120 generation-0 runs, 10 generation-1) ended just
+short of it while every routed variant's block (~150-160 generation-0 runs) paid one: ~0.25 ms per call
+charged to the routed variants only. ``--gc freeze`` runs ``gc.collect()`` and ``gc.freeze()`` once after the
+warm-up, for every variant alike (the start-up heap leaves the collector's reach, as CPython's documentation
+suggests for long-running servers): what a deployment that freezes after start-up sees. The table reports
+each variant's collector runs by generation and their time per call at 50 concurrent.
+
+    python bench/overhead.py [--rounds 7] [--calls 300] [--concurrent-calls 1000] [--concurrency 50] [--block 20] [--seed 13] [--gc steady|freeze]
 
 Prints the machine load (``os.getloadavg``) before and after, a markdown table, and the issue-13 targets:
 ours on Redis added p50 <= usage-based-routing-v2's added p50 / 20, and >= 0.90 of plain's calls/s at 50.
@@ -134,9 +145,33 @@ async def interleaved(variants: dict[str, Call], calls: int, block: int, rng: ra
     return latencies, {n: total / len(latencies[n]) for n, total in cpu.items()}
 
 
-async def concurrent(call: Call, calls: int, concurrency: int) -> tuple[float, float]:
+class GcWatch:
+    """Counts the collector's runs by generation and the time they take, through ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.runs = [0, 0, 0]
+        self.seconds = 0.0
+        self._started: list[float] = []
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started.append(time.perf_counter())
+        elif self._started:
+            self.seconds += time.perf_counter() - self._started.pop()
+            self.runs[info["generation"]] += 1
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+async def concurrent(call: Call, calls: int, concurrency: int, watch: GcWatch | None = None) -> tuple[float, float]:
     """Calls/s with ``concurrency`` workers each making calls back to back until ``calls`` are done, and the
-    process CPU time per call meanwhile (all threads: litellm's executor work included)."""
+    process CPU time per call meanwhile (all threads: litellm's executor work included). ``watch`` (if given)
+    counts the garbage collector's runs meanwhile."""
     left = calls
 
     async def worker() -> None:
@@ -147,7 +182,11 @@ async def concurrent(call: Call, calls: int, concurrency: int) -> tuple[float, f
 
     c0 = time.process_time()
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if watch is None:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    else:
+        with watch:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
     return calls / (time.perf_counter() - t0), (time.process_time() - c0) / calls
 
 
@@ -164,6 +203,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--block", type=int, default=20, help="back-to-back sequential calls of one variant per block (the first not counted)")
     parser.add_argument("--seed", type=int, default=13, help="seed of the sequential phase's block order")
+    parser.add_argument(
+        "--gc",
+        choices=("steady", "freeze"),
+        default="steady",
+        help="steady: the collector runs on its own schedule, never reset between blocks; freeze: gc.collect() + gc.freeze() once after the warm-up",
+    )
     parser.add_argument("--only", default="", help=f"comma-separated variants to run, of {', '.join(SHORT)} (plain always runs)")
     args = parser.parse_args()
 
@@ -220,6 +265,9 @@ async def main() -> None:
         for call in variants.values():  # warm up every path (imports, connections, scripts, caches)
             await sequential(call, 30)
             await concurrent(call, 200, args.concurrency)
+        if args.gc == "freeze":  # the start-up heap (litellm's ~450k objects) leaves the collector's reach, for every variant
+            gc.collect()
+            gc.freeze()
 
         latencies: dict[str, list[float]] = {n: [] for n in names}
         round_p50: dict[str, list[float]] = {n: [] for n in names}
@@ -228,10 +276,10 @@ async def main() -> None:
         cpu_shares: dict[str, list[float]] = {n: [] for n in names}
         cpu_conc: dict[str, list[float]] = {n: [] for n in names}
         rates: dict[str, list[float]] = {n: [] for n in names}
+        gc_watch = {n: GcWatch() for n in names}
         rng = random.Random(args.seed)
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
-            gc.collect()
             round_lat, round_cpu = await interleaved(variants, args.calls, args.block, rng)
             for name in names:
                 cpu[name].append(round_cpu[name])
@@ -240,8 +288,7 @@ async def main() -> None:
             this_round: dict[str, float] = {}
             round_cpu_conc: dict[str, float] = {}
             for name in order:
-                gc.collect()
-                this_round[name], round_cpu_conc[name] = await concurrent(variants[name], args.concurrent_calls, args.concurrency)
+                this_round[name], round_cpu_conc[name] = await concurrent(variants[name], args.concurrent_calls, args.concurrency, gc_watch[name])
             for name in names:
                 rates[name].append(this_round[name])
                 shares[name].append(this_round[name] / this_round[PLAIN])
@@ -261,20 +308,27 @@ async def main() -> None:
 
         print()
         print(f"Measured with `python bench/overhead.py --rounds {args.rounds} --calls {args.calls} --concurrent-calls {args.concurrent_calls} "
-              f"--concurrency {args.concurrency} --block {args.block} --seed {args.seed}`; {load_before} before, {load_after.split(' on ')[0]} after.")
+              f"--concurrency {args.concurrency} --block {args.block} --seed {args.seed} --gc {args.gc}`; {load_before} before, {load_after.split(' on ')[0]} after.")
         print()
         c = args.concurrency
         print(f"| variant | added p50, 1 at a time (ms) | per-round range (ms) | added CPU per call (µs) | calls/s at {c} concurrent "
-              f"| share of plain's calls/s | CPU per call at {c} (µs) | plain's CPU per call / the variant's, at {c} |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+              f"| share of plain's calls/s | CPU per call at {c} (µs) | plain's CPU per call / the variant's, at {c} "
+              f"| GC runs per 1,000 calls at {c} (gen 0 / 1 / 2) | GC time per call at {c} (µs) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        conc_calls = args.rounds * args.concurrent_calls
+
+        def gc_cells(n: str) -> str:
+            runs = " / ".join(f"{k * 1000 / conc_calls:.1f}" for k in gc_watch[n].runs)
+            return f"{runs} | {gc_watch[n].seconds / conc_calls * 1e6:.0f}"
+
         for n in names:
             rate = statistics.median(rates[n])
             conc_cpu = statistics.median(cpu_conc[n]) * 1e6
             if n == PLAIN:
-                print(f"| {n} (baseline) | p50 {base_p50 * 1000:.3f} (absolute) | | {statistics.median(cpu[n]) * 1e6:.0f} (absolute) | {rate:,.0f} | 1.00 | {conc_cpu:.0f} | 1.00 |")
+                print(f"| {n} (baseline) | p50 {base_p50 * 1000:.3f} (absolute) | | {statistics.median(cpu[n]) * 1e6:.0f} (absolute) | {rate:,.0f} | 1.00 | {conc_cpu:.0f} | 1.00 | {gc_cells(n)} |")
             else:
                 lo, hi = per_round[n][0], per_round[n][-1]
-                print(f"| {n} | {added[n]:+.3f} | {lo:+.3f} to {hi:+.3f} | {cpu_added[n]:+.0f} | {rate:,.0f} | {share[n]:.2f} | {conc_cpu:.0f} | {cpu_share[n]:.2f} |")
+                print(f"| {n} | {added[n]:+.3f} | {lo:+.3f} to {hi:+.3f} | {cpu_added[n]:+.0f} | {rate:,.0f} | {share[n]:.2f} | {conc_cpu:.0f} | {cpu_share[n]:.2f} | {gc_cells(n)} |")
         print()
         for n in names:
             if n != PLAIN:
