@@ -1,0 +1,183 @@
+"""Budget leases on fakeredis: what the full mutation run of ``router/ledger/deferred.py`` (issue 12) found unseen on
+the lease / reservation path (the keeper, the give-back, this process's own snapshot, reads after a failed flush).
+
+Each test asserts what a user of the ledger relies on: what another process sees taken from a cap (bills + holds +
+every slice), what this process's own snapshot shows (its slices' free part left out, to the nano), that a slice's
+free part goes back when it sat idle or another process needs it (leases never strand capacity), and that a read
+shows this store's settles even after a flush that could not reach Redis. Amounts are worked out by hand from the
+lease sizing described in test_deferred_fast.py: a first $1 reservation on the $100 budget B takes a $4 slice."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from decimal import Decimal
+
+import pytest
+
+from router.errors import StoreUnavailableError
+from tests.ledger.test_deferred_fast import B, LEASES, Pair, _with_slice
+from tests.ledger.test_deferred_mutants import _drained_pair, _set_reachable
+
+D = Decimal
+NANO = D("0.000000001")
+#: LEASES, but a slice that sat unused for 1 s goes back
+IDLE_1S = "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1000"
+
+
+async def _until(p: Pair, amount: Decimal, budget=B, seconds: float = 4.0) -> Decimal:  # noqa: ANN001
+    """What another process sees taken from ``budget`` once it is ``amount`` (or after ``seconds``)."""
+    for _ in range(int(seconds / 0.02)):
+        taken = await p.taken(budget)
+        if taken == amount:
+            return taken
+        await asyncio.sleep(0.02)
+    return await p.taken(budget)
+
+
+# ---------------------------------------------------------------- this process's own snapshot
+async def test_this_processs_snapshot_leaves_out_exactly_the_free_part_of_its_slice(tmp_path):
+    """Another process sees r1's $1 hold and the whole $4 slice. This process's own view leaves out the slice's
+    free part, to the nano (a reservation of $4 less one nano leaves one nano free), and never shows less than
+    nothing: with only the unused slice left in Redis, its own spend is $0."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("l1", [B], D("4") - NANO, 60)).granted
+    assert p.store.local_grants == 1
+    assert await p.taken() == D("5")
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("5") - NANO
+    assert await p.store.release("l1") is True
+    assert await p.store.release("r1") is True
+    assert await p.taken() == D("4")  # the slice only
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == 0
+    await p.close()
+
+
+# ---------------------------------------------------------------- the keeper gives idle and drained free parts back
+async def test_a_slice_down_to_one_free_nano_is_given_back_once_idle(tmp_path):
+    """l1 takes all but one nano of the $4 slice and is billed in full: the slice is one nano now, all of it free.
+    Idle for lease_idle_ms (1 s), that nano goes back too: another process then sees r1's hold and l1's bill only."""
+    p = Pair(tmp_path, IDLE_1S)
+    await _with_slice(p)
+    assert (await p.store.reserve("l1", [B], D("4") - NANO, 60)).granted
+    assert p.store.local_grants == 1
+    assert await p.store.settle("l1", D("4") - NANO)
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.plain.spend(B) == D("4") - NANO
+    assert await p.taken() == D("5")  # r1 + the bill + the one-nano slice
+    await asyncio.sleep(0.15)  # keeper ticks: not idle yet (the clock stands still)
+    assert await p.taken() == D("5")
+    p.clock.advance(1)
+    assert await _until(p, D("5") - NANO) == D("5") - NANO
+    await p.close()
+
+
+async def test_a_slice_whose_drain_ends_exactly_now_keeps_its_free_part(tmp_path):
+    """The drain another process asked for lasts lease drain_s (1 s) from when the flag was read; at exactly its
+    end the slice is this process's again: r3's released $1 stays in the slice (not idle: lease_idle_ms is an
+    hour) and serves r4 locally; another process still sees B's $3 taken (r2's bill, r3's $1, r1's hold)."""
+    p = await _drained_pair(tmp_path)
+    assert await p.store.release("r3") is True
+    await asyncio.sleep(0.2)  # keeper ticks at the drain's last millisecond (the clock stands still)
+    assert await p.taken() == D("3")
+    assert (await p.store.reserve("r4", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 4
+    assert await p.taken() == D("3")
+    await p.close()
+
+
+async def test_the_keeper_survives_a_drain_flag_poll_that_cannot_reach_redis(tmp_path):
+    """Redis is unreachable when the keeper polls the drain flags; once it is back, the next poll reads the flag
+    another process set and the slice's $4 free part goes back (it is not stranded until the slice expires)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    _set_reachable(p, False)
+    p.clock.advance(0.1)  # the flag read with r1's reply is stale: the keeper polls it (and fails)
+    await asyncio.sleep(0.2)
+    _set_reachable(p, True)
+    assert await _until(p, D("1")) == D("1")  # r1's hold only
+    await p.close()
+
+
+async def test_the_keeper_polls_drain_flags_once_per_poll_s_of_clock_time(tmp_path):
+    """The keeper ticks every poll_s (50 ms) but reads a flag only when no reply read it in the last poll_s of
+    ledger clock: with the clock standing still it sends no MGET at all; once exactly 50 ms passed, one MGET
+    reads the flag another process set, and the slice's $4 free part goes back."""
+    p = Pair(tmp_path, LEASES)
+    reads = []
+    mget = p.store.client.mget
+
+    async def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        reads.append(args)
+        return await mget(*args, **kwargs)
+
+    p.store.client.mget = counting
+    await _with_slice(p)
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    await asyncio.sleep(0.3)  # about six keeper ticks
+    assert reads == []
+    assert await p.taken() == D("5")
+    p.clock.advance(0.05)
+    assert await _until(p, D("1")) == D("1")
+    await asyncio.sleep(0.2)
+    assert len(reads) == 1
+    await p.close()
+
+
+# ---------------------------------------------------------------- reads after a flush that could not reach Redis
+async def test_a_read_after_a_failed_flush_applies_the_settle_first(tmp_path):
+    """r1's $1.25 bill (a $3 Redis hold) was logged; the explicit flush could not reach Redis, so it waits in a
+    batch not applied yet (the background flusher is not due for 10 minutes). Once Redis is back, this store's
+    spend shows the bill (read your writes)."""
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("r1", [B], D("3"), 60)).granted
+    assert await p.store.settle("r1", D("1.25"))
+    _set_reachable(p, False)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.flush(confirm=False)
+    _set_reachable(p, True)
+    assert await p.store.spend(B) == D("1.25")
+    assert await p.plain.spend(B) == D("1.25")
+    await p.close()
+
+
+async def test_a_snapshot_with_leases_after_a_failed_flush_applies_a_redis_hold_settle_first(tmp_path):
+    """With leases: r1's $0.25 bill settles a $1 Redis hold; the flush failed, so Redis still counts the hold. This
+    process's snapshot applies it first: $0.25 (the $4 slice is its own free part), not the $1 hold."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert await p.store.settle("r1", D("0.25"))
+    _set_reachable(p, False)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.flush(confirm=False)
+    _set_reachable(p, True)
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("0.25")
+    assert await p.plain.spend(B) == D("0.25")
+    await p.close()
+
+
+async def test_a_snapshot_with_leases_applies_a_dead_processs_log_whose_first_apply_failed(tmp_path):
+    """A dead process logged s1's $0.25 bill (a $1 hold; its $4 slice is still in Redis). The heir adopts its log
+    while Redis is unreachable, so the log waits unapplied; once Redis is back the heir's snapshot applies it
+    first: the bill + the dead process's slice, $4.25, not the $1 hold."""
+    p = Pair(tmp_path, LEASES, log="a")
+    assert (await p.store.reserve("s1", [B], D("1"), 60)).granted
+    assert await p.store.settle("s1", D("0.25"))
+    heir_dir = tmp_path / "b"
+    heir_dir.mkdir()
+    for i, seg in enumerate(sorted((tmp_path / "a").glob("*.jsonl")), 1):
+        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
+    (heir_dir / "4242-deadbeef.lock").touch()
+    heir = p.open(LEASES, heir_dir)
+    heir.retry_interval_s = 30.0  # the background flusher's retry waits (it must not apply the log meanwhile)
+    _set_reachable(p, False)
+    with pytest.raises(StoreUnavailableError):
+        await heir.flush(confirm=False)
+    await asyncio.sleep(0.05)  # the background flusher tried too (and failed)
+    _set_reachable(p, True)
+    assert (await heir.snapshot([B], [], [])).spend[B.id] == D("4.25")
+    assert await p.plain.spend(B) == D("0.25")
+    await heir.close()
+    await p.close()
+
