@@ -640,10 +640,12 @@ class DeferredRedisStore(RedisStore):
             await self._sync_for_read()
         snap = await super().snapshot(budgets, pools, ramp_families)
         if self.sizing is not None:  # this process's unused slices are not spend (other processes' are held)
-            self._expire_slices(self.now_ms())
+            now = self.now_ms()
+            self._expire_slices(now)
             for budget in budgets:
                 lease = self._leases.get(budget.id)
-                if lease is not None and lease.free > 0 and budget.id in snap.spend:
+                # a slice that expired no longer counts in Redis (the keeper resets it at its next tick only)
+                if lease is not None and lease.free > 0 and lease.expiry > now and budget.id in snap.spend:
                     snap.spend[budget.id] = max(Decimal(0), snap.spend[budget.id] - from_nano(lease.free))
         return snap
 

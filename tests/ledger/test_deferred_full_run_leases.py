@@ -10,6 +10,7 @@ lease sizing described in test_deferred_fast.py: a first $1 reservation on the $
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from decimal import Decimal
 
@@ -181,3 +182,18 @@ async def test_a_snapshot_with_leases_applies_a_dead_processs_log_whose_first_ap
     await heir.close()
     await p.close()
 
+
+async def test_this_processs_snapshot_stops_leaving_out_a_slice_once_it_expired(tmp_path):
+    """r1's $1 is billed; its $4 slice expires at 90 s (60 s hold + 30 s lease TTL). Right after that, before the
+    keeper's next tick (poll_s set to a minute here), Redis no longer counts the slice, so this process's own
+    snapshot must not leave its free part out any more: it shows the $1 bill, not $1 - $4 (floored at $0)."""
+    p = Pair(tmp_path, LEASES)
+    p.store.sizing = dataclasses.replace(p.store.sizing, poll_s=60.0)  # (read by the keeper when it starts)
+    await _with_slice(p)
+    assert await p.store.settle("r1", D("1"))
+    assert await p.store.flush(confirm=False) == 1
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("1")
+    p.clock.advance(90)
+    assert await p.taken() == D("1")
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("1")
+    await p.close()
