@@ -101,11 +101,13 @@ async def test_the_keeper_survives_a_drain_flag_poll_that_cannot_reach_redis(tmp
     await p.close()
 
 
-async def test_the_keeper_polls_drain_flags_once_per_poll_s_of_clock_time(tmp_path):
-    """The keeper ticks every poll_s (50 ms) but reads a flag only when no reply read it in the last poll_s of
-    ledger clock: with the clock standing still it sends no MGET at all; once exactly 50 ms passed, one MGET
-    reads the flag another process set, and the slice's $4 free part goes back."""
+@pytest.mark.parametrize("poll_s", [0.05, 1.0])
+async def test_the_keeper_polls_drain_flags_once_per_poll_s_of_clock_time(tmp_path, poll_s):
+    """The keeper ticks every poll_s (50 ms by default) but reads a flag only when no reply read it in the last
+    poll_s of ledger clock: with the clock standing still it sends no MGET at all; once exactly poll_s passed, one
+    MGET reads the flag another process set, and the slice's $4 free part goes back."""
     p = Pair(tmp_path, LEASES)
+    p.store.sizing = dataclasses.replace(p.store.sizing, poll_s=poll_s)  # (read by the keeper when it starts)
     reads = []
     mget = p.store.client.mget
 
@@ -119,10 +121,55 @@ async def test_the_keeper_polls_drain_flags_once_per_poll_s_of_clock_time(tmp_pa
     await asyncio.sleep(0.3)  # about six keeper ticks
     assert reads == []
     assert await p.taken() == D("5")
-    p.clock.advance(0.05)
+    p.clock.advance(poll_s)
     assert await _until(p, D("1")) == D("1")
     await asyncio.sleep(0.2)
     assert len(reads) == 1
+    await p.close()
+
+
+async def test_a_drain_read_in_a_settle_batch_reply_ends_after_exactly_drain_s(tmp_path):
+    """A settle batch's reply carries the drain flag another process set: the slice stops granting for lease
+    drain_s (1 s) from then. The keeper is kept out of the way (poll_s a minute). With the flag gone, exactly 1 s
+    later the slice grants again: a3 is granted from its $2 free part, and another process still sees the
+    whole $3 slice (r1's $1 hold + a1's $1 bill + the slice: $5)."""
+    p = Pair(tmp_path, LEASES)
+    p.store.sizing = dataclasses.replace(p.store.sizing, poll_s=60.0)  # (read by the keeper when it starts)
+    await _with_slice(p)
+    for rid in ("a1", "a2"):
+        assert (await p.store.reserve(rid, [B], D("1"), 60)).granted
+    assert p.store.local_grants == 2
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    assert await p.store.settle("a1", D("1"))
+    assert await p.store.flush(confirm=False) == 1  # its reply carries the flag
+    await p.plain.client.delete(p.store.keys.drain_flag(B.id))
+    p.clock.advance(1)
+    assert (await p.store.reserve("a3", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 3
+    assert await p.taken() == D("5")
+    await p.close()
+
+
+async def test_the_keeper_keeps_giving_back_after_a_give_back_redis_refused(tmp_path):
+    """Another process needs B (its drain flag is set). The keeper's give-back fails once (the lease's Redis key
+    holds a wrong type: a script error, not an outage); the keeper carries on, so once the key is intact again
+    the $1 that a1's release frees is given back too: another process then sees r1's hold + the $3 of the slice
+    that the failed give-back left in Redis ($4), not the whole $5."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("a1", [B], D("1"), 60)).granted
+    key = p.store.keys.lease(B.id)
+    saved = await p.plain.client.hgetall(key)
+    await p.plain.client.delete(key)
+    await p.plain.client.set(key, "not a hash")
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    p.clock.advance(0.1)  # the flag read with r1's reply is stale: the keeper polls it and gives back (refused)
+    await asyncio.sleep(0.2)
+    assert await p.taken() == D("5")
+    await p.plain.client.delete(key)
+    await p.plain.client.hset(key, mapping=saved)
+    assert await p.store.release("a1") is True
+    assert await _until(p, D("4")) == D("4")
     await p.close()
 
 
