@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 
 from router.errors import StoreUnavailableError
-from tests.ledger.test_deferred_fast import B, LEASES, Pair, _with_slice
+from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, _with_slice
 from tests.ledger.test_deferred_mutants import _drained_pair, _set_reachable
 
 D = Decimal
@@ -170,6 +170,70 @@ async def test_the_keeper_keeps_giving_back_after_a_give_back_redis_refused(tmp_
     await p.plain.client.hset(key, mapping=saved)
     assert await p.store.release("a1") is True
     assert await _until(p, D("4")) == D("4")
+    await p.close()
+
+
+class _SlowReserves:
+    """Wraps a client's ``evalsha`` so a reserve batch that decides requests takes ``delay`` seconds longer (the
+    slice guard stays held meanwhile); ``started`` is set when one is in flight."""
+
+    def __init__(self, client, delay: float) -> None:  # noqa: ANN001 - a redis client
+        self.evalsha, self.delay, self.started = client.evalsha, delay, asyncio.Event()
+        client.evalsha = self
+
+    async def __call__(self, sha: str, numkeys: int, *keys_and_args: object) -> object:
+        args = keys_and_args[numkeys:]
+        if len(args) > 6 and str(args[6]) != "0":  # reserve_batch with requests
+            self.started.set()
+            await asyncio.sleep(self.delay)
+        return await self.evalsha(sha, numkeys, *keys_and_args)
+
+
+async def test_a_give_back_whose_free_part_was_granted_meanwhile_gives_nothing_back(tmp_path):
+    """The idle slice's $3 free part is chosen for a give-back while a reserve call (on another budget) holds the
+    slice guard; before the give-back runs, r3 takes those $3 from the slice. The give-back then has nothing to
+    return: Redis keeps the whole $4 slice for r2 + r3, so with the rest of B taken elsewhere not one nano more
+    is granted to another process."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
+    slow = _SlowReserves(p.store.client, 0.4)
+    other = asyncio.ensure_future(p.store.reserve("d1", [DAY], D("1"), 60))
+    await asyncio.wait_for(slow.started.wait(), 5)
+    p.clock.advance(0.01)  # idle now: the keeper's next tick chooses B's $3 and waits for the guard
+    await asyncio.sleep(0.15)
+    got = await p.store.reserve("r3", [B], D("3"), 60)
+    assert got.granted is True and p.store.local_grants == 2
+    assert (await other).granted
+    await asyncio.sleep(0.2)  # the give-back has run
+    assert await p.taken() == D("100")
+    assert not (await p.plain.reserve("over", [B], NANO, 60)).granted
+    await p.close()
+
+
+async def test_a_slice_redis_lost_under_a_held_reservation_is_kept_until_it_ends(tmp_path):
+    """Redis loses everything (a restart without persistence) while l1 ($3, five minutes) is held from the $4
+    slice. A minute later the keeper gives the idle slice back and learns it is gone. l1 still counts as used in
+    the lease it belongs to: its release answers True (the lease is not forgotten while l1 is held), and the next
+    slice ($4, taken by r3) grants exactly its size: with B's rest taken elsewhere, $4 more is granted from it
+    and $1 more is denied (never beyond the cap)."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1000&lease_ttl_ms=600000")
+    await _with_slice(p)
+    assert (await p.store.reserve("l1", [B], D("3"), 300)).granted
+    assert p.store.local_grants == 1
+    await p.plain.client.flushall()
+    p.clock.advance(61)  # l1's demand is a minute old; the slice sat idle: the keeper gives it back
+    await asyncio.sleep(0.3)
+    assert await p.taken() == 0
+    assert await p.store.release("l1") is True
+    assert (await p.store.reserve("r3", [B], D("1"), 60)).granted
+    assert await p.taken() == D("5")  # r3's hold + the new $4 slice
+    assert (await p.plain.reserve("fill", [B], D("95"), 60)).granted
+    assert (await p.store.reserve("r4", [B], D("4"), 60)).granted
+    assert p.store.local_grants == 2
+    assert not (await p.store.reserve("r5", [B], D("1"), 60)).granted
+    assert await p.taken() == D("100")
     await p.close()
 
 
