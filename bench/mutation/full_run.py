@@ -32,6 +32,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.mutation import stored
+
 ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = Path(__file__).with_name("verdicts.tsv")
 
@@ -245,11 +247,26 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
             data["exit_code_by_key"] = dict.fromkeys(meta.codes)
             meta_path.write_text(json.dumps(data, indent=4))
     started, commit = time.monotonic(), _git("rev-parse", "--short", "HEAD")
+    restored: dict | None = None
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
         # mutmut re-runs every mutant a pattern or name matches, even one with a stored result: --missing-only
         # names just the mutants without a result (a run that was stopped, functions changed since).
+        meta_path = where / "mutants" / (module + ".meta")
+        if not rerun and stored.load(dotted(module), _store()) is not None and not any(v is not None for v in results(module).values()):
+            # Results kept in the repository (bench/mutation/results/) from an earlier run, maybe on another
+            # machine: generate the mutants, then put back the results of every function that did not change.
+            if not results(module):
+                subprocess.call(["nice", "-n", "19", mutmut, *_run(), dotted(module) + ".__generate_only__"], cwd=where,
+                                stdout=out, stderr=subprocess.STDOUT)
+            count, by_commit = stored.restore(dotted(module), meta_path, _store())
+            if count:
+                restored = {"count": count, "by_commit": by_commit}
+                missing = True  # mutmut would run a named mutant again even with a result
+                print(f"{module}: restored {count} results of unchanged functions from "
+                      f"{stored.path_for(dotted(module), _store()).relative_to(ROOT)} (measured on {', '.join(sorted(by_commit))})",
+                      flush=True)
         if sample and not results(module):
             # A sample is drawn from the names mutmut generated: in a fresh copy (a new worktree, the broad
             # profile's first run) there are none yet, and an empty name list would make mutmut run every
@@ -276,8 +293,27 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if sample:
         data[module]["sample"] = {"size": sample, "seed": seed, "sizes": [*_sizes(previous.get("sample")), sample]}
+    if restored is not None:
+        data[module]["restored"] = restored
+    elif "restored" in previous:
+        data[module]["restored"] = previous["restored"]
     commits.write_text(json.dumps(data, indent=1))
     print(f"{module}: mutmut exit {rc} after {data[module]['seconds']} s (log {log})", flush=True)
+    save_results(module)
+
+
+def _store() -> Path:
+    return ROOT / "bench" / "mutation" / "results"
+
+
+def save_results(module: str) -> None:
+    """Keep the module's results in the repository (bench/mutation/results/), for a run on another machine."""
+    meta = meta_of(module)
+    if meta is None or not meta.complete or meta.sections is None:
+        return
+    count = stored.save(dotted(module), meta.sections, _git("rev-parse", "--short", "HEAD"),
+                        PROFILE_OF.get(module, "fast"), _store())
+    print(f"{module}: {count} results kept in {stored.path_for(dotted(module), _store()).relative_to(ROOT)} (commit it)", flush=True)
 
 
 def module_of(name: str) -> str | None:
@@ -324,6 +360,7 @@ def run_listed(files: list[str], mutmut: str) -> dict[str, tuple[int | None, int
         for name in group:
             out[name] = (before.get(name), after.get(name))
             print(f"{STATUS.get(before.get(name), '?'):9s} -> {STATUS.get(after.get(name), '?'):9s} {name}", flush=True)
+        save_results(module)
     return out
 
 
@@ -439,6 +476,9 @@ def report(modules: list[str]) -> str:
         commits = json.loads(_commits_file(workdir(module)).read_text()) if _commits_file(workdir(module)).exists() else {}
         info = commits.get(module, {})
         commit = info.get("commit", "?") + (" (+uncommitted)" if info.get("dirty") else "")
+        if "restored" in info:
+            commit += " (and " + ", ".join(f"{n} results restored from a run on {c}"
+                                           for c, n in sorted(info["restored"]["by_commit"].items())) + ")"
         if meta is not None and not meta.complete:
             commit += " (incomplete)"
         profile = f" ({PROFILE_OF[module]} profile)" if module in PROFILE_OF else ""
@@ -520,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-run the mutants named in FILE (first tab-separated column a line, e.g. /work/wt/killed-*.txt) and exit")
     ap.add_argument("--missing-only", action="store_true",
                     help="run only the mutants without a stored result (mutmut re-runs every mutant it is named)")
+    ap.add_argument("--save-only", action="store_true",
+                    help="only copy the modules' mutmut results into bench/mutation/results/ (kept in git) and exit")
     ap.add_argument("--max-children", type=int, default=None,
                     help="mutmut's parallel test processes (default: max_children of [tool.mutmut]; use 1 on a shared VM)")
     args = ap.parse_args(argv)
@@ -531,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     if args.rerun_listed:
         run_listed(args.rerun_listed, mutmut)
+        return 0
+    if args.save_only:
+        for module in args.modules:
+            save_results(module)
         return 0
     if args.suggest:
         for module in args.modules:
