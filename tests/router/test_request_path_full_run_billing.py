@@ -1,0 +1,265 @@
+"""The request path where the full broad-profile mutmut run of ``router/_client.py`` found no test (outside the
+call / stream / settle methods): every cause the "billed > reserved" warning can name (and that it names only
+the causes that happened), the gauges ``refresh_metrics`` sets (and the label a failing ledger is counted
+under), and what ``Router.explain`` reads before it decides (spend, Provisioned Throughput use, the caller's
+prompt size).
+
+Router + ``router.testing.MockTransport`` (lightweight) + the memory ledger. Prices by hand (seed 000), per 1M
+tokens: Gemini 2.5 Flash-Lite $0.10 in ($0.30 audio in) / $0.40 out, Gemini 2.5 Flash $0.30 / $2.50 (thinking
+at the output rate), Claude Sonnet 4 $3 in / $15 out (5-minute cache writes $3.75), Claude Haiku 4.5 $1 / $5
+(web search $10 per 1,000 searches), Gemini 2.0 Flash $0.15 / $0.60.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from router import Router, RouterMetrics
+from router._transport.count_tokens import TokenCount
+from router._transport.types import CallSpec
+from router.errors import StoreError
+from router.ledger.memory import MemoryStore
+from router.testing import MockTransport
+from tests.router.test_request_path_sample import HELLO, PT_POLICY, metric, policy, spend_and_holds
+
+D = Decimal
+
+
+def _overrun_warnings(record) -> list[str]:
+    return [w for w in record.warnings if w.startswith("billed $")]
+
+
+# ---------------------------------------------------------------------- the "billed > reserved" warning's causes
+@pytest.mark.reservation_overrun  # deliberate: unmarked prompt written to the 5-minute cache
+async def test_cache_writes_of_an_unmarked_prompt_are_the_one_cause_of_an_overrun():
+    """No part of the prompt is marked for caching: it is reserved at the input rate, 1,000 x $3 + 100 x $15 per
+    1M = $0.0045. The provider writes the 1,000 tokens to the 5-minute cache ($3.75) and produces exactly
+    max_tokens=100: billed $0.00375 + $0.0015 = $0.00525, booked in full. The cache writes are the one cause (the
+    output, exactly max_tokens, is not one)."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("claude-sonnet-4", usage={"input_tokens": 1_000, "cache_write_5m_tokens": 1_000, "output_tokens": 100})
+    r = Router(policy("claude-sonnet-4"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.0045"), D("0.00525"))
+    assert _overrun_warnings(record) == [
+        "billed $0.00525 > reserved $0.0045: prompt cache writes are billed above the rate reserved (mark cached "
+        "parts with cache_control, and its ttl); the ledger recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.00525"), D("0.00525"))
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: the scripted usage has more output than max_tokens
+async def test_five_minute_cache_writes_the_request_marked_are_not_an_overrun_cause():
+    """The prompt marks a part for (5-minute) caching: the 1,000-token prompt is reserved at the 5-minute write
+    rate, 1,000 x $3.75 + 100 x $15 per 1M = $0.00525. The provider writes the 1,000 tokens (as reserved) but
+    produces 150 output tokens: billed $0.00375 + 150 x $15 per 1M = $0.006; only the output is named."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("claude-sonnet-4", usage={"input_tokens": 1_000, "cache_write_5m_tokens": 1_000, "output_tokens": 150})
+    r = Router(policy("claude-sonnet-4"), store=store, transport=transport, watch_policy=False)
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}]
+    record = (await r.acomplete(messages, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.00525"), D("0.006"))
+    assert _overrun_warnings(record) == [
+        "billed $0.006 > reserved $0.00525: the model produced 150 output tokens (thinking included), more than "
+        "max_tokens=100; the ledger recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.006"), D("0.006"))
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: output + thinking pass max_tokens
+async def test_thinking_tokens_count_with_the_output_against_max_tokens():
+    """80 output + 70 thinking tokens against max_tokens=100 (each alone within it): reserved 1,000 x $0.30 +
+    100 x $2.50 per 1M = $0.00055, billed $0.0003 + 150 x $2.50 per 1M = $0.000675; the cause names the 150
+    tokens produced, thinking included."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 80, "thinking_tokens": 70})
+    r = Router(policy("gemini-2.5-flash"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.00055"), D("0.000675"))
+    assert _overrun_warnings(record) == [
+        "billed $0.000675 > reserved $0.00055: the model produced 150 output tokens (thinking included), more than "
+        "max_tokens=100; the ledger recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.000675"), D("0.000675"))
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: the caller's prompt_tokens is too low
+async def test_a_low_caller_prompt_with_output_at_max_tokens_names_only_the_prompt():
+    """prompt_tokens=1,000 but the provider counts 2,000; the output is exactly max_tokens=100 (not a cause):
+    reserved 1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014, billed $0.0002 + $0.00004 = $0.00024."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 2_000, "output_tokens": 100})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.00014"), D("0.00024"))
+    assert _overrun_warnings(record) == [
+        "billed $0.00024 > reserved $0.00014: the provider counted 2,000 prompt tokens, more than the "
+        "prompt_tokens=1,000 passed with the request; the ledger recorded the full amount"
+    ]
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: the provider reports audio the text prompt did not announce
+async def test_an_overrun_of_no_known_cause_names_the_unreserved_dimension():
+    """A text request whose 1,000 prompt tokens the provider bills as audio ($0.30 instead of $0.10): reserved
+    1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014, billed 1,000 x $0.30 + 100 x $0.40 = $0.00034. No prompt,
+    output, cache, search or PT cause applies: the warning says a priced dimension was not reserved."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "audio_input_tokens": 1_000, "output_tokens": 100})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.00014"), D("0.00034"))
+    assert _overrun_warnings(record) == [
+        "billed $0.00034 > reserved $0.00014: a priced dimension of the usage that the reservation did not "
+        "include; the ledger recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.00034"), D("0.00034"))
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: more searches than grounding.expected_queries
+async def test_more_web_searches_than_reserved_are_named_in_full():
+    """Claude Haiku 4.5 with web search, expected_queries 1 (the default): reserved 1,000 x $1 + 200 x $5 per 1M
+    + 1 x $0.010 = $0.012; the model runs 5 searches: billed $0.001 + 100 x $5 per 1M + 5 x $0.010 = $0.0515."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("claude-haiku-4-5", usage={"input_tokens": 1_000, "output_tokens": 100, "web_searches": 5})
+    r = Router(policy("claude-haiku-4-5"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=200, prompt_tokens=1_000, grounding="web_search")).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.012"), D("0.0515"))
+    assert _overrun_warnings(record) == [
+        "billed $0.0515 > reserved $0.012: the model ran 5 billable web searches, more than the 1 reserved "
+        "(grounding.expected_queries): how many searches a model runs is not known before it answers; the ledger "
+        "recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.0515"), D("0.0515"))
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: Vertex serves a PT-covered request on PayGo
+async def test_a_request_pt_was_to_serve_that_vertex_spilled_names_the_spill():
+    """provisioned: first, one GSU of Gemini 2.0 Flash with room: the request is covered by PT, so $0 is reserved
+    for its tokens. Vertex answers it on PayGo (ON_DEMAND): billed 1,000 x $0.15 + 100 x $0.60 per 1M =
+    $0.00021, booked in full; the warning names the spill as the one cause."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 100, "traffic_type": "ON_DEMAND"})
+    r = Router(PT_POLICY.replace("mode: only", "mode: first"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=dt.date(2026, 11, 3))).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd, record.provisioned["traffic"]) == (D(0), D("0.00021"), "spilled")
+    assert _overrun_warnings(record) == [
+        "billed $0.00021 > reserved $0: Provisioned Throughput gemini-2.0-flash@us-central1 was to serve it ($0 "
+        "reserved for its tokens) but Vertex spilled it to PayGo (the project's PT was used by traffic this router "
+        "does not count, or Vertex's window differs); the ledger recorded the full amount"
+    ]
+    assert await spend_and_holds(store) == (D("0.00021"), D("0.00021"))
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- the gauges refresh_metrics sets
+NEVER_COUNT = "settings: {count_tokens: never}\n"
+
+
+async def test_a_ledger_without_a_journal_shows_no_backlog_and_no_count_pool_when_counting_is_off():
+    """The memory ledger journals nothing: router_journal_backlog is 0 (not a phantom event waiting for
+    Redis). settings.count_tokens: never: the Count Tokens pool is never read, so it has no gauge."""
+    metrics = RouterMetrics()
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=MemoryStore(), transport=MockTransport(lightweight=True),
+               watch_policy=False, metrics=metrics)
+    await r.refresh_metrics()
+    assert metric(metrics, "router_journal_backlog ") == ["router_journal_backlog 0.0"]
+    assert metric(metrics, "router_count_tokens_pool") == []
+    assert metric(metrics, "router_store_errors_total{") == []
+    await r.aclose()
+
+
+async def test_a_ledger_error_reading_the_count_tokens_pool_is_counted_under_refresh_metrics():
+    """settings.count_tokens: always; the ledger fails when the Count Tokens pool is read: refresh_metrics
+    does not raise, the pool has no gauge, and the failure is counted under operation="refresh_metrics"."""
+
+    class _BrokenRate(MemoryStore):
+        async def take_rate(self, pool, n):  # type: ignore[override]
+            raise StoreError("ledger down")
+
+    metrics = RouterMetrics()
+    r = Router(policy("gemini-2.5-flash-lite") + "settings: {count_tokens: always}\n", store=_BrokenRate(),
+               transport=MockTransport(lightweight=True), watch_policy=False, metrics=metrics, vertex_project="router-test")
+    await r.refresh_metrics()
+    assert metric(metrics, "router_store_errors_total{") == ['router_store_errors_total{operation="refresh_metrics"} 1.0']
+    assert metric(metrics, "router_count_tokens_pool") == []
+    await r.aclose()
+
+
+async def test_a_ledger_error_reading_provisioned_throughput_use_is_counted_under_refresh_metrics():
+    """A policy with a PT subscription; the ledger fails when PT use is read: refresh_metrics does not raise,
+    and the failure is counted under operation="refresh_metrics" (the budgets' gauges are still set)."""
+
+    class _BrokenPt(MemoryStore):
+        async def pt_usage(self, keys):  # type: ignore[override]
+            raise StoreError("ledger down")
+
+    metrics = RouterMetrics()
+    r = Router(PT_POLICY + NEVER_COUNT, store=_BrokenPt(), transport=MockTransport(lightweight=True), watch_policy=False, metrics=metrics)
+    await r.refresh_metrics()
+    assert metric(metrics, "router_store_errors_total{") == ['router_store_errors_total{operation="refresh_metrics"} 1.0']
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- what explain reads before it decides
+async def test_explain_shows_the_spend_already_booked():
+    """One call booked 1,000 x $0.10 + 10 x $0.40 per 1M = $0.000104: explain's budget status shows it."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    explained = await r._explain(HELLO, {"max_tokens": 100, "prompt_tokens": 1_000})
+    assert [(s["budget"], s["spend_usd"]) for s in explained["budget_status"]] == [("month", "0.000104")]
+    await r.aclose()
+
+
+async def test_explain_sees_the_provisioned_throughput_already_used():
+    """provisioned: first, one GSU of Gemini 2.0 Flash (100,800 burndown-adjusted tokens in the 30 s window).
+    Before any request, explain says PT covers a 1,000 + 8,000 x 4 = 33,000-token request at $0. After three
+    such requests were served by PT (99,000 used), it sees 1,800 of headroom: the request would spill, and
+    its bound is the PayGo one, 1,000 x $0.15 + 8,000 x $0.60 per 1M = $0.00495."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 8_000, "traffic_type": "PROVISIONED_THROUGHPUT"})
+    r = Router(PT_POLICY.replace("mode: only", "mode: first") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    ask = {"prompt_tokens": 1_000, "max_tokens": 8_000, "at": dt.date(2026, 11, 3)}
+    before = await r._explain(HELLO, dict(ask))
+    assert (before["provisioned"]["headroom"], before["provisioned"]["covered"], before["upper_bound_cost_usd"]) == (100_800, True, "0")
+    for _ in range(3):
+        await r.acomplete(HELLO, **ask)
+    after = await r._explain(HELLO, dict(ask))
+    assert (after["provisioned"]["headroom"], after["provisioned"]["covered"], after["upper_bound_cost_usd"]) == (1_800, False, "0.00495")
+    await r.aclose()
+
+
+class _CountingTransport(MockTransport):
+    """MockTransport with a Count Tokens answer (every prompt counts 12 tokens) that remembers each count."""
+
+    counted = 0
+
+    async def count_tokens(self, spec: CallSpec, settings=None) -> TokenCount:
+        self.counted += 1
+        return TokenCount(12, spec.vertex_model)
+
+
+async def test_explain_keeps_the_callers_prompt_tokens_under_count_tokens_always():
+    """settings.count_tokens: always counts only estimated prompts: with prompt_tokens=1,000 given, explain
+    neither counts nor replaces it; the bound is 1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014. Without it, the
+    prompt is counted (12 tokens: 12 x $0.10 + 100 x $0.40 per 1M = $0.0000412)."""
+    transport = _CountingTransport(lightweight=True)
+    r = Router(policy("gemini-2.5-flash-lite") + "settings: {count_tokens: always}\n", store=MemoryStore(), transport=transport,
+               watch_policy=False, vertex_project="router-test")
+    given = await r._explain(HELLO, {"max_tokens": 100, "prompt_tokens": 1_000})
+    assert (given["prompt_size"]["source"], given["request"]["prompt_tokens"], given["upper_bound_cost_usd"]) == ("caller", 1_000, "0.00014")
+    assert transport.counted == 0
+    counted = await r._explain(HELLO, {"max_tokens": 100})
+    assert (counted["prompt_size"]["source"], counted["request"]["prompt_tokens"], counted["upper_bound_cost_usd"]) == ("count_tokens", 12, "0.0000412")
+    assert transport.counted == 1
+    await r.aclose()
