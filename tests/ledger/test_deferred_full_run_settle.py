@@ -9,11 +9,14 @@ free here, at most 1/8 of the budget's free part). nano-USD = USD * 10^9."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from decimal import Decimal
+from pathlib import Path
 
+from router.ledger import store_from_url
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
-from tests.ledger.test_deferred_mutants import _dump, _promote
+from tests.ledger.test_deferred_mutants import _dump, _open_mode, _promote, _set_reachable
 
 D = Decimal
 
@@ -79,4 +82,112 @@ async def test_a_late_settle_of_a_slice_reservation_is_booked_after_its_lease_wa
     assert await p.store.flush() == 0
     assert await p.plain.spend(B) == D("0.75")
     assert await p.taken() == D("0.75")
+    await p.close()
+
+
+# ---------------------------------------------------------------- what the settle log keeps for the next process
+def _hand_over(src: Path, heir_dir: Path) -> None:
+    """Copy the settle log in ``src`` into ``heir_dir`` as the log of a dead process (owner 4242-deadbeef)."""
+    heir_dir.mkdir(exist_ok=True)
+    for i, seg in enumerate(sorted(src.glob("*.jsonl")), 1):
+        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
+    (heir_dir / "4242-deadbeef.lock").touch()
+
+
+async def test_a_replayed_settle_of_a_fail_open_grant_keeps_the_amount_granted(tmp_path):
+    """fail_open: "down" ($2) is granted while Redis is unreachable (no hold, no record in Redis) and settled at
+    $1.50; the process dies before sending it. The next process replays its log: $1.50 is booked once, and
+    reserving "down" again returns the reservation as granted ($2, from the log's hold amount), not the bill."""
+    p = Pair(tmp_path)
+    store = _open_mode(p, "fail_open", tmp_path)
+    _set_reachable(p, False)
+    assert (await store.reserve("down", [B], D("2"), 60)).amount == D("2")
+    _set_reachable(p, True)
+    await asyncio.sleep(0.05)  # past retry_interval_s
+    assert await store.settle("down", D("1.5")) is True
+    _hand_over(tmp_path / "fail_open", tmp_path / "heir")
+    heir = p.open("", tmp_path / "heir")
+    assert await heir.spend(B) == D("1.5")
+    assert await p.plain.spend(B) == D("1.5")
+    again = await p.plain.reserve("down", [B], D("2"), 60)
+    assert again.granted is True and again.amount == D("2")
+    assert await p.taken() == D("1.5")  # no new hold
+    await heir.close()
+    await store.close()
+    assert await p.plain.spend(B) == D("1.5")  # the first process's own entry: counted once
+    await p.close()
+
+
+async def test_a_replayed_settle_from_a_slice_shrinks_the_dead_processs_slice_by_the_bill(tmp_path):
+    """r2 ($1 from the $4 slice) is billed $0.50 and the process dies before sending it. The next process replays
+    the log: $0.50 is booked and the slice shrinks by it to $3.50, so r1's $1 hold + $0.50 + $3.50 = $5 are
+    taken, as before the settle (the bill is not counted twice, in the slice and booked)."""
+    p = Pair(tmp_path, LEASES, log="a")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    assert await p.taken() == D("5")
+    _hand_over(tmp_path / "a", tmp_path / "heir")
+    heir = p.open("", tmp_path / "heir")
+    assert await heir.flush() == 1
+    assert await p.plain.spend(B) == D("0.5")
+    assert await p.taken() == D("5")  # r1's hold + $0.50 booked + the $3.50 slice
+    await heir.close()
+    await p.close()
+
+
+async def test_an_adopted_slice_settle_of_a_dead_process_leaves_this_processs_own_slice_exact(tmp_path, monkeypatch):
+    """Process A (r1 $1 + a $4 slice) billed r2 ($1 from its slice) $0.50 and died before sending it. Process H
+    took its own $4 slice (h1 $1; 10 taken) and then adopts A's log: the $0.50 comes off A's slice, nothing off
+    H's. h2 ($1, also on DAY) grows H's slice by 4 s of $2/s demand minus its $4 free, to $8 (15 taken); with
+    the rest of the cap taken elsewhere, H grants exactly its $8 locally and a nano more is denied (it was
+    granted: A's decrement was taken off H's own pending part, so H's slice looked $0.50 bigger)."""
+    from router.ledger import deferred
+
+    monkeypatch.setattr(deferred, "ORPHAN_SCAN_S", 0.05)
+    p = Pair(tmp_path, LEASES, log="a")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    heir = p.open(LEASES, tmp_path / "heir")
+    assert (await heir.reserve("h1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("10")  # r1 + A's $4 slice + h1 + H's $4 slice
+    _hand_over(tmp_path / "a", tmp_path / "heir")
+    await asyncio.sleep(0.1)  # past the next look for dead processes' logs
+    assert await heir.flush() == 1
+    assert await p.plain.spend(B) == D("0.5")
+    assert await p.taken() == D("10")  # A's slice is $3.50 now, $0.50 booked
+    assert (await heir.reserve("h2", [B, DAY], D("1"), 60)).granted
+    assert await p.taken() == D("15")
+    assert (await p.plain.reserve("fill", [B], D("85"), 60)).granted
+    got = await heir.reserve("rest", [B], D("8"), 60)
+    assert got.granted is True and got.amount == D("8")
+    assert heir.local_grants == 1
+    assert (await heir.reserve("over", [B], D("0.000000001"), 60)).granted is False
+    assert await p.taken() == D("100")
+    await heir.close()
+    await p.close()
+
+
+# ---------------------------------------------------------------- the flush interval bounds the staleness
+async def test_a_steady_stream_of_settles_is_sent_flush_ms_after_the_oldest(tmp_path):
+    """flush_ms=300 and a settle every 50 ms for 2 s: the first bill must reach Redis about 300 ms after it was
+    logged (the oldest pending settle sets the time), not wait for a pause in the stream (it never came: each
+    settle moved the send 300 ms later). Checked at 1.2 s, generously."""
+    p = Pair(tmp_path)
+    log_dir = tmp_path / "stream"
+    store = store_from_url(f"{p.server}?settle=deferred&settle_log={log_dir}&flush_ms=300", prefix=p.prefix, clock=p.clock)
+    for i in range(40):
+        assert (await store.reserve(f"s{i}", [B], D("1"), 60)).granted
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    seen_at = None
+    for i in range(40):
+        assert await store.settle(f"s{i}", D("0.01"))
+        if seen_at is None and await p.plain.spend(B) > 0:
+            seen_at = loop.time() - start
+        await asyncio.sleep(0.05)
+    assert seen_at is not None and seen_at < 1.2
+    await store.close()
+    assert await p.plain.spend(B) == D("0.4")
     await p.close()
