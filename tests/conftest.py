@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures_redis",
     "tests.fixtures_overruns",
     "router.testing.pytest_plugin",
+    "tests.mutation_watchdog",
 ]
