@@ -14,7 +14,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from router.ledger import store_from_url
+from router.ledger import BudgetScope, store_from_url
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
 from tests.ledger.test_deferred_mutants import _dump, _open_mode, _promote, _set_reachable
 
@@ -190,4 +190,22 @@ async def test_a_steady_stream_of_settles_is_sent_flush_ms_after_the_oldest(tmp_
     assert seen_at is not None and seen_at < 1.2
     await store.close()
     assert await p.plain.spend(B) == D("0.4")
+    await p.close()
+
+
+# ---------------------------------------------------------------- a limit changed between two queued reservations
+async def test_a_budget_limit_changed_within_one_group_commit_is_recorded_for_router_spend(tmp_path):
+    """x and y are decided by Redis in one call (queued together), both on B and DAY; y names B with a new $200
+    limit (a policy reloaded meanwhile). Both are granted, and the scopes `router spend` lists show B at $200
+    (the latest limit) and DAY still at $50 (y's DAY meta, unchanged, is not sent again)."""
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("warm", [DAY], D("1"), 60)).granted  # (the log is looked at once)
+    b200 = BudgetScope(B.scope, B.window, D("200"))
+    x, y = await asyncio.gather(p.store.reserve("x", [B, DAY], D("1"), 60), p.store.reserve("y", [b200, DAY], D("2"), 60))
+    assert x.granted is True and x.amount == D("1")
+    assert y.granted is True and y.amount == D("2")
+    assert await p.taken() == D("3")
+    assert await p.taken(DAY) == D("4")
+    limits = {s.budget.id: s.budget.limit_usd for s in await p.store.list_scopes()}
+    assert limits == {B.id: D("200"), DAY.id: D("50")}
     await p.close()
