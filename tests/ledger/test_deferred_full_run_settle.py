@@ -16,7 +16,7 @@ from pathlib import Path
 
 from router.ledger import BudgetScope, store_from_url
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
-from tests.ledger.test_deferred_mutants import _dump, _open_mode, _promote, _set_reachable
+from tests.ledger.test_deferred_mutants import _dump, _FailingSettleBatches, _open_mode, _promote, _set_reachable
 
 D = Decimal
 
@@ -208,4 +208,60 @@ async def test_a_budget_limit_changed_within_one_group_commit_is_recorded_for_ro
     assert await p.taken(DAY) == D("4")
     limits = {s.budget.id: s.budget.limit_usd for s in await p.store.list_scopes()}
     assert limits == {B.id: D("200"), DAY.id: D("50")}
+    await p.close()
+
+
+# ---------------------------------------------------------------- a denial decided again keeps the queue
+async def test_a_reservation_queued_behind_a_denial_decided_again_is_still_answered(tmp_path):
+    """A $90 hold is settled at $10 (pending: Redis still counts $90). "next" ($85) goes to Redis and is denied
+    there; while that call is in flight "small" ($1) is queued. The store applies the pending settle and puts
+    "next" back at the head of the queue: both are answered (granted: 10 + 85 + 1 <= 100), "small" is not lost."""
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("big", [B], D("90"), 60)).granted
+    assert await p.store.settle("big", D("10"))
+    first = asyncio.ensure_future(p.store.reserve("next", [B], D("85"), 60))
+    for _ in range(3):  # until the commit loop has taken "next" and waits for Redis
+        await asyncio.sleep(0)
+    assert not first.done()
+    second = asyncio.ensure_future(p.store.reserve("small", [B], D("1"), 60))
+    got, small = await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert got.granted is True and got.amount == D("85")
+    assert small.granted is True and small.amount == D("1")
+    assert await p.taken() == D("96")
+    await p.close()
+
+
+async def test_a_denial_is_answered_while_the_pending_settles_cannot_be_applied(tmp_path):
+    """The $90 hold's $10 settle is pending and every settle batch fails (the connection drops), while
+    reservations still reach Redis: "next" ($85) is denied by Redis (it counts the $90 hold), decided once more
+    after the failed flush, and then answered as denied (not retried for as long as the settles fail)."""
+    p = Pair(tmp_path)
+    assert (await p.store.reserve("big", [B], D("90"), 60)).granted
+    assert await p.store.settle("big", D("10"))
+    _FailingSettleBatches(p.store.client)
+    got = await asyncio.wait_for(p.store.reserve("next", [B], D("85"), 60), 10)
+    assert got.granted is False and got.denied_scope == B.id
+    assert await p.taken() == D("90")
+    await p.store.close(timeout_s=0.1)
+    assert p.store.backlog() == 1  # kept for replay
+    await p.plain.close()
+
+
+# ---------------------------------------------------------------- a hold ending exactly when the slice does
+async def test_a_slice_lasting_exactly_as_long_as_the_hold_is_kept_and_grown(tmp_path):
+    """The $4 slice expires at 90 s (r1's 60 s + lease_ttl 30 s). x ($1, also on DAY: Redis decides it) is held
+    exactly 90 s: the slice covers it to its end, so its $4 stay (no give-back) and it grows by 4 s of $2/s
+    demand minus the $4 free, capped at 1/8 of the $16 free after "fill" ($78) and x = $2, to $6 (86 taken). Had
+    it been given back first, it would have been regrown to only $2.50 (1/8 of $20). The whole $6 is granted
+    locally once the rest of the cap is taken elsewhere, a nano more is denied."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.plain.reserve("fill", [B], D("78"), 60)).granted
+    assert (await p.store.reserve("x", [B, DAY], D("1"), 90)).granted
+    assert await p.taken() == D("86")  # r1 + fill + x + the $6 slice
+    assert (await p.plain.reserve("fill2", [B], D("14"), 60)).granted
+    got = await p.store.reserve("rest", [B], D("6"), 60)
+    assert got.granted is True and p.store.local_grants == 1
+    assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
+    assert await p.taken() == D("100")
     await p.close()
