@@ -265,3 +265,44 @@ async def test_a_slice_lasting_exactly_as_long_as_the_hold_is_kept_and_grown(tmp
     assert (await p.store.reserve("over", [B], D("0.000000001"), 60)).granted is False
     assert await p.taken() == D("100")
     await p.close()
+
+
+# ---------------------------------------------------------------- one flusher task
+async def test_the_background_flusher_is_one_task_however_many_batches_it_sends(tmp_path):
+    """flush_ms=10: ten settles, each sent by the background flusher before the next (another process sees each
+    bill). The store runs one flusher task throughout: no task is left per batch (they would each wake up for
+    every later scan, and close stops only one)."""
+    p = Pair(tmp_path)
+    store = store_from_url(f"{p.server}?settle=deferred&settle_log={tmp_path / 'one'}&flush_ms=10", prefix=p.prefix, clock=p.clock)
+    for i in range(10):
+        assert (await store.reserve(f"s{i}", [B], D("1"), 60)).granted
+    before = len(asyncio.all_tasks())
+    for i in range(10):
+        assert await store.settle(f"s{i}", D("0.1"))
+        deadline = time.monotonic() + 5
+        while await p.plain.spend(B) != D("0.1") * (i + 1) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert await p.plain.spend(B) == D("0.1") * (i + 1)
+    assert len(asyncio.all_tasks()) <= before + 1  # (the flusher, started by the first settle)
+    await store.close()
+    await p.close()
+
+
+# ---------------------------------------------------------------- an idle slice goes back after lease_idle_ms
+async def test_a_reply_that_leaves_the_slice_as_it_was_does_not_make_it_look_used(tmp_path):
+    """lease_idle_ms=1000, lease_min=4: r1 ($1) takes a $4 slice at 0 s. At 0.6 s x ($1, also on DAY) goes to
+    Redis; B's slice neither serves it nor grows (4 s of the decayed demand minus the $4 free is under the $4
+    minimum). The slice was last used at 0 s, so at 1.2 s the keeper gives its free $4 back: another process
+    sees only r1's and x's holds on B (it kept the $4 until 1.6 s: the reply counted as a use)."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=4&lease_idle_ms=1000")
+    assert (await p.store.reserve("r1", [B], D("1"), 60)).granted
+    assert await p.taken() == D("5")
+    p.clock.advance(0.6)
+    assert (await p.store.reserve("x", [B, DAY], D("1"), 60)).granted
+    assert await p.taken() == D("6")  # r1 + x + the unchanged $4 slice
+    p.clock.advance(0.6)
+    deadline = time.monotonic() + 5
+    while await p.taken() != D("2") and time.monotonic() < deadline:  # the keeper's next tick (every 50 ms)
+        await asyncio.sleep(0.01)
+    assert await p.taken() == D("2")
+    await p.close()
