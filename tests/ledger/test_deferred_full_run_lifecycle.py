@@ -266,3 +266,43 @@ async def test_each_confirmed_flush_reads_the_replication_state_once(tmp_path):
     assert len(reads) == 4
     assert await p.plain.spend(B) == D("1.5")
     await p.close()
+
+
+class ClusterReplication:
+    """A Redis Cluster client's view for the replication read: ``get_node_from_key`` names the shard that holds
+    a key, and ``INFO replication`` is answered by the node ``target_nodes`` names. The ledger's shard (the
+    node of ``ledger_key``) has a replica that lags; every other node answers for a shard whose replica has
+    everything (a confirmation read there would be wrong)."""
+
+    def __init__(self, ledger_key: str) -> None:
+        self.ledger_key = ledger_key
+        self.ledger_node, self.other_node = object(), object()
+        self.ledger = Replication("shard-ledger", 100, [50])
+        self.other = Replication("shard-other", 7, [7])
+
+    def get_node_from_key(self, key: str) -> object:
+        return self.ledger_node if key == self.ledger_key else self.other_node
+
+    async def info(self, section: str | None = None, *args: object, target_nodes: object = None) -> dict:
+        shard = self.ledger if target_nodes is self.ledger_node else self.other
+        return await shard.info(section)
+
+
+async def test_on_a_cluster_the_confirmation_is_read_from_the_node_that_holds_the_ledger(tmp_path):
+    """On Redis Cluster the replication state that confirms a batch is the one of the shard holding the
+    ledger's keys: its replica lags (50 < 100), so the $1.50 settle stays in the log although another shard's
+    replica is fully caught up; once the ledger shard's replica reaches 100 it is confirmed and removed."""
+    p = Pair(tmp_path, log="a")
+    cluster = ClusterReplication(p.store.keys.meta)
+    p.store.client.get_node_from_key = cluster.get_node_from_key
+    p.store.client.info = cluster.info
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    assert await p.store.flush() == 1
+    assert await p.plain.spend(B) == D("1.5")
+    assert p.store.backlog() == 1
+    assert list((tmp_path / "a").glob("*.jsonl"))
+    cluster.ledger.replicas = [100]
+    assert await p.store.flush() == 0
+    assert p.store.backlog() == 0
+    await p.close()
