@@ -160,6 +160,32 @@ async def test_close_still_flushes_when_redis_drops_the_give_back_call(tmp_path)
     await p.plain.close()
 
 
+async def test_close_completes_and_flushes_even_when_a_background_task_died_of_an_error(tmp_path):
+    """close must finish its work whatever state its background tasks are in. Here the lease keeper and
+    the settle flusher have both died of an unexpected error (a bug, simulated: their loops guard every Redis
+    call): close still returns, applies the pending $0.75 bill and gives the $4 slice's free part back,
+    leaving r1's $1 hold + the bill."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert await p.store.settle("r1", D("0.75"))
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a background loop")
+
+    for name in ("_keeper", "_flusher"):
+        old = getattr(p.store, name)
+        if old is not None:
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(broken())
+        await asyncio.wait([task])
+        setattr(p.store, name, task)
+    await p.store.close()
+    assert p.store.backlog() == 0
+    assert await p.plain.spend(B) == D("0.75")
+    assert await p.taken() == D("0.75")
+    await p.plain.close()
+
+
 # ---------------------------------------------------------------- construction
 async def test_quick_send_swaps_only_redis_pys_own_connection_class_and_only_when_asked(tmp_path):
     """``DeferredRedisStore(client)`` must not change a client the caller may share with other code (the
