@@ -186,6 +186,39 @@ async def test_close_completes_and_flushes_even_when_a_background_task_died_of_a
     await p.plain.close()
 
 
+async def test_close_with_redis_not_answering_returns_within_its_bound(tmp_path):
+    """Redis is up but does not answer (its replication read hangs): close(timeout_s=0.3) still returns (well
+    within 10 s) and the $1.50 settle stays in the log; the next process books it once."""
+    p = Pair(tmp_path, log="a")
+    repl = BlockingReplication("primary-a", 100, [])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+    repl.go.clear()
+    await asyncio.wait_for(p.store.close(timeout_s=0.3), 10)
+    assert p.store.backlog() == 1
+    repl.go.set()
+    heir = p.open("", tmp_path / "a")
+    assert await heir.spend(B) == D("1.5")
+    assert await p.plain.spend(B) == D("1.5")
+    await heir.close()
+    await p.plain.close()
+
+
+async def test_a_settle_after_close_is_booked_in_redis_at_once(tmp_path):
+    """A request still in flight when the store closes settles afterwards: with the settle log closed, the
+    bill goes to Redis synchronously (booked before settle returns: $1.25, the $2 hold gone), not into a
+    log nobody flushes any more."""
+    p = Pair(tmp_path, log="a")
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    await p.store.close()
+    assert await p.store.settle("r1", D("1.25")) is True
+    assert await p.plain.spend(B) == D("1.25")
+    assert await p.taken() == D("1.25")
+    assert p.store.backlog() == 0
+    await p.plain.close()
+
+
 # ---------------------------------------------------------------- construction
 async def test_quick_send_swaps_only_redis_pys_own_connection_class_and_only_when_asked(tmp_path):
     """``DeferredRedisStore(client)`` must not change a client the caller may share with other code (the
