@@ -14,6 +14,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
+from router.errors import StoreUnavailableError
 from router.ledger import BudgetScope, store_from_url
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
 from tests.ledger.test_deferred_mutants import _dump, _FailingSettleBatches, _open_mode, _promote, _set_reachable
@@ -305,4 +308,31 @@ async def test_a_reply_that_leaves_the_slice_as_it_was_does_not_make_it_look_use
     while await p.taken() != D("2") and time.monotonic() < deadline:  # the keeper's next tick (every 50 ms)
         await asyncio.sleep(0.01)
     assert await p.taken() == D("2")
+    await p.close()
+
+
+# ---------------------------------------------------------------- a denial while a lost batch waits to be re-applied
+async def test_a_denial_is_decided_again_after_a_failover_lost_settle_is_applied_again(tmp_path):
+    """r1's $90 hold is settled at $10 and applied on primary-a, whose replica is promoted without it (the $90
+    hold is back, nothing booked). Applying it again fails once (the connection drops), so it waits, not
+    applied, with nothing else pending. "next" ($85) is denied by Redis (90 + 85 > 100): the store applies the
+    lost settle first and decides again: 10 + 85 <= 100, granted."""
+    p = Pair(tmp_path)
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    assert (await p.store.reserve("r1", [B], D("90"), 60)).granted
+    assert await p.store.settle("r1", D("10"))
+    replica = await _dump(p.plain.client)
+    assert await p.store.flush() == 1
+    assert await p.plain.spend(B) == D("10")
+    await _promote(p.plain.client, replica)
+    repl.replid, repl.offset, repl.replicas = "primary-b", 10, []
+    _FailingSettleBatches(p.store.client, entries=1)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.flush()  # the new replication id is read, the second apply fails
+    assert await p.taken() == D("90")  # the hold, not applied again yet
+    got = await p.store.reserve("next", [B], D("85"), 60)
+    assert got.granted is True and got.amount == D("85")
+    assert await p.plain.spend(B) == D("10")
+    assert await p.taken() == D("95")
     await p.close()
