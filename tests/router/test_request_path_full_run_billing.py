@@ -263,3 +263,34 @@ async def test_explain_keeps_the_callers_prompt_tokens_under_count_tokens_always
     assert (counted["prompt_size"]["source"], counted["request"]["prompt_tokens"], counted["upper_bound_cost_usd"]) == ("count_tokens", 12, "0.0000412")
     assert transport.counted == 1
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- the synchronous stream
+def test_a_sync_stream_read_to_the_end_is_billed_and_recorded():
+    """Router.complete(stream=True) from synchronous code: every chunk, then ``routing`` is the record of the
+    call, billed 1,000 x $0.10 + 10 x $0.40 per 1M = $0.000104 and settled (no hold left)."""
+
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    stream = r.complete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "mock reply"
+    assert (stream.routing.model, stream.routing.cost_usd) == ("gemini-2.5-flash-lite", D("0.000104"))
+    assert r._sync.run(spend_and_holds(store)) == (D("0.000104"), D("0.000104"))
+    r.close()
+
+
+def test_a_sync_stream_closed_early_is_settled_and_its_hold_released():
+    """The consumer reads one chunk of a 10-chunk answer and closes the stream: the attempt ends "interrupted",
+    billed for the prompt and the output produced so far (1,000 x $0.10 + 1 token x $0.40 per 1M =
+    $0.0001004, 4 characters at about 4 a token), and the hold of the rest is released at once."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", text="abcd" * 10, stream_chunks=10, usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    stream = r.complete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert next(stream).choices[0].delta.content == "abcd"
+    stream.close()
+    record = stream.routing
+    assert (record.attempts[-1].outcome, record.cost_usd) == ("interrupted", D("0.0001004"))
+    assert r._sync.run(spend_and_holds(store)) == (D("0.0001004"), D("0.0001004"))
+    r.close()
