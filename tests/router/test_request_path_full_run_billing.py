@@ -12,6 +12,7 @@ at the output rate), Claude Sonnet 4 $3 in / $15 out (5-minute cache writes $3.7
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from decimal import Decimal
 
@@ -294,3 +295,145 @@ def test_a_sync_stream_closed_early_is_settled_and_its_hold_released():
     assert (record.attempts[-1].outcome, record.cost_usd) == ("interrupted", D("0.0001004"))
     assert r._sync.run(spend_and_holds(store)) == (D("0.0001004"), D("0.0001004"))
     r.close()
+
+
+# ---------------------------------------------------------------------- policies shared through the ledger
+SHARED_FIRST = "a" * 12
+SHARED_SECOND = "b" * 12
+
+
+async def _publish(store: MemoryStore, version: str, text: str) -> None:
+    assert await store.publish_policy("main", version, text) is True
+
+
+async def test_a_shared_policy_is_read_from_the_ledger_at_most_once_per_watch_interval():
+    """watch_interval_s=3600: a version published after the first call is not adopted by the next calls of the
+    same hour (the ledger is not read on every request); the calls stay on Flash-Lite, each billed 1,000 x
+    $0.10 + 10 x $0.40 per 1M = $0.000104."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    await _publish(store, SHARED_FIRST, policy("gemini-2.5-flash-lite"))
+    transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router("store:main", store=store, transport=transport, watch_interval_s=3600)
+    first = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    await _publish(store, SHARED_SECOND, policy("gemini-2.5-flash"))
+    later = [await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000) for _ in range(2)]
+    assert [c.routing.model for c in (first, *later)] == ["gemini-2.5-flash-lite"] * 3
+    assert r.policy_version == SHARED_FIRST
+    assert await spend_and_holds(store) == (D("0.000312"), D("0.000312"))
+    await r.aclose()
+
+
+async def test_a_shared_policy_name_with_nothing_published_refuses_the_call():
+    """policy="store:main" and no version published: the call is refused with a PolicyError that says how to
+    publish one; nothing is sent, billed or held."""
+    from router.errors import PolicyError
+
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    r = Router("store:main", store=store, transport=transport)
+    with pytest.raises(PolicyError) as info:
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert str(info.value) == (
+        "store:main:1:1: no policy published under this name: run `router policy publish FILE --store URL --name NAME`"
+    )
+    assert transport.calls == []
+    await r.aclose()
+
+
+class _ExpiredText(MemoryStore):
+    """A ledger whose text of version "b" * 12 has expired (its version is still the published one)."""
+
+    async def policy_text(self, name, version):  # type: ignore[override]
+        return None if version == SHARED_SECOND else await super().policy_text(name, version)
+
+
+async def test_a_shared_version_whose_text_expired_is_refused():
+    """Nothing serving yet: the published version's text is gone, so the call is refused with a PolicyError
+    naming the version; nothing is sent."""
+    from router.errors import PolicyError
+
+    store, transport = _ExpiredText(), MockTransport(lightweight=True)
+    await _publish(store, SHARED_SECOND, policy("gemini-2.5-flash"))
+    r = Router("store:main", store=store, transport=transport)
+    with pytest.raises(PolicyError) as info:
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert str(info.value) == f"store:main@{SHARED_SECOND}:1:1: the published text is gone (expired from the ledger)"
+    assert transport.calls == []
+    await r.aclose()
+
+
+async def test_a_newer_shared_version_whose_text_expired_keeps_the_serving_one():
+    """Serving "a" * 12 (Flash-Lite); "b" * 12 is published but its text has expired: the next call is still
+    served by Flash-Lite (1,000 x $0.10 + 10 x $0.40 per 1M = $0.000104 each) and the reload alert is set."""
+    store, transport, metrics = _ExpiredText(), MockTransport(lightweight=True), RouterMetrics()
+    await _publish(store, SHARED_FIRST, policy("gemini-2.5-flash-lite"))
+    transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router("store:main", store=store, transport=transport, watch_interval_s=0.05, metrics=metrics)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    await _publish(store, SHARED_SECOND, policy("gemini-2.5-flash"))
+    await asyncio.sleep(0.1)
+    second = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert (second.routing.model, r.policy_version) == ("gemini-2.5-flash-lite", SHARED_FIRST)
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 1.0"]
+    assert metric(metrics, 'router_policy_reloads_total{result="error"}') == ['router_policy_reloads_total{result="error"} 1.0']
+    assert await spend_and_holds(store) == (D("0.000208"), D("0.000208"))
+    await r.aclose()
+
+
+async def test_the_alert_of_a_refused_shared_version_is_cleared_once():
+    """A refused version, then the serving one re-published: the alert is cleared with one "ok" reload; later
+    checks of the same serving version count no further reloads."""
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    await _publish(store, SHARED_FIRST, policy("gemini-2.5-flash-lite"))
+    transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router("store:main", store=store, transport=transport, watch_interval_s=0.05, metrics=metrics)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    await _publish(store, "c" * 12, policy("gemini-2.5-flash") + "oops: [\n")
+    await asyncio.sleep(0.1)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 1.0"]
+    await _publish(store, SHARED_FIRST, policy("gemini-2.5-flash-lite"))
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_policy_reload_failing ") == ["router_policy_reload_failing 0.0"]
+    assert metric(metrics, 'router_policy_reloads_total{result="ok"}') == ['router_policy_reloads_total{result="ok"} 2.0']
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- what a failed attempt records
+async def test_a_failed_attempt_records_the_providers_error():
+    """The first candidate answers 429, the fallback serves: the routing record keeps the failed attempt's
+    kind and the provider's message (what an operator reads to see why the fallback was used)."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 10})
+    transport.script("gemini-2.5-flash-lite", error="rate_limited")
+    # (the later script wins for Flash-Lite, whose id also contains "gemini-2.5-flash")
+    text = (
+        "version: 1\ncandidates: [{model: gemini-2.5-flash-lite}, {model: gemini-2.5-flash}]\n"
+        "profiles: {p: {objective: cheapest, fallbacks: 1}}\ndefault_profile: p\n"
+        'budgets:\n  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "10"}\n'
+    )
+    r = Router(text + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert [(a.model, a.outcome, a.detail) for a in record.attempts[:1]] == [
+        ("gemini-2.5-flash-lite", "rate_limited", "mock rate_limited for gemini-2.5-flash-lite")
+    ]
+    # the fallback: 1,000 x $0.30 + 10 x $2.50 per 1M
+    assert (record.model, record.cost_usd) == ("gemini-2.5-flash", D("0.000325"))
+    await r.aclose()
+
+
+async def test_a_stream_refused_before_any_attempt_has_no_routing_record():
+    """Every candidate's reservation denied: the stream raises the budget error and ``routing`` stays None
+    (no record was made: callers test it against None)."""
+    from router import BudgetExceededError
+
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    r = Router(policy("gemini-2.5-flash-lite", limit="0.0001"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert stream.routing is None
+    with pytest.raises(BudgetExceededError):
+        async for _ in stream:
+            pass
+    assert stream.routing is None
+    await r.aclose()
