@@ -336,3 +336,21 @@ async def test_a_denial_is_decided_again_after_a_failover_lost_settle_is_applied
     assert await p.plain.spend(B) == D("10")
     assert await p.taken() == D("95")
     await p.close()
+
+
+# ---------------------------------------------------------------- a snapshot after a failed send
+async def test_a_snapshot_applies_a_redis_hold_settle_whose_first_send_failed(tmp_path):
+    """With leases: r1's $1 Redis hold is settled at $0.25; sending it fails once (the connection drops), so the
+    batch waits, not applied, with nothing else pending. The next snapshot must apply it first: it shows the
+    $0.25 bill, not the $1 hold Redis still counts."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert await p.store.list_scopes()  # (the first call also looked for dead processes' logs)
+    assert await p.store.settle("r1", D("0.25"))
+    _FailingSettleBatches(p.store.client, entries=1)
+    with pytest.raises(StoreUnavailableError):
+        await p.store.flush(confirm=False)
+    assert await p.plain.spend(B) == 0
+    assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("0.25")
+    assert await p.plain.spend(B) == D("0.25")
+    await p.close()
