@@ -354,3 +354,21 @@ async def test_a_snapshot_applies_a_redis_hold_settle_whose_first_send_failed(tm
     assert (await p.store.snapshot([B], [], [])).spend[B.id] == D("0.25")
     assert await p.plain.spend(B) == D("0.25")
     await p.close()
+
+
+# ---------------------------------------------------------------- the record a slice settle leaves in Redis
+async def test_a_slice_reservation_reserved_again_after_its_settle_was_applied_is_answered_from_its_record(tmp_path):
+    """r2 ($1 from the slice) is billed $0.50 and the settle applied. Reserving "r2" again 40 s later (a retried
+    call; the slice, ending at 90 s, can no longer cover a 60 s hold, so Redis answers) is answered from its
+    record: granted, for the $0.50 booked for it (nothing booked again)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    assert await p.store.flush() == 1
+    assert await p.taken() == D("5")
+    p.clock.advance(40)
+    again = await p.store.reserve("r2", [B], D("1"), 60)
+    assert again.granted is True and again.amount == D("0.5")
+    assert await p.plain.spend(B) == D("0.5")
+    await p.close()
