@@ -437,3 +437,32 @@ async def test_a_stream_refused_before_any_attempt_has_no_routing_record():
             pass
     assert stream.routing is None
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- grounded calls: the engine's bill
+async def test_a_grounded_call_bills_audio_prompt_tokens_at_the_audio_rate():
+    """A Google-Search-grounded call (billed by the cost engine, not the integer fast path) whose 1,000-token
+    prompt is audio: 1,000 x $0.30 + 10 x $0.40 per 1M = $0.000304 (no web URL in the answer: no grounded prompt
+    billed), booked in full; the itemised lines add up to it."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "audio_input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, grounding="google_search")).routing
+    assert record.cost_usd == D("0.000304")
+    assert sum(D(line["amount_usd"]) for line in record.cost_lines) == D("0.000304")
+    assert await spend_and_holds(store) == (D("0.000304"), D("0.000304"))
+    await r.aclose()
+
+
+async def test_a_grounded_call_bills_one_hour_cache_writes_at_their_rate():
+    """Claude Sonnet 4 with web search (billed by the cost engine), the prompt marked for 1 h caching: 1,000
+    tokens written to the 1 h cache at $6 + 10 x $15 per 1M + 1 search x $0.010 = $0.01615, booked in full
+    (reserved 1,000 x $6 + 100 x $15 per 1M + $0.010 = $0.0175)."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("claude-sonnet-4", usage={"input_tokens": 1_000, "cache_write_1h_tokens": 1_000, "output_tokens": 10, "web_searches": 1})
+    r = Router(policy("claude-sonnet-4") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    messages = [{"role": "user", "content": [{"type": "text", "text": "hello", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]
+    record = (await r.acomplete(messages, max_tokens=100, prompt_tokens=1_000, grounding="web_search")).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.0175"), D("0.01615"))
+    assert await spend_and_holds(store) == (D("0.01615"), D("0.01615"))
+    await r.aclose()
