@@ -15,10 +15,11 @@ import shutil
 from decimal import Decimal
 
 import pytest
+import redis.exceptions
 
 from router.errors import StoreUnavailableError
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, _with_slice
-from tests.ledger.test_deferred_mutants import _drained_pair, _set_reachable
+from tests.ledger.test_deferred_mutants import B2, _drained_pair, _set_reachable
 
 D = Decimal
 NANO = D("0.000000001")
@@ -150,6 +151,33 @@ async def test_a_drain_read_in_a_settle_batch_reply_ends_after_exactly_drain_s(t
     await p.close()
 
 
+async def test_a_drain_flag_read_while_applying_a_dead_processs_log_stops_local_grants(tmp_path, monkeypatch):
+    """A dead process's log settles dead1 ($0.40 of a $1 hold) on B2 and B, in that order; this process holds a
+    slice of B only (none of B2), and another process needs B (its flag is set). Applying that log reads both
+    budgets' flags: B's stops local grants at once (the keeper, polling once a minute here, would be too late),
+    so l2 goes to Redis, which takes the slice's free $3 back first: another process sees r1's hold, l1's $1
+    of the slice, l2's hold and the $0.40 bill ($3.40)."""
+    from router.ledger import deferred
+
+    monkeypatch.setattr(deferred, "ORPHAN_SCAN_S", 0.05)
+    p = Pair(tmp_path, LEASES)
+    p.store.sizing = dataclasses.replace(p.store.sizing, poll_s=60.0)  # (read by the keeper when it starts)
+    await _with_slice(p)
+    assert (await p.store.reserve("l1", [B], D("1"), 60)).granted
+    assert (await p.plain.reserve("dead1", [B2, B], D("1"), 60)).granted
+    line = '{"rid":"dead1","mode":"S","nano":400000000,"held":1000000000,"bids":["%s","%s"],"at":%d,"owner":""}\n'
+    (p.log_dir / "4242-deadbeef.000000001.jsonl").write_text(line % (B2.id, B.id, p.store.now_ms()))
+    (p.log_dir / "4242-deadbeef.lock").touch()
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    await asyncio.sleep(0.1)  # the next scan for dead processes' logs is due
+    assert await p.store.flush(confirm=False) == 1  # the dead process's settle, with B2's and B's flags
+    assert await p.plain.spend(B) == D("0.4")
+    assert (await p.store.reserve("l2", [B], D("1"), 60)).granted
+    assert p.store.local_grants == 1  # l1 only
+    assert await p.taken() == D("3.4")
+    await p.close()
+
+
 async def test_the_keeper_keeps_giving_back_after_a_give_back_redis_refused(tmp_path):
     """Another process needs B (its drain flag is set). The keeper's give-back fails once (the lease's Redis key
     holds a wrong type: a script error, not an outage); the keeper carries on, so once the key is intact again
@@ -170,6 +198,76 @@ async def test_the_keeper_keeps_giving_back_after_a_give_back_redis_refused(tmp_
     await p.plain.client.hset(key, mapping=saved)
     assert await p.store.release("a1") is True
     assert await _until(p, D("4")) == D("4")
+    await p.close()
+
+
+class _FailingGiveBack:
+    """Wraps a client's ``evalsha`` so the next give-back (``reserve_batch`` with no request) fails to reach Redis
+    (a connection error, as when Redis is down for that one call); ``failed`` is set once it did."""
+
+    def __init__(self, client) -> None:  # noqa: ANN001 - a redis client
+        self.evalsha, self.failed = client.evalsha, asyncio.Event()
+        client.evalsha = self
+
+    async def __call__(self, sha: str, numkeys: int, *keys_and_args: object) -> object:
+        args = keys_and_args[numkeys:]
+        if len(args) > 6 and str(args[6]) == "0" and not self.failed.is_set():
+            self.failed.set()
+            raise redis.exceptions.ConnectionError("Redis went away for this call")
+        return await self.evalsha(sha, numkeys, *keys_and_args)
+
+
+async def test_the_keeper_keeps_giving_back_after_a_give_back_could_not_reach_redis(tmp_path):
+    """As above, but the failed give-back could not reach Redis at all: the keeper carries on, and the $1 that
+    a1's release frees is given back at a later tick (another process sees $4, not $5)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("a1", [B], D("1"), 60)).granted
+    failing = _FailingGiveBack(p.store.client)
+    await p.plain.client.set(p.store.keys.drain_flag(B.id), "1")
+    p.clock.advance(0.1)  # the flag read with r1's reply is stale: the keeper polls it and gives back (fails)
+    await asyncio.wait_for(failing.failed.wait(), 5)
+    await asyncio.sleep(0.1)
+    assert await p.taken() == D("5")
+    assert await p.store.release("a1") is True
+    assert await _until(p, D("4")) == D("4")
+    await p.close()
+
+
+# ---------------------------------------------------------------- reservations granted from a slice while queued
+async def _queued_behind_the_slice(p: Pair) -> None:
+    """r1 goes to Redis and takes the $4 slice; r2 and r3 ($1 each, 60 s) arrive while that call is in flight and
+    are granted from the slice once its reply is in (no second round trip)."""
+    first = asyncio.ensure_future(p.store.reserve("r1", [B], D("1"), 60))
+    for _ in range(3):
+        await asyncio.sleep(0)  # r1 queued, its batch sent
+    rest = [asyncio.ensure_future(p.store.reserve(rid, [B], D("1"), 60)) for rid in ("r2", "r3")]
+    assert all(r.granted for r in await asyncio.gather(first, *rest))
+    assert p.store.local_grants == 2
+    assert await p.taken() == D("5")
+
+
+async def test_a_slice_that_served_queued_reservations_goes_back_once_idle(tmp_path):
+    """After r2 and r3 took $2 of the slice while queued, it sits idle for lease_idle_ms (1 s): its $2 free part
+    goes back (another process sees r1's hold + the $2 of r2 and r3 in the slice: $3)."""
+    p = Pair(tmp_path, IDLE_1S)
+    await _queued_behind_the_slice(p)
+    p.clock.advance(1)
+    assert await _until(p, D("3")) == D("3")
+    await p.close()
+
+
+async def test_reservations_granted_from_a_slice_while_queued_expire_with_their_ttl(tmp_path):
+    """r2 and r3 (60 s) end with their TTL like any reservation: 61 s later (r1's hold gone too, the slice lives
+    to 90 s) their room is back in the slice, so r4 ($4, 20 s) is granted from it, no round trip; another
+    process sees the slice alone ($4)."""
+    p = Pair(tmp_path, LEASES)
+    await _queued_behind_the_slice(p)
+    p.clock.advance(61)
+    got = await p.store.reserve("r4", [B], D("4"), 20)
+    assert got.granted is True and got.amount == D("4")
+    assert p.store.local_grants == 3
+    assert await p.taken() == D("4")
     await p.close()
 
 
