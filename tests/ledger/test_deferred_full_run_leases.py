@@ -17,7 +17,8 @@ from decimal import Decimal
 import pytest
 import redis.exceptions
 
-from router.errors import StoreUnavailableError
+from router.errors import StoreError, StoreUnavailableError
+from router.ledger.base import RECORD_GRACE_MS
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, _with_slice
 from tests.ledger.test_deferred_mutants import B2, _drained_pair, _set_reachable
 
@@ -268,6 +269,37 @@ async def test_reservations_granted_from_a_slice_while_queued_expire_with_their_
     assert got.granted is True and got.amount == D("4")
     assert p.store.local_grants == 3
     assert await p.taken() == D("4")
+    await p.close()
+
+
+async def test_a_reservation_from_a_slice_ends_exactly_at_its_ttl(tmp_path):
+    """l1 ($3, 10 s) ends at exactly 10 s, as a Redis hold does (counted while its expiry is after now): at that
+    millisecond the slice's whole $4 is free again, so l2 ($4) is granted from it, no round trip (another process
+    still sees r1's hold + the $4 slice)."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("l1", [B], D("3"), 10)).granted
+    p.clock.advance(10)
+    got = await p.store.reserve("l2", [B], D("4"), 5)
+    assert got.granted is True and got.amount == D("4")
+    assert p.store.local_grants == 2
+    assert await p.taken() == D("5")
+    await p.close()
+
+
+async def test_a_slice_reservation_is_forgotten_after_the_record_grace(tmp_path):
+    """A reservation from a slice is remembered for a late settle for RECORD_GRACE_MS (24 h) after it ended, like
+    a Redis hold's record, and (as the reservation itself ends exactly at its TTL) no longer at exactly 24 h
+    after its end: a settle then is refused as unknown and books nothing."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    assert (await p.store.reserve("l1", [B], D("1"), 10)).granted
+    p.clock.advance(10 + RECORD_GRACE_MS / 1000)
+    await p.store.snapshot([B], [], [])  # (any call that looks at the slices forgets what ended long ago)
+    with pytest.raises(StoreError, match="unknown reservation"):
+        await p.store.settle("l1", D("1"))
+    assert await p.store.flush(confirm=False) == 0
+    assert await p.plain.spend(B) == 0
     await p.close()
 
 
