@@ -18,6 +18,7 @@ import pytest
 import redis.exceptions
 
 from router.errors import StoreError, StoreUnavailableError
+from router.ledger import BudgetScope, Window
 from router.ledger.base import RECORD_GRACE_MS
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, _with_slice
 from tests.ledger.test_deferred_mutants import B2, _drained_pair, _set_reachable
@@ -53,6 +54,32 @@ async def test_this_processs_snapshot_leaves_out_exactly_the_free_part_of_its_sl
     assert await p.store.release("r1") is True
     assert await p.taken() == D("4")  # the slice only
     assert (await p.store.snapshot([B], [], [])).spend[B.id] == 0
+    await p.close()
+
+
+# ---------------------------------------------------------------- what reserve answers
+async def test_a_reservation_granted_from_a_slice_names_its_id_also_when_reserved_again(tmp_path):
+    """The Reservation answered for a grant from a slice, and for the same id reserved again (idempotent), names
+    that reservation (the id the caller settles or releases), with its amount."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    got = await p.store.reserve("l1", [B], D("1.5"), 60)
+    assert (got.reservation_id, got.granted, got.denied_scope, got.amount) == ("l1", True, None, D("1.5"))
+    assert p.store.local_grants == 1
+    again = await p.store.reserve("l1", [B], D("1.5"), 60)
+    assert (again.reservation_id, again.granted, again.denied_scope, again.amount) == ("l1", True, None, D("1.5"))
+    assert p.store.local_grants == 1
+    await p.close()
+
+
+async def test_every_budget_of_a_deferred_reservation_is_registered_with_its_limit(tmp_path):
+    """``router spend`` lists the budgets the ledger has seen: a reservation on two budgets with the same $100 limit
+    registers both (each its own definition), not only the first."""
+    p = Pair(tmp_path, LEASES)
+    twin = BudgetScope("tenant:twin", Window.parse("rolling:24h"), D("100"))
+    assert (await p.store.reserve("r1", [B, twin], D("1"), 60)).granted
+    scopes = {info.budget.id: info.budget.limit_usd for info in await p.plain.list_scopes()}
+    assert scopes == {B.id: D("100"), twin.id: D("100")}
     await p.close()
 
 
@@ -317,6 +344,22 @@ class _SlowReserves:
             self.started.set()
             await asyncio.sleep(self.delay)
         return await self.evalsha(sha, numkeys, *keys_and_args)
+
+
+async def test_a_reservation_that_fits_the_slice_never_waits_for_a_redis_call_in_flight(tmp_path):
+    """Granted from this process's slice with no round trip: while d1's reserve call (on another budget) is in
+    flight (it takes a second here), l1 fits B's slice and is answered at once, not after that call."""
+    p = Pair(tmp_path, LEASES)
+    await _with_slice(p)
+    slow = _SlowReserves(p.store.client, 1.0)
+    other = asyncio.ensure_future(p.store.reserve("d1", [DAY], D("1"), 60))
+    await asyncio.wait_for(slow.started.wait(), 5)
+    got = await p.store.reserve("l1", [B], D("1"), 60)
+    assert got.granted is True and got.amount == D("1")
+    assert not other.done()  # answered before d1's call came back
+    assert p.store.local_grants == 1
+    assert (await other).granted
+    await p.close()
 
 
 async def test_a_give_back_whose_free_part_was_granted_meanwhile_gives_nothing_back(tmp_path):
