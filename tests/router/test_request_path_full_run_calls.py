@@ -159,3 +159,288 @@ def test_a_synchronous_stream_closed_by_its_consumer_settles_what_was_produced_a
         assert (record.attempts[-1].outcome, record.cost_usd) == ("interrupted", D("0.0001004"))
     finally:
         r.close()
+
+
+# ---------------------------------------------------------------------- streams: failures, cuts, cancellation
+RETRY_ON_RATE_LIMITS_ONLY = """\
+version: 1
+candidates: [{model: gemini-2.5-flash-lite}, {model: gemini-2.5-flash}]
+profiles: {p: {objective: cheapest}}
+default_profile: p
+fallbacks: {max: 1, retry_on: [rate_limited]}
+budgets:
+  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "10"}
+"""
+
+
+async def test_a_stream_failure_outside_the_policys_retry_on_is_not_retried_and_names_its_attempts():
+    """The policy falls back on rate limits only: a 500 before Flash-Lite's first chunk ends the stream with a
+    TransportError whose ``attempts`` list that one attempt; Flash is never sent, nothing is billed or held."""
+    from router import TransportError
+
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", error="server_error")
+    r = Router(RETRY_ON_RATE_LIMITS_ONLY, store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    with pytest.raises(TransportError, match="gemini-2.5-flash-lite: mock server_error") as info:
+        async for _ in stream:
+            pass
+    assert [(a.model, a.outcome) for a in info.value.attempts] == [("gemini-2.5-flash-lite", "server_error")]
+    assert [spec.model_id for spec in transport.calls] == ["gemini-2.5-flash-lite"]
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
+
+
+async def test_a_stream_cut_by_the_provider_after_its_first_chunk_is_billed_for_it_and_says_why():
+    """The provider cuts the stream after its first chunk ("abcd"): the consumer's iteration ends, the attempt
+    is recorded "interrupted" with the provider's error as its detail, and what was produced is billed and
+    settled: 1,000 x $0.10 + 1 x $0.40 per 1M = $0.0001004."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", text="abcdefghijkl", stream_chunks=3, cut_stream_after=1, usage={"input_tokens": 1_000, "output_tokens": 3})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert len([chunk async for chunk in stream]) == 1
+    attempt = stream.routing.attempts[-1]
+    assert (attempt.outcome, attempt.detail) == ("interrupted", "mock stream of gemini-2.5-flash-lite cut after 1 chunks")
+    assert stream.routing.cost_usd == D("0.0001004")
+    assert await spend_and_holds(store) == (D("0.0001004"), D("0.0001004"))
+    await r.aclose()
+
+
+async def test_a_stream_cancelled_before_its_first_chunk_releases_its_hold():
+    """The consumer's task is cancelled while the model has not sent anything yet: the $0.00014 hold is
+    released at once (nothing was produced, nothing is billed), not left to expire with its TTL."""
+    import asyncio
+
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", latency_s=30, usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+
+    async def consume() -> None:
+        async for _ in stream:
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(1_000):
+        await asyncio.sleep(0.001)
+        if len(transport.calls) == 1:
+            break
+    assert await spend_and_holds(store) == (D(0), D("0.00014"))  # held while the model is silent
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
+
+
+class _AnswerCompleteStream:
+    """A custom transport's stream that says when its answer is complete (every text chunk delivered) but has
+    no ``drain`` to read the usage chunk that follows."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        return await self._inner.__anext__()
+
+    @property
+    def answer_complete(self) -> bool:
+        return self._inner._index >= len(self._inner._pieces)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def final_usage(self):
+        return self._inner.final_usage()
+
+
+class _AnswerCompleteTransport(MockTransport):
+    def stream(self, spec, settings=None):
+        return _AnswerCompleteStream(super().stream(spec, settings))
+
+
+async def test_a_whole_answer_closed_before_its_usage_chunk_without_drain_is_still_settled():
+    """The consumer reads the whole answer (3 chunks, 12 characters) and closes before the usage chunk; the
+    stream says the answer was complete but cannot drain: the router settles its estimate of what was produced,
+    the 1,000-token prompt + 3 output tokens = 1,000 x $0.10 + 3 x $0.40 per 1M = $0.0001012, no hold left."""
+    store, transport = MemoryStore(), _AnswerCompleteTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", text="abcdefghijkl", stream_chunks=3, usage={"input_tokens": 1_000, "output_tokens": 3})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    seen = 0
+    async for _ in stream:
+        seen += 1
+        if seen == 3:
+            break
+    await stream.aclose()
+    assert stream.routing.cost_usd == D("0.0001012")
+    assert await spend_and_holds(store) == (D("0.0001012"), D("0.0001012"))
+    await r.aclose()
+
+
+class _EmptyStream:
+    """A custom transport's stream that ends at once (the provider sent no chunk), reporting the prompt only."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        pass
+
+    def final_usage(self):
+        from router._transport.types import ProviderUsage
+
+        return ProviderUsage(input_tokens=1_000, output_tokens=0, complete=False)
+
+
+class _EmptyStreamTransport(MockTransport):
+    def stream(self, spec, settings=None):
+        super().stream(spec, settings)  # logged in calls
+        return _EmptyStream()
+
+
+async def test_a_stream_that_sends_no_chunk_still_carries_its_routing_record_and_bill():
+    """The provider ends the stream without a chunk: the consumer sees no chunk, and ``routing`` still says which
+    model served it and the bill, the 1,000-token prompt: 1,000 x $0.10 per 1M = $0.0001, settled."""
+    store, transport = MemoryStore(), _EmptyStreamTransport(lightweight=True)
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert [chunk async for chunk in stream] == []
+    assert (stream.routing.model, stream.routing.cost_usd) == ("gemini-2.5-flash-lite", D("0.0001"))
+    assert await spend_and_holds(store) == (D("0.0001"), D("0.0001"))
+    await r.aclose()
+
+
+async def test_every_candidate_denied_on_a_stream_is_a_budget_error_counted_denied():
+    """$0.0001 cannot hold the stream's $0.00014: with metrics on, the consumer gets the budget error (not a
+    crash of the metrics) and the request counts as "denied" for its tenant; nothing is sent or held."""
+    from router import BudgetExceededError, RouterMetrics
+    from tests.router.test_request_path_sample import metric
+
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    r = Router(policy("gemini-2.5-flash-lite", limit="0.0001"), store=store, transport=transport, watch_policy=False, metrics=metrics)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, tenant="acme", stream=True)
+    with pytest.raises(BudgetExceededError, match="every candidate's reservation was denied"):
+        async for _ in stream:
+            pass
+    assert metric(metrics, "router_requests_total{") == [
+        'router_requests_total{model="-",outcome="denied",rule="-",tenant="acme"} 1.0'
+    ]
+    assert transport.calls == []
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- Provisioned Throughput: saturated at claim time
+def _two_subscriptions(tmp_path):
+    """PT_POLICY with a second subscription (Gemini 3 Flash, given 2.0 Flash's burndown rates by a catalog copy)
+    as in test_request_path_sample's saturated-at-claim-time test: (policy text, catalog root)."""
+    from tests.catalog_copies import catalog_with_gemini_3_flash_burndown
+    from tests.router.test_request_path_sample import PT_POLICY
+
+    root = catalog_with_gemini_3_flash_burndown(tmp_path)
+    text = PT_POLICY.replace(
+        "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n",
+        "    - {model: gemini-2.0-flash, region: us-central1, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n"
+        "    - {model: gemini-3-flash-preview, region: global, gsu: 1, term: 1w, start: 2026-11-02, end: 2026-11-09}\n",
+    ).replace("  - {model: gemini-2.0-flash, location: us-central1}\n",
+              "  - {model: gemini-2.0-flash, location: us-central1}\n  - {model: gemini-3-flash-preview, location: global}\n",
+    ).replace("fallbacks: 0", "fallbacks: 1")
+    return text, root
+
+
+async def test_a_stream_whose_provisioned_only_primary_is_saturated_at_claim_time_falls_back(tmp_path):
+    """The streamed twin of the call test: another request fills Gemini 3 Flash's window (100,000 of 100,800)
+    before this stream claims its 33,000 tokens; after the 0.2 s wait it is still saturated (recorded
+    "pt_saturated"), so the stream goes on to 2.0 Flash, served by its Provisioned Throughput at $0."""
+    import datetime as dt
+
+    from router import RouterMetrics
+    from tests.router.test_request_path_sample import _RacedPtLedger
+
+    text, root = _two_subscriptions(tmp_path)
+    store, transport = _RacedPtLedger(), MockTransport(lightweight=True)
+    for model in ("gemini-2.0-flash", "gemini-3-flash-preview"):
+        transport.script(model, usage={"input_tokens": 1_000, "output_tokens": 8_000, "traffic_type": "PROVISIONED_THROUGHPUT"})
+    r = Router(text, catalog=root, store=store, transport=transport, watch_policy=False, metrics=RouterMetrics())
+    stream = await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=dt.date(2026, 11, 3), tenant="acme", stream=True)
+    assert [chunk async for chunk in stream]
+    record = stream.routing
+    assert [(a.model, a.outcome) for a in record.attempts] == [("gemini-3-flash-preview", "pt_saturated"), ("gemini-2.0-flash", "ok")]
+    assert (record.model, record.traffic_type, record.cost_usd) == ("gemini-2.0-flash", "PROVISIONED_THROUGHPUT", D(0))
+    assert [(c.model_id, c.location) for c in transport.calls] == [("gemini-2.0-flash", "us-central1")]
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
+
+
+async def test_a_saturated_primary_then_a_failed_fallback_is_a_transport_error_not_a_refusal(tmp_path):
+    """Gemini 3 Flash is saturated at claim time ("pt_saturated"), its fallback 2.0 Flash answers 500 (retryable,
+    but it is the last candidate): a call was sent and failed, so the caller gets a TransportError listing both
+    attempts (a refusal is only for calls where every candidate was saturated); nothing billed or held."""
+    import datetime as dt
+
+    from router import TransportError
+    from tests.router.test_request_path_sample import _RacedPtLedger
+
+    text, root = _two_subscriptions(tmp_path)
+    store, transport = _RacedPtLedger(), MockTransport(lightweight=True)
+    transport.script("gemini-2.0-flash", error="server_error")
+    r = Router(text, catalog=root, store=store, transport=transport, watch_policy=False)
+    with pytest.raises(TransportError, match="every attempt failed: gemini-3-flash-preview: pt_saturated; gemini-2.0-flash: server_error"):
+        await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=8_000, at=dt.date(2026, 11, 3), tenant="acme")
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
+
+
+async def test_a_stream_whose_prompt_is_marked_for_one_hour_caching_reserves_the_one_hour_write_rate():
+    """The streamed twin of the call test: a part marked for 1 h caching reserves the 1,000-token prompt at
+    Claude's $6 per 1M write rate, 1,000 x $6 + 100 x $15 per 1M = $0.0075 (not $0.0045 at the input rate);
+    the stream writes it to the cache and is billed 1,000 x $6 + 10 x $15 per 1M = $0.00615, within the hold."""
+    store = MemoryStore()
+    r, _ = _claude(store)
+    messages = [{"role": "user", "content": [{"type": "text", "text": "handbook", "cache_control": ONE_HOUR}]}]
+    stream = await r.acomplete(messages, max_tokens=100, prompt_tokens=1_000, stream=True)
+    assert [chunk async for chunk in stream]
+    record = stream.routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.0075"), D("0.00615"))
+    assert _overrun_warnings(record) == []
+    assert await spend_and_holds(store) == (D("0.00615"), D("0.00615"))
+    await r.aclose()
+
+
+class _DrainOnlyStream(_AnswerCompleteStream):
+    """A custom transport's stream with ``drain`` (reads what is left) but no ``answer_complete``."""
+
+    answer_complete = property()  # no getter: reading it raises AttributeError, as if the attribute were absent
+
+    async def drain(self) -> None:
+        async for _ in self._inner:
+            pass
+
+
+class _DrainOnlyTransport(MockTransport):
+    def stream(self, spec, settings=None):
+        return _DrainOnlyStream(super().stream(spec, settings))
+
+
+async def test_a_stream_that_cannot_say_its_answer_is_complete_is_not_drained_when_closed_early():
+    """The consumer stops after the first chunk ("abcd") of an answer whose stream cannot say whether it is
+    complete: the router does not read the rest (the model is stopped, the rest is not billed); the attempt is
+    "interrupted" and billed for what was produced, 1,000 x $0.10 + 1 x $0.40 per 1M = $0.0001004."""
+    store, transport = MemoryStore(), _DrainOnlyTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", text="abcdefghijkl", stream_chunks=3, usage={"input_tokens": 1_000, "output_tokens": 3})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, stream=True)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert (stream.routing.attempts[-1].outcome, stream.routing.cost_usd) == ("interrupted", D("0.0001004"))
+    assert await spend_and_holds(store) == (D("0.0001004"), D("0.0001004"))
+    await r.aclose()
