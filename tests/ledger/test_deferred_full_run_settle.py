@@ -400,3 +400,22 @@ async def test_a_flush_that_rolls_the_log_over_fsyncs_the_old_segment_before_it_
     assert await p.plain.spend(B) == D("1.5")
     await p.close()
 
+
+
+# ---------------------------------------------------------------- the keeper after a settle batch
+async def test_an_idle_slice_is_given_back_after_a_settle_batch_read_its_drain_flag(tmp_path):
+    """lease_idle_ms=1000: r2 ($1 from the $4 slice) is billed $0.50 and the settle sent (its reply carries B's
+    drain flag, not set). Two seconds later the slice has sat idle: the keeper gives its free $3.50 back, so
+    another process sees only r1's $1 hold and the $0.50 bill."""
+    p = Pair(tmp_path, "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=1000")
+    await _with_slice(p)
+    assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
+    assert await p.store.settle("r2", D("0.5"))
+    assert await p.store.flush(confirm=False) == 1
+    assert await p.taken() == D("5")
+    p.clock.advance(2)
+    deadline = time.monotonic() + 5
+    while await p.taken() != D("1.5") and time.monotonic() < deadline:  # the keeper's next tick (every 50 ms)
+        await asyncio.sleep(0.01)
+    assert await p.taken() == D("1.5")
+    await p.close()
