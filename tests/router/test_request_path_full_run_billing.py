@@ -466,3 +466,55 @@ async def test_a_grounded_call_bills_one_hour_cache_writes_at_their_rate():
     assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.0175"), D("0.01615"))
     assert await spend_and_holds(store) == (D("0.01615"), D("0.01615"))
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- the ledger's failures and denials, counted
+async def test_a_ledger_error_reading_the_decisions_state_is_counted_under_snapshot():
+    """The ledger fails when the decision reads its state: the caller gets the StoreError, nothing is sent, and
+    router_store_errors_total counts it under operation="snapshot" (the label the alert reads)."""
+
+    class _BrokenSnapshot(MemoryStore):
+        async def snapshot(self, budgets, pools, families):  # type: ignore[override]
+            raise StoreError("ledger down")
+
+    metrics, transport = RouterMetrics(), MockTransport(lightweight=True)
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=_BrokenSnapshot(), transport=transport, watch_policy=False, metrics=metrics)
+    with pytest.raises(StoreError, match="ledger down"):
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_store_errors_total{") == ['router_store_errors_total{operation="snapshot"} 1.0']
+    assert transport.calls == []
+    await r.aclose()
+
+
+async def test_a_denied_reservation_is_counted_under_its_scope_and_a_granted_one_is_not():
+    """A $0.0002 budget: the first call's $0.00014 (1,000 x $0.10 + 100 x $0.40 per 1M) is granted (no denial
+    counted) and billed $0.000104 (10 output tokens); the second's $0.00014 would bring it to $0.000244: denied,
+    counted under the budget's scope, and nothing is billed for it."""
+    from router import BudgetExceededError
+
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite", limit="0.0002") + NEVER_COUNT, store=store, transport=transport, watch_policy=False, metrics=metrics)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_reservation_denials_total{") == []
+    with pytest.raises(BudgetExceededError):
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_reservation_denials_total{") == ['router_reservation_denials_total{scope="global|calendar:month@UTC"} 1.0']
+    assert await spend_and_holds(store) == (D("0.000104"), D("0.000104"))
+    await r.aclose()
+
+
+def test_a_network_ledger_client_is_made_once_per_event_loop():
+    """A Redis-protocol ledger URL: each event loop gets its own client (a client belongs to the loop it was
+    made on), made once and reused by every request of that loop."""
+    import asyncio as _asyncio
+
+    r = Router(policy("gemini-2.5-flash-lite"), store="fakeredis://mutc2-per-loop", transport=MockTransport(lightweight=True), watch_policy=False)
+
+    async def twice():
+        return r.store(), r.store()
+
+    first_a, first_b = _asyncio.run(twice())
+    second_a, second_b = _asyncio.run(twice())
+    assert first_a is first_b and second_a is second_b
+    assert first_a is not None and second_a is not None and first_a is not second_a
