@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
 from tests.ledger.test_deferred_mutants import _set_reachable
@@ -365,3 +366,33 @@ async def test_on_a_cluster_the_confirmation_is_read_from_the_node_that_holds_th
     assert await p.store.flush() == 0
     assert p.store.backlog() == 0
     await p.close()
+
+
+async def test_the_default_settle_log_is_next_to_the_ledgers_journal_one_per_redis_server(tmp_path, monkeypatch):
+    """No ``settle_log``: the log is ``JOURNAL.settles`` next to the ledger's fail-open journal, whose name
+    digests the Redis URL and the prefix. Two ledgers with the same prefix on two Redis servers therefore get
+    two logs (one never adopts the other's dead process's settles and books them on the wrong server); a store
+    built without a URL has its log next to its own journal too."""
+    import tempfile
+
+    import fakeredis
+
+    from router.ledger import store_from_url
+    from router.ledger.deferred import DeferredRedisStore
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    p = Pair(tmp_path)
+    other = Pair(tmp_path, log="other")
+    stores = [store_from_url(f"{pair.server}?settle=deferred", prefix="same", clock=p.clock) for pair in (p, other)]
+    dirs = [Path(s.settle_log.dir) for s in stores]
+    assert dirs[0] != dirs[1]
+    assert [d.parent for d in dirs] == [tmp_path, tmp_path]
+    assert [d.name.split("-")[2] for d in dirs] == ["same", "same"]
+    bare = DeferredRedisStore(fakeredis.FakeAsyncRedis(), prefix="bare", failure_mode="fail_open")
+    assert bare.journal is not None
+    assert Path(bare.settle_log.dir) == Path(f"{bare.journal.path}.settles")
+    assert Path(bare.settle_log.dir).parent == tmp_path
+    for s in (*stores, bare):
+        await s.close(timeout_s=0.5)
+    await p.close()
+    await other.close()
