@@ -220,6 +220,24 @@ async def test_a_settle_after_close_is_booked_in_redis_at_once(tmp_path):
     await p.plain.close()
 
 
+async def test_close_returns_when_the_connection_pool_hangs_on_closing(tmp_path):
+    """The settle is confirmed and the log removed, then closing the Redis connection pool hangs: close still
+    returns after at most ``POOL_CLOSE_S`` (1 s; within 10 s here) with the $1.50 bill booked."""
+    p = Pair(tmp_path, log="a")
+    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
+    assert await p.store.settle("r1", D("1.5"))
+
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    p.store.client.aclose = hang
+    await asyncio.wait_for(p.store.close(), 10)
+    assert p.store.backlog() == 0
+    assert not list((tmp_path / "a").glob("*"))
+    assert await p.plain.spend(B) == D("1.5")
+    await p.plain.close()
+
+
 # ---------------------------------------------------------------- construction
 async def test_quick_send_swaps_only_redis_pys_own_connection_class_and_only_when_asked(tmp_path):
     """``DeferredRedisStore(client)`` must not change a client the caller may share with other code (the
