@@ -242,7 +242,8 @@ async def test_close_returns_when_the_connection_pool_hangs_on_closing(tmp_path)
 async def test_quick_send_swaps_only_redis_pys_own_connection_class_and_only_when_asked(tmp_path):
     """``DeferredRedisStore(client)`` must not change a client the caller may share with other code (the
     default); ``quick_send=True`` swaps redis-py's connection class for its quick-send subclass; a connection
-    class from elsewhere (fakeredis's) is left alone even when asked. No connection is opened here (the same
+    class from elsewhere (fakeredis's) is left alone even when asked, and a Redis Cluster client (no single
+    connection pool) is taken as it is. No connection is opened here (the same
     behaviour against a real server: tests/ledger/test_quick_send.py)."""
     import fakeredis
     from redis.asyncio import Redis
@@ -263,7 +264,11 @@ async def test_quick_send_swaps_only_redis_pys_own_connection_class_and_only_whe
     fake_class = fake.connection_pool.connection_class
     other = DeferredRedisStore(fake, prefix="qs3", settle_log_dir=str(tmp_path / "c"), quick_send=True)
     assert fake.connection_pool.connection_class is fake_class
-    for store in (kept, swapped, other):
+    from redis.asyncio import RedisCluster
+
+    cluster = DeferredRedisStore(RedisCluster(host="127.0.0.1", port=1), prefix="qs4", settle_log_dir=str(tmp_path / "d"), quick_send=True)
+    assert not hasattr(cluster.client, "connection_pool")  # a cluster client has no one pool: nothing to swap
+    for store in (kept, swapped, other, cluster):
         await store.close(timeout_s=0.5)
 
 
