@@ -419,3 +419,27 @@ async def test_the_default_settle_log_is_next_to_the_ledgers_journal_one_per_red
         await s.close(timeout_s=0.5)
     await p.close()
     await other.close()
+
+
+async def test_flush_interval_and_close_timeout_are_accepted_from_0_to_3600_seconds_and_nothing_else(tmp_path):
+    """``flush_interval_s`` and ``close_timeout_s`` are numbers of seconds between 0 and 3600, both ends
+    included: 0 (flush at once / do not wait for Redis at close) and 3600 are taken, a nano-step beyond
+    either end, a bool or a string is refused with a ValueError naming the option."""
+    import pytest
+
+    from router.ledger.deferred import DeferredRedisStore
+
+    p = Pair(tmp_path)
+    taken = []
+    for i, (flush, close) in enumerate(((0, 0), (3600, 3600), (0.5, 3599.5))):
+        store = DeferredRedisStore(p.plain.client, prefix=p.prefix, settle_log_dir=str(tmp_path / f"ok{i}"),
+                                   flush_interval_s=flush, close_timeout_s=close)
+        assert (store.flush_interval_s, store.close_timeout_s) == (flush, close)
+        taken.append(store)
+    for option in ("flush_interval_s", "close_timeout_s"):
+        for bad in (-0.000001, 3600.000001, True, False, "1"):
+            with pytest.raises(ValueError, match=option):
+                DeferredRedisStore(p.plain.client, prefix=p.prefix, settle_log_dir=str(tmp_path / "bad"), **{option: bad})
+    for store in taken:
+        store.settle_log.close(remove=True)
+    await p.close()
