@@ -518,3 +518,47 @@ def test_a_network_ledger_client_is_made_once_per_event_loop():
     second_a, second_b = _asyncio.run(twice())
     assert first_a is first_b and second_a is second_b
     assert first_a is not None and second_a is not None and first_a is not second_a
+
+
+# ---------------------------------------------------------------------- what the decision and the transport see
+async def test_the_decision_time_histogram_records_one_short_observation_per_decision():
+    """One call: router_decision_seconds has one observation, the time the policy took to decide (well under
+    five seconds even on a loaded machine; never a clock reading)."""
+    metrics, transport = RouterMetrics(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=MemoryStore(), transport=transport, watch_policy=False, metrics=metrics)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert metric(metrics, "router_decision_seconds_count ") == ["router_decision_seconds_count 1.0"]
+    (total,) = metric(metrics, "router_decision_seconds_sum ")
+    assert 0 <= float(total.split()[1]) < 5
+    await r.aclose()
+
+
+async def test_a_call_keeps_the_callers_prompt_tokens_under_count_tokens_always():
+    """settings.count_tokens: always counts only estimated prompts: with prompt_tokens=1,000 given, the call is
+    neither counted nor re-sized: reserved 1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014, and the transport is
+    told the exact size (1,000). Without it, the prompt is counted (12 tokens: 12 x $0.10 + 100 x $0.40 per 1M =
+    $0.0000412 reserved) and the transport is told the count."""
+    store, transport = MemoryStore(), _CountingTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 12, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + "settings: {count_tokens: always}\n", store=store, transport=transport,
+               watch_policy=False, vertex_project="router-test")
+    given = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (given.decision["prompt_size"]["source"], given.attempts[-1].reserved_usd) == ("caller", D("0.00014"))
+    assert (transport.counted, transport.calls[-1].prompt_tokens) == (0, 1_000)
+    counted = (await r.acomplete(HELLO, max_tokens=100)).routing
+    assert (counted.decision["prompt_size"]["source"], counted.attempts[-1].reserved_usd) == ("count_tokens", D("0.0000412"))
+    assert (transport.counted, transport.calls[-1].prompt_tokens) == (1, 12)
+    await r.aclose()
+
+
+async def test_an_estimated_prompt_size_is_not_passed_to_the_transport_as_exact():
+    """settings.count_tokens: never and no prompt_tokens: the size is the ~4 characters a token estimate, so the
+    transport is given no exact prompt size (None)."""
+    transport = MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 10, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=MemoryStore(), transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100)).routing
+    assert record.decision["prompt_size"]["source"] == "estimate"
+    assert transport.calls[-1].prompt_tokens is None
+    await r.aclose()
