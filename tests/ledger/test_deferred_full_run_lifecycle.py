@@ -443,3 +443,33 @@ async def test_flush_interval_and_close_timeout_are_accepted_from_0_to_3600_seco
     for store in taken:
         store.settle_log.close(remove=True)
     await p.close()
+
+
+async def test_fsync_always_syncs_each_settle_before_it_returns(tmp_path, monkeypatch):
+    """``fsync=always``: a deferred settle is on disk (fsynced) before ``settle`` returns, one fsync per
+    settle; the default (``batch``) fsyncs nothing at settle time (the flusher syncs the batch before sending)."""
+    from router.ledger import wal
+
+    synced: list[int] = []
+    real_fsync = wal.os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(wal.os, "fsync", counting_fsync)
+    always = Pair(tmp_path, "&fsync=always", log="always")
+    assert (await always.store.reserve("r1", [B], D("2"), 60)).granted
+    assert (await always.store.reserve("r2", [B], D("1"), 60)).granted
+    before = len(synced)
+    assert await always.store.settle("r1", D("1.5"))
+    assert len(synced) == before + 1
+    assert await always.store.settle("r2", D("0.5"))
+    assert len(synced) == before + 2
+    batch = Pair(tmp_path, log="batch")
+    assert (await batch.store.reserve("r1", [B], D("2"), 60)).granted
+    before = len(synced)
+    assert await batch.store.settle("r1", D("1.5"))
+    assert len(synced) == before
+    await always.close()
+    await batch.close()
