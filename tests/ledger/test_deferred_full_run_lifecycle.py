@@ -327,6 +327,69 @@ async def test_an_adopted_log_stays_on_disk_until_every_replica_has_its_settles(
     await p.close()
 
 
+async def test_every_dead_log_in_a_shared_directory_is_adopted_by_a_later_scan(tmp_path, monkeypatch):
+    """Two live processes share one settle-log directory. A dead process ``aa-dead`` left a $0.25 settle: it is
+    applied, but its replica lags, so it waits. Then three more lock files turn up: the other live process's
+    (held: skipped), ``yy-empty`` (a process that died before logging anything: its lock is removed) and
+    ``zz-dead`` with a $0.50 settle. The next scan (ORPHAN_SCAN_S, 50 ms here) gets past all of them and
+    applies zz-dead's bill: 0.25 + 0.50 booked, both $1 holds gone."""
+    from router.ledger import deferred
+
+    monkeypatch.setattr(deferred, "ORPHAN_SCAN_S", 0.05)
+    p = Pair(tmp_path, log="shared")
+    shared = tmp_path / "shared"
+    repl = Replication("primary-a", 100, [50])
+    p.store.client.info = repl.info
+    for rid in ("dead-a", "dead-z"):
+        assert (await p.plain.reserve(rid, [B], D("1"), 60)).granted
+    (shared / "aa-dead.000000001.jsonl").write_text(_DEAD_LINE % ("dead-a", 250_000_000, B.id, p.store.now_ms()))
+    (shared / "aa-dead.lock").touch()
+    assert await p.store.flush() == 1
+    assert p.store.backlog() == 1  # aa-dead's entry waits for the replica
+    other = p.open("", shared)  # a live process on the same directory (its lock is held)
+    (shared / "yy-empty.lock").touch()
+    (shared / "zz-dead.000000001.jsonl").write_text(_DEAD_LINE % ("dead-z", 500_000_000, B.id, p.store.now_ms()))
+    (shared / "zz-dead.lock").touch()
+    await asyncio.sleep(0.1)
+    assert await p.store.flush() == 1  # zz-dead's entry
+    assert await p.plain.spend(B) == D("0.75")
+    assert await p.taken() == D("0.75")
+    assert not (shared / "yy-empty.lock").exists()
+    await other.close()
+    await p.close()
+
+
+async def test_an_idle_store_scans_for_dead_logs_once_per_orphan_scan_interval(tmp_path):
+    """flush_ms 10: the flusher sends the $1.50 settle by itself and Redis confirms it; the store then has
+    nothing to do, so its flusher sleeps until the next scan for dead processes' logs (ORPHAN_SCAN_S, 5 s)
+    instead of scanning the directory over and over."""
+    from router.ledger import store_from_url
+
+    p = Pair(tmp_path)
+    store = store_from_url(f"{p.server}?settle=deferred&settle_log={tmp_path / 'a'}&flush_ms=10", prefix=p.prefix, clock=p.clock)
+    scans = []
+    orphans = store.settle_log.orphans
+
+    def counting() -> list:
+        scans.append(1)
+        return orphans()
+
+    store.settle_log.orphans = counting
+    assert (await store.reserve("r1", [B], D("2"), 60)).granted
+    assert await store.settle("r1", D("1.5"))
+    for _ in range(500):
+        if store.backlog() == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert store.backlog() == 0
+    assert await p.plain.spend(B) == D("1.5")
+    scans.clear()
+    await asyncio.sleep(0.3)
+    assert len(scans) <= 1
+    await store.close()
+    await p.close()
+
+
 # ---------------------------------------------------------------- the replication read
 async def test_each_confirmed_flush_reads_the_replication_state_once(tmp_path):
     """``INFO replication`` is read once to learn the primary before the first batch, then once per
