@@ -309,9 +309,10 @@ def _store() -> Path:
 def save_results(module: str) -> None:
     """Keep the module's results in the repository (bench/mutation/results/), for a run on another machine."""
     meta = meta_of(module)
-    if meta is None or not meta.complete or meta.sections is None:
-        return
-    count = stored.save(dotted(module), meta.sections, _git("rev-parse", "--short", "HEAD"),
+    sections = meta.sections if meta is not None else None
+    if not sections or "exit_code_by_key" not in sections or "hash_by_function_name" not in sections:
+        return  # nothing run, or a broken .meta whose results or function hashes could not be salvaged
+    count = stored.save(dotted(module), sections, _git("rev-parse", "--short", "HEAD"),
                         PROFILE_OF.get(module, "fast"), _store())
     print(f"{module}: {count} results kept in {stored.path_for(dotted(module), _store()).relative_to(ROOT)} (commit it)", flush=True)
 
