@@ -562,3 +562,21 @@ async def test_an_estimated_prompt_size_is_not_passed_to_the_transport_as_exact(
     assert record.decision["prompt_size"]["source"] == "estimate"
     assert transport.calls[-1].prompt_tokens is None
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- traffic the policy did not plan for
+async def test_traffic_served_by_provisioned_throughput_the_policy_does_not_know_is_booked_at_zero():
+    """A policy without Provisioned Throughput; Vertex answers from the project's PT anyway (traffic
+    PROVISIONED_THROUGHPUT): the tokens cost nothing in budgets ($0 booked, not the PayGo 1,000 x $0.10 + 10 x
+    $0.40 per 1M = $0.000104), and the record says why there is no amortised cost."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10, "traffic_type": "PROVISIONED_THROUGHPUT"})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.cost_usd, record.traffic_type) == (D(0), "PROVISIONED_THROUGHPUT")
+    assert (
+        "gemini-2.5-flash-lite: served by Provisioned Throughput the policy has no subscription for in global: "
+        "$0 in budgets, no amortised cost"
+    ) in record.warnings
+    assert await spend_and_holds(store) == (D(0), D(0))
+    await r.aclose()
