@@ -419,3 +419,26 @@ async def test_an_idle_slice_is_given_back_after_a_settle_batch_read_its_drain_f
         await asyncio.sleep(0.01)
     assert await p.taken() == D("1.5")
     await p.close()
+
+
+# ---------------------------------------------------------------- the flusher keeps retrying an unexpected error
+async def test_the_background_flusher_keeps_retrying_after_an_unexpected_error_and_counts_each(tmp_path):
+    """A dead process's log names a budget id no ledger writes: every pass of the background flusher fails with a
+    ValueError (not a StoreError). The flusher does not die: it retries every 50 ms (retry_interval_s is lower
+    here) and counts each failed pass in flush_errors (at least 3 within 0.8 s); nothing is written to Redis."""
+    p = Pair(tmp_path)
+    heir_dir = tmp_path / "heir"
+    heir_dir.mkdir()
+    line = '{"rid":"bad","mode":"S","nano":7000000000,"held":null,"bids":["nobody|rolling:24h"],"at":%d,"owner":""}\n'
+    (heir_dir / "4242-deadbeef.000000001.jsonl").write_text(line % p.store.now_ms())
+    (heir_dir / "4242-deadbeef.lock").touch()
+    heir = p.open("", heir_dir)
+    heir.retry_interval_s = 0.01
+    assert await heir.list_scopes() == []  # adopts the log and starts the flusher
+    deadline = time.monotonic() + 0.8
+    while heir.flush_errors < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert heir.flush_errors >= 3
+    assert [k for k in await p.plain.client.keys("*") if b"nobody" in k] == []
+    await heir.close()
+    await p.close()
