@@ -580,3 +580,23 @@ async def test_traffic_served_by_provisioned_throughput_the_policy_does_not_know
     ) in record.warnings
     assert await spend_and_holds(store) == (D(0), D(0))
     await r.aclose()
+
+
+async def test_a_regional_call_of_a_model_without_verified_regional_prices_carries_the_warning():
+    """Claude Sonnet 4.5 in us-east5 (the catalog marks its regional prices unverified): billed 1,000 x $3 + 10 x
+    $15 per 1M = $0.00315 at the seed's prices, and the record says a regional premium is not billed."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("claude-sonnet-4-5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    text = (
+        "version: 1\ncandidates: [{model: claude-sonnet-4-5, location: us-east5}]\nprofiles: {p: {objective: cheapest}}\n"
+        'default_profile: p\nbudgets:\n  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "10"}\n'
+    )
+    r = Router(text + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].location, record.cost_usd) == ("us-east5", D("0.00315"))
+    assert record.warnings == [
+        "claude-sonnet-4-5 in us-east5: the seed gives one set of prices for its region tabs; a regional premium, if "
+        "any, is not in the seeds and is not billed here"
+    ]
+    assert await spend_and_holds(store) == (D("0.00315"), D("0.00315"))
+    await r.aclose()
