@@ -536,3 +536,31 @@ async def test_fsync_always_syncs_each_settle_before_it_returns(tmp_path, monkey
     assert len(synced) == before
     await always.close()
     await batch.close()
+
+
+async def test_leases_true_turns_budget_leases_on_with_the_default_sizing(tmp_path):
+    """``DeferredRedisStore(client, leases=True)`` (no sizing given) runs with the default ``LeaseSizing``:
+    a $2 reservation is granted and its $1.25 bill booked once, as with any store; ``leases=False`` has none."""
+    import fakeredis
+
+    from router.ledger.deferred import DeferredRedisStore
+    from router.ledger.factory import _fake_server
+    from router.ledger.leases import LeaseSizing
+
+    p = Pair(tmp_path)
+
+    def client() -> fakeredis.FakeAsyncRedis:
+        return fakeredis.FakeAsyncRedis(server=_fake_server(p.server.removeprefix("fakeredis://")))
+
+    store = DeferredRedisStore(client(), prefix=p.prefix, clock=p.clock, settle_log_dir=str(tmp_path / "l"), leases=True)
+    assert store.sizing == LeaseSizing()
+    got = await store.reserve("r1", [B], D("2"), 60)
+    assert got.granted and got.amount == D("2")
+    assert await store.settle("r1", D("1.25"))
+    assert await store.flush() == 1
+    assert await p.plain.spend(B) == D("1.25")
+    plain = DeferredRedisStore(client(), prefix=p.prefix, settle_log_dir=str(tmp_path / "n"), leases=False)
+    assert plain.sizing is None
+    for s in (store, plain):
+        await s.close(timeout_s=0.5)
+    await p.close()
