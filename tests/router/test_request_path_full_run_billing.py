@@ -600,3 +600,41 @@ async def test_a_regional_call_of_a_model_without_verified_regional_prices_carri
     ]
     assert await spend_and_holds(store) == (D("0.00315"), D("0.00315"))
     await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: the provider bills a prompt past the model's context window
+async def test_the_itemised_bill_of_a_prompt_past_the_context_window_is_still_given():
+    """The provider served (and bills) a 1,100,000-token prompt, past Flash-Lite's 1,048,576-token context window:
+    the served call is billed 1,100,000 x $0.10 + 10 x $0.40 per 1M = $0.110004, and its itemised lines (built
+    on demand, its long-context lines at the same rates) say the same instead of refusing the usage."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_100_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert record.cost_usd == D("0.110004")
+    assert {line["dimension"]: line["amount_usd"] for line in record.cost_lines} == {"input_long": "0.11", "output_long": "0.000004"}
+    await r.aclose()
+
+
+async def test_a_call_is_billed_at_the_token_rates_in_force_on_its_pricing_date(tmp_path):
+    """A custom catalog (a copy of the bundled one) where Gemini 2.0 Flash's token rates change on 2026-06-01
+    ($0.15 / $0.60 per 1M before, test rates $0.30 / $1.20 from then): a call priced on 2026-05-01 is billed
+    1,000 x $0.15 + 10 x $0.60 per 1M = $0.000156, one priced on 2026-06-01 1,000 x $0.30 + 10 x $1.20 per 1M =
+    $0.000312 (the integer fast path reads the rates of the request's day, as the engine does)."""
+    from router.catalog import load_catalog
+    from tests.catalog_copies import catalog_copy
+
+    anchor = '      - provenance: {seed: 000_8191c03ed1050dc1.txt, section: "Gemini 2.0 table (tarification basée sur les jetons), Gemini 2.0 Flash rows"}\n'
+    later = (
+        "      - effective_from: 2026-06-01\n"
+        '        provenance: {source: "https://example.com/test-only-rates", section: "test data"}\n'
+        '        rates: {input: "0.30", output: "1.20"}\n'
+    )
+    root = catalog_copy(tmp_path, ("gemini.yaml", anchor, later + "      - effective_until: 2026-06-01\n" + anchor.replace("- provenance", "  provenance", 1)))
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.0-flash", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.0-flash") + NEVER_COUNT, catalog=load_catalog(root), store=store, transport=transport, watch_policy=False)
+    before = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, at=dt.date(2026, 5, 1))).routing
+    after = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, at=dt.date(2026, 6, 1))).routing
+    assert (before.cost_usd, after.cost_usd) == (D("0.000156"), D("0.000312"))
+    await r.aclose()
