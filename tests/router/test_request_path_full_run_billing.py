@@ -638,3 +638,48 @@ async def test_a_call_is_billed_at_the_token_rates_in_force_on_its_pricing_date(
     after = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, at=dt.date(2026, 6, 1))).routing
     assert (before.cost_usd, after.cost_usd) == (D("0.000156"), D("0.000312"))
     await r.aclose()
+
+
+async def test_search_queries_on_the_first_day_of_a_free_pool_are_drawn_from_it():
+    """The Gemini 3 monthly search pool (5,000 free queries) starts on 2026-01-05: a Gemini 3 Flash call priced on
+    that day with 3 Google Search queries draws them from the pool (3 used) and pays only its tokens, 1,000 x
+    $0.50 + 10 x $3 per 1M = $0.00053."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-3-flash-preview", usage={"input_tokens": 1_000, "output_tokens": 10, "search_queries": 3})
+    r = Router(policy("gemini-3-flash-preview") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, grounding="google_search", at=dt.date(2026, 1, 5))).routing
+    assert (record.cost_usd, record.grounding_free_units) == (D("0.00053"), 3)
+    assert (await store.pool_usage(r.compiled.quota_pool("gemini-3-search-monthly"))).used == 3
+    assert await spend_and_holds(store) == (D("0.00053"), D("0.00053"))
+    await r.aclose()
+
+
+async def test_enterprise_web_grounding_is_billed_at_its_own_rate():
+    """Gemini 2.5 Flash-Lite with Web Grounding for Enterprise (no free pool): one grounded prompt at $45 per
+    1,000 (not Google Search's $35) + 1,000 x $0.10 + 10 x $0.40 per 1M = $0.045104."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10, "grounding_web_urls": 1})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, grounding="enterprise_web_search")).routing
+    assert (record.cost_usd, record.grounding_billable_units) == (D("0.045104"), 1)
+    assert await spend_and_holds(store) == (D("0.045104"), D("0.045104"))
+    await r.aclose()
+
+
+async def test_a_grounded_batch_eligible_call_says_it_was_sent_and_billed_online():
+    """A batch-eligible Gemini 2.5 Flash candidate, grounded (billed by the cost engine): the router sends it
+    online, bills online rates (1,000 x $0.30 + 10 x $2.50 per 1M = $0.000325; no web URL, no grounded prompt
+    billed) and says so on the record."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash", usage={"input_tokens": 1_000, "output_tokens": 10})
+    text = (
+        "version: 1\ncandidates: [{model: gemini-2.5-flash, batch: true}]\nprofiles: {p: {objective: cheapest, batch: true}}\n"
+        'default_profile: p\nbudgets:\n  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "10"}\n'
+    )
+    r = Router(text + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, grounding="google_search")).routing
+    assert (record.decision["batch"], record.cost_usd) == (True, D("0.000325"))
+    assert record.warnings == [
+        "gemini-2.5-flash: batch-eligible, sent online (the router does not submit Batch API jobs): billed at online rates"
+    ]
+    await r.aclose()
