@@ -683,3 +683,40 @@ async def test_a_grounded_batch_eligible_call_says_it_was_sent_and_billed_online
         "gemini-2.5-flash: batch-eligible, sent online (the router does not submit Batch API jobs): billed at online rates"
     ]
     await r.aclose()
+
+
+async def test_priority_traffic_counts_thinking_tokens_in_the_ramp():
+    """A Priority PayGo call answered as ON_DEMAND_PRIORITY (test overlay rates $0.60 in / $5.00 out per 1M):
+    10,000 in + 1,000 out + 500 thinking = 11,500 tokens count in the flash ramp, and the call is billed 10,000 x
+    $0.60 + 1,500 x $5.00 per 1M = $0.0135."""
+    from pathlib import Path
+
+    from router.catalog import load_catalog
+
+    overlay = Path(__file__).resolve().parents[1] / "data" / "priority_overlay.yaml"
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash", usage={"input_tokens": 10_000, "output_tokens": 1_000, "thinking_tokens": 500, "traffic_type": "ON_DEMAND_PRIORITY"})
+    text = (
+        "version: 1\ncandidates: [{model: gemini-2.5-flash, priority: true}]\nprofiles: {p: {objective: cheapest}}\n"
+        'default_profile: p\nbudgets:\n  - {name: month, scope: global, window: calendar:month@UTC, limit_usd: "10"}\n'
+        "priority: {max_tokens_per_minute: 1000000}\n"
+    )
+    r = Router(text + NEVER_COUNT, catalog=load_catalog(overlays=[overlay]), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=2_000, latency_sensitive=True, prompt_tokens=10_000)).routing
+    assert record.cost_usd == D("0.0135")
+    assert (await store.ramp_usage("flash")).tokens_last_minute == 11_500
+    await r.aclose()
+
+
+@pytest.mark.reservation_overrun  # deliberate: the provider bills a prompt past the model's context window
+async def test_a_grounded_call_past_the_context_window_is_billed_what_the_provider_served():
+    """A grounded call (billed by the cost engine) whose provider usage is a 1,100,000-token prompt, past
+    Flash-Lite's 1,048,576-token window: it was served, so it is billed 1,100,000 x $0.10 + 10 x $0.40 per 1M =
+    $0.110004 (no web URL: no grounded prompt), not refused after the fact."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_100_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite") + NEVER_COUNT, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, grounding="google_search")).routing
+    assert record.cost_usd == D("0.110004")
+    assert await spend_and_holds(store) == (D("0.110004"), D("0.110004"))
+    await r.aclose()
