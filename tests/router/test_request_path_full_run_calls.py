@@ -444,3 +444,164 @@ async def test_a_stream_that_cannot_say_its_answer_is_complete_is_not_drained_wh
     assert (stream.routing.attempts[-1].outcome, stream.routing.cost_usd) == ("interrupted", D("0.0001004"))
     assert await spend_and_holds(store) == (D("0.0001004"), D("0.0001004"))
     await r.aclose()
+
+
+# ---------------------------------------------------------------------- the request log's time; a Router used after aclose
+async def test_the_request_log_stamps_each_served_request_with_its_utc_time(tmp_path):
+    """``request_log``: each served request's line carries when it was served as an ISO time with its UTC offset
+    (``router replay`` windows and days are UTC, whatever the host's time zone), within the call's own span."""
+    import datetime as dt
+    import json
+
+    log = tmp_path / "requests.jsonl"
+    transport = MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite"), transport=transport, watch_policy=False, request_log=str(log))
+    before = dt.datetime.now(dt.timezone.utc)
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    after = dt.datetime.now(dt.timezone.utc)
+    (line,) = log.read_text().splitlines()
+    at = dt.datetime.fromisoformat(json.loads(line)["at"])
+    assert at.utcoffset() == dt.timedelta(0)
+    assert before <= at <= after
+    await r.aclose()
+
+
+async def test_a_router_closed_with_aclose_serves_again_on_a_fresh_memory_ledger():
+    """``aclose()`` closes this event loop's stores; a Router used again afterwards (a test suite's next event
+    loop) opens a fresh ``memory://`` ledger and serves and bills as before ($0.000104 a call)."""
+    transport = MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite"), transport=transport, watch_policy=False)
+    first = r.store()
+    assert (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing.cost_usd == D("0.000104")
+    await r.aclose()
+    assert (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing.cost_usd == D("0.000104")
+    assert r.store() is not first
+    assert await spend_and_holds(r.store()) == (D("0.000104"), D("0.000104"))
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- what the record says of each attempt
+async def test_the_record_lists_each_attempt_with_its_location_hold_settlement_and_why_it_was_denied():
+    """FLASH_THEN_LITE on a ledger another request raced: the record lists the denied Flash attempt (where it
+    would have gone, the $0.00055 it asked to hold, nothing settled, the budget that refused it) and the served
+    Flash-Lite attempt (held $0.00014, settled $0.000104 = 1,000 x $0.10 + 10 x $0.40 per 1M)."""
+    from router._routing import Attempt
+    from tests.router.test_request_path_sample import FLASH_THEN_LITE, _RacedLedger
+
+    store, transport = _RacedLedger(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(FLASH_THEN_LITE, store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, prompt_tokens=1_000, max_tokens=100)).routing
+    assert record.attempts == [
+        Attempt("gemini-2.5-flash", "global", "denied", D("0.00055"), D(0), "budget global|calendar:month@UTC"),
+        Attempt("gemini-2.5-flash-lite", "global", "ok", D("0.00014"), D("0.000104"), ""),
+    ]
+    assert [(c.model_id, c.location) for c in transport.calls] == [("gemini-2.5-flash-lite", "global")]
+    await r.aclose()
+
+
+async def test_every_candidate_denied_names_the_budget_that_refused():
+    """$0.0001 cannot hold the call's $0.00014: the BudgetExceededError names the budget scope that would overflow."""
+    from router import BudgetExceededError
+
+    store = MemoryStore()
+    r = Router(policy("gemini-2.5-flash-lite", limit="0.0001"), store=store, transport=MockTransport(lightweight=True), watch_policy=False)
+    with pytest.raises(BudgetExceededError) as info:
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)
+    assert info.value.scope == "global|calendar:month@UTC"
+    assert str(info.value) == "every candidate's reservation was denied (budget global|calendar:month@UTC would overflow)"
+    await r.aclose()
+
+
+async def test_a_bill_equal_to_its_reservation_is_no_overrun():
+    """The provider bills exactly what was reserved, the 1,000-token prompt and all max_tokens=100 of output:
+    1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014 = the hold. No "billed > reserved" warning, no overrun counted."""
+    from router import RouterMetrics
+    from tests.router.test_request_path_sample import metric
+
+    store, transport, metrics = MemoryStore(), MockTransport(lightweight=True), RouterMetrics()
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 100})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False, metrics=metrics)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd) == (D("0.00014"), D("0.00014"))
+    assert record.warnings == []
+    assert metric(metrics, "router_reservation_overruns_total ") == ["router_reservation_overruns_total 0.0"]
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- the request log: what is served, and only that
+def _log_lines(path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+async def test_the_request_log_has_served_and_cut_requests_and_no_failed_or_denied_ones(tmp_path):
+    """``router replay`` re-decides served traffic: the log gets a line for a served call ($0.0001012) and for a
+    stream the provider cut (it was served and billed, $0.0001004), and none for a call that failed (500 on its
+    only candidate) or whose every reservation was denied (nothing was served)."""
+    from router import BudgetExceededError, TransportError
+
+    log = tmp_path / "requests.jsonl"
+    transport = MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", text="abcdefghijkl", stream_chunks=3, usage={"input_tokens": 1_000, "output_tokens": 3})
+    r = Router(policy("gemini-2.5-flash-lite", limit="0.0003"), transport=transport, watch_policy=False, request_log=str(log))
+    await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, request_id="served")
+    transport.script("gemini-2.5-flash-lite", error="server_error", error_times=1)
+    with pytest.raises(TransportError):
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, request_id="failed")
+    transport.script("gemini-2.5-flash-lite", text="abcdefghijkl", stream_chunks=3, cut_stream_after=1, usage={"input_tokens": 1_000, "output_tokens": 3})
+    stream = await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, request_id="cut", stream=True)
+    assert len([chunk async for chunk in stream]) == 1
+    # $0.0001012 + $0.0001004 spent of $0.0003: the next $0.00014 hold does not fit
+    with pytest.raises(BudgetExceededError):
+        await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000, request_id="denied")
+    assert [(line["request_id"], line["model"]) for line in _log_lines(log)] == [
+        ("served", "gemini-2.5-flash-lite"), ("cut", "gemini-2.5-flash-lite")]
+    await r.aclose()
+
+
+async def test_a_request_log_that_cannot_be_written_leaves_the_call_served_with_a_warning(tmp_path):
+    """The log path became a directory: the call is still served and billed ($0.000104) and its record says the
+    log line was not written, and why."""
+    log = tmp_path / "requests.jsonl"
+    transport = MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10})
+    r = Router(policy("gemini-2.5-flash-lite"), transport=transport, watch_policy=False, request_log=str(log))
+    log.mkdir()
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert record.cost_usd == D("0.000104")
+    assert record.warnings == ["request log not written: Is a directory"]
+    await r.aclose()
+
+
+# ---------------------------------------------------------------------- the bounds of a timeout
+@pytest.mark.parametrize("value", [True, 0, -1, 0.0])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(value):
+    with pytest.raises(ValueError, match=r"Router\(request_timeout_s=...\) must be a positive number of seconds up to 7 days"):
+        Router(policy("gemini-2.5-flash-lite"), transport=MockTransport(lightweight=True), watch_policy=False, request_timeout_s=value)
+
+
+async def test_a_sub_second_timeout_is_accepted_and_sets_the_holds_ttl():
+    """``request_timeout_s=0.5``: valid; a call's hold lives 0.5 + 30 s (the margin to bill and settle)."""
+    r = Router(policy("gemini-2.5-flash-lite"), transport=MockTransport(lightweight=True), watch_policy=False, request_timeout_s=0.5)
+    assert r.hold_ttl_s() == 30.5
+    transport = MockTransport(lightweight=True)
+    r2 = Router(policy("gemini-2.5-flash-lite"), transport=transport, watch_policy=False)
+    await r2.acomplete(HELLO, max_tokens=100, timeout=0.5)
+    assert transport.calls[-1].timeout_s == 0.5
+    await r.aclose()
+    await r2.aclose()
+
+
+# ---------------------------------------------------------------------- the caller's messages are passed on as they are
+async def test_a_list_of_messages_reaches_the_model_as_the_same_list():
+    """The router passes the caller's list on as it is (no copy per call): the transport gets that very object."""
+    transport = MockTransport(lightweight=True)
+    r = Router(policy("gemini-2.5-flash-lite"), transport=transport, watch_policy=False)
+    messages = [{"role": "user", "content": "hello"}]
+    await r.acomplete(messages, max_tokens=100)
+    assert transport.calls[-1].messages is messages
+    await r.aclose()
