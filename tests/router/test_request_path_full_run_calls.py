@@ -605,3 +605,16 @@ async def test_a_list_of_messages_reaches_the_model_as_the_same_list():
     await r.acomplete(messages, max_tokens=100)
     assert transport.calls[-1].messages is messages
     await r.aclose()
+
+
+async def test_a_call_whose_usage_has_no_catalog_price_is_billed_its_reservation():
+    """The call twin of the stream test: Gemini has no cache-write price, so the call is billed what was
+    reserved, 1,000 x $0.10 + 100 x $0.40 per 1M = $0.00014 (never nothing), booked with nothing left held."""
+    store, transport = MemoryStore(), MockTransport(lightweight=True)
+    transport.script("gemini-2.5-flash-lite", usage={"input_tokens": 1_000, "output_tokens": 10, "cache_write_5m_tokens": 100})
+    r = Router(policy("gemini-2.5-flash-lite"), store=store, transport=transport, watch_policy=False)
+    record = (await r.acomplete(HELLO, max_tokens=100, prompt_tokens=1_000)).routing
+    assert (record.attempts[-1].reserved_usd, record.cost_usd, record.attempts[-1].settled_usd) == (D("0.00014"),) * 3
+    assert any(w.startswith("billed at the reserved upper bound: no price for 'cache_write_5m'") for w in record.warnings)
+    assert await spend_and_holds(store) == (D("0.00014"), D("0.00014"))
+    await r.aclose()
