@@ -285,6 +285,21 @@ async def test_a_slice_that_served_queued_reservations_goes_back_once_idle(tmp_p
     await p.close()
 
 
+async def test_reservations_granted_from_a_slice_while_queued_name_their_ids(tmp_path):
+    """r2 and r3, granted from the slice r1's reply brought while they waited in the group commit, are answered
+    with their own ids (the ids the caller settles or releases) and amounts, like a grant from Redis."""
+    p = Pair(tmp_path, LEASES)
+    first = asyncio.ensure_future(p.store.reserve("r1", [B], D("1"), 60))
+    for _ in range(3):
+        await asyncio.sleep(0)  # r1 queued, its batch sent
+    rest = [asyncio.ensure_future(p.store.reserve(rid, [B], D(amount), 60)) for rid, amount in (("r2", "1"), ("r3", "0.5"))]
+    got = await asyncio.gather(first, *rest)
+    assert p.store.local_grants == 2
+    assert [(r.reservation_id, r.granted, r.denied_scope, r.amount) for r in got] == [
+        ("r1", True, None, D("1")), ("r2", True, None, D("1")), ("r3", True, None, D("0.5"))]
+    await p.close()
+
+
 async def test_reservations_granted_from_a_slice_while_queued_expire_with_their_ttl(tmp_path):
     """r2 and r3 (60 s) end with their TTL like any reservation: 61 s later (r1's hold gone too, the slice lives
     to 90 s) their room is back in the slice, so r4 ($4, 20 s) is granted from it, no round trip; another
