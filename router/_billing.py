@@ -28,16 +28,22 @@ from router.catalog import CatalogModel
 UNIT_EXP = 18
 _PER_TOKEN_EXP = UNIT_EXP - 6  # token rates are USD per 1M tokens
 
-_RATES: dict[tuple[str, dt.date], dict[str, int | None]] = {}
+#: Per catalog model object and day: (the model, its rates). Keyed by the object, not the model id: two catalogs
+#: in one process (an overlay, a custom catalog, a reloaded one) price the same id differently. The entry holds
+#: the model, so its ``id()`` is not reused while the entry exists.
+_RATES: dict[tuple[int, dt.date], tuple[CatalogModel, dict[str, int | None]]] = {}
 
 
 def _unit_rate(model: CatalogModel, dimension: str, day: dt.date) -> int | None:
     """``dimension``'s rate on ``day`` as an exact integer of 10**-18 USD per token (None: not priced, or not exact)."""
-    table = _RATES.get((model.id, day))
-    if table is None:
+    entry = _RATES.get((id(model), day))
+    if entry is not None and entry[0] is model:
+        table = entry[1]
+    else:
         if len(_RATES) > 512:  # bounded: one table per model and day in use
             _RATES.clear()
-        table = _RATES[(model.id, day)] = {}
+        table = {}
+        _RATES[(id(model), day)] = (model, table)
     if dimension in table:
         return table[dimension]
     found = model.rate(dimension, day)

@@ -135,3 +135,22 @@ async def test_routed_call_bills_the_integer_total_and_builds_lines_on_demand(tm
     assert record.usage["input_tokens"] == 12_000 and record.usage["thinking_tokens"] == 700
     assert record.to_dict()["cost_lines"] == record.cost_lines
     await r.aclose()
+
+
+def test_two_catalogs_in_one_process_bill_the_same_model_at_their_own_rates(tmp_path):
+    """The integer path caches each model's rates per day. A custom catalog (here a copy where Gemini 2.0 Flash's
+    input / output rates are $0.30 / $1.20 per 1M instead of the seed's $0.15 / $0.60) used after the bundled one in
+    the same process, on the same day, bills its own rates: 1,000 x $0.30 + 10 x $1.20 per 1M = $0.000312 (the
+    bundled catalog: 1,000 x $0.15 + 10 x $0.60 = $0.000156). Keyed by the model id, the cache answered the first
+    catalog's rates to the second."""
+    from router.catalog import load_catalog
+    from tests.catalog_copies import catalog_copy
+
+    root = catalog_copy(tmp_path, ("gemini.yaml", '          input: "0.15"\n          batch_input: "0.075"\n          audio_input: "1.00"\n'
+                                   '          batch_audio_input: "0.50"\n          output: "0.60"\n',
+                                   '          input: "0.30"\n          batch_input: "0.075"\n          audio_input: "1.00"\n'
+                                   '          batch_audio_input: "0.50"\n          output: "1.20"\n'))
+    usage = ProviderUsage(input_tokens=1_000, output_tokens=10)
+    bundled = token_bill_units(CATALOG.get("gemini-2.0-flash"), usage, DAY, "global")
+    custom = token_bill_units(load_catalog(root).get("gemini-2.0-flash"), usage, DAY, "global")
+    assert (units_to_usd(bundled), units_to_usd(custom)) == (Decimal("0.000156"), Decimal("0.000312"))
