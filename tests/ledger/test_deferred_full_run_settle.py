@@ -374,34 +374,6 @@ async def test_a_slice_reservation_reserved_again_after_its_settle_was_applied_i
     await p.close()
 
 
-# ---------------------------------------------------------------- a segment rolled over is synced first
-async def test_a_flush_that_rolls_the_log_over_fsyncs_the_old_segment_before_it_sends(tmp_path, monkeypatch):
-    """fsync=batch, a segment due to roll over (SEGMENT_S 0 here): the flush closes the segment holding the
-    settle and fsyncs it before sending, so a settle Redis has is never one a machine crash could lose."""
-    import os
-
-    from router.ledger import deferred
-
-    synced: list[int] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(fd)
-        real(fd)
-
-    p = Pair(tmp_path)
-    assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(deferred, "SEGMENT_S", 0.0)
-    assert await p.store.settle("r1", D("1.5"))
-    assert synced == []
-    assert await p.store.flush() == 1
-    assert len(synced) == 1
-    assert await p.plain.spend(B) == D("1.5")
-    await p.close()
-
-
-
 # ---------------------------------------------------------------- the keeper after a settle batch
 async def test_an_idle_slice_is_given_back_after_a_settle_batch_read_its_drain_flag(tmp_path):
     """lease_idle_ms=1000: r2 ($1 from the $4 slice) is billed $0.50 and the settle sent (its reply carries B's

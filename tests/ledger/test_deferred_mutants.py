@@ -717,9 +717,14 @@ async def test_with_leases_a_request_over_the_cap_that_no_drain_can_help_is_deni
     await p.close()
 
 
-async def test_a_flush_fsyncs_the_settle_log_before_it_sends(tmp_path, monkeypatch):
-    """fsync=batch: a settle is written without fsync; the flush that sends it (confirm) fsyncs the segment first."""
+@pytest.mark.parametrize("rolls_over", [False, True], ids=["same segment", "segment rolled over"])
+async def test_a_flush_fsyncs_the_settle_log_before_it_sends(tmp_path, monkeypatch, rolls_over):
+    """fsync=batch: a settle is written without fsync; the flush that sends it (confirm) fsyncs the segment first,
+    also when the segment is due to roll over (SEGMENT_S 0): the flush closes the segment holding the settle and
+    fsyncs it before sending, so a settle Redis has is never one a machine crash could lose."""
     import os
+
+    from router.ledger import deferred
 
     synced: list[int] = []
     real = os.fsync
@@ -731,6 +736,8 @@ async def test_a_flush_fsyncs_the_settle_log_before_it_sends(tmp_path, monkeypat
     p = Pair(tmp_path)
     assert (await p.store.reserve("r1", [B], D("2"), 60)).granted
     monkeypatch.setattr(os, "fsync", fsync)
+    if rolls_over:
+        monkeypatch.setattr(deferred, "SEGMENT_S", 0.0)
     assert await p.store.settle("r1", D("1.5"))
     assert synced == []
     assert await p.store.flush() == 1
