@@ -37,13 +37,11 @@ _RATES: dict[tuple[int, dt.date], tuple[CatalogModel, dict[str, int | None]]] = 
 def _unit_rate(model: CatalogModel, dimension: str, day: dt.date) -> int | None:
     """``dimension``'s rate on ``day`` as an exact integer of 10**-18 USD per token (None: not priced, or not exact)."""
     entry = _RATES.get((id(model), day))
-    if entry is not None and entry[0] is model:
-        table = entry[1]
-    else:
+    if entry is None:
         if len(_RATES) > 512:  # bounded: one table per model and day in use
             _RATES.clear()
-        table = {}
-        _RATES[(id(model), day)] = (model, table)
+        entry = _RATES[(id(model), day)] = (model, {})
+    table = entry[1]
     if dimension in table:
         return table[dimension]
     found = model.rate(dimension, day)

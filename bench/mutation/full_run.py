@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from bench.mutation import stored
 
@@ -231,6 +232,13 @@ def _sizes(sample: dict | None) -> list[int]:
     return list(sample.get("sizes", [sample["size"]] if "size" in sample else []))
 
 
+def _generate(module: str, mutmut: str, where: Path, out: IO[str]) -> None:
+    """Have mutmut generate the module's mutants (and collect its stats) without running any: a pattern that
+    matches no mutant, so it stops on "nothing matches"."""
+    subprocess.call(["nice", "-n", "19", mutmut, *_run(), dotted(module) + ".__generate_only__"], cwd=where,
+                    stdout=out, stderr=subprocess.STDOUT)
+
+
 def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int = 12, missing: bool = False) -> None:
     where = workdir(module)
     if where != ROOT:
@@ -251,32 +259,30 @@ def run_module(module: str, mutmut: str, rerun: bool, sample: int = 0, seed: int
     log = ROOT / ".mutation-runs" / f"{dotted(module)}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
-        # mutmut re-runs every mutant a pattern or name matches, even one with a stored result: --missing-only
-        # names just the mutants without a result (a run that was stopped, functions changed since).
         meta_path = where / "mutants" / (module + ".meta")
-        if not rerun and stored.load(dotted(module), _store()) is not None and not any(v is not None for v in results(module).values()):
+        kept = stored.path_for(dotted(module), _store())
+        if not rerun and kept.exists() and not any(v is not None for v in results(module).values()):
             # Results kept in the repository (bench/mutation/results/) from an earlier run, maybe on another
             # machine: generate the mutants, then put back the results of every function that did not change.
             if not results(module):
-                subprocess.call(["nice", "-n", "19", mutmut, *_run(), dotted(module) + ".__generate_only__"], cwd=where,
-                                stdout=out, stderr=subprocess.STDOUT)
+                _generate(module, mutmut, where, out)
             count, by_commit = stored.restore(dotted(module), meta_path, _store())
             if count:
                 restored = {"count": count, "by_commit": by_commit}
                 missing = True  # mutmut would run a named mutant again even with a result
                 print(f"{module}: restored {count} results of unchanged functions from "
-                      f"{stored.path_for(dotted(module), _store()).relative_to(ROOT)} (measured on {', '.join(sorted(by_commit))})",
+                      f"{kept.relative_to(ROOT)} (measured on {', '.join(sorted(by_commit))})",
                       flush=True)
         if sample and not results(module):
             # A sample is drawn from the names mutmut generated: in a fresh copy (a new worktree, the broad
             # profile's first run) there are none yet, and an empty name list would make mutmut run every
-            # mutant. Generate them first (a pattern matching no mutant: mutmut generates, collects its
-            # stats, then stops on "nothing matches").
-            subprocess.call(["nice", "-n", "19", mutmut, *_run(), dotted(module) + ".__generate_only__"], cwd=where,
-                            stdout=out, stderr=subprocess.STDOUT)
+            # mutant. Generate them first.
+            _generate(module, mutmut, where, out)
         targets = sample_names(module, sample, seed) if sample else [dotted(module) + ".*"]
         if sample and not targets:
             raise SystemExit(f"full_run: no mutants of {module} to sample from (see {log})")
+        # mutmut re-runs every mutant a pattern or name matches, even one with a stored result: --missing-only
+        # names just the mutants without a result (a run that was stopped, functions changed since).
         if missing:
             targets = [k for k in (targets if sample else results(module)) if results(module).get(k) is None]
             if not targets:
