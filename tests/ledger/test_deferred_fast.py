@@ -31,6 +31,15 @@ DAY = BudgetScope("app:fast", Window.parse("calendar:day@UTC"), D("50"))
 LEASES = "&leases=on&lease_horizon_ms=4000&lease_min=1&lease_idle_ms=3600000"
 
 
+def hand_over(src: Path, heir_dir: Path) -> None:
+    """Copy the settle log in ``src`` into ``heir_dir`` as the log of a dead process (owner 4242-deadbeef), as a
+    process started on the same log directory after a kill finds it."""
+    heir_dir.mkdir(exist_ok=True)
+    for i, seg in enumerate(sorted(src.glob("*.jsonl")), 1):
+        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
+    (heir_dir / "4242-deadbeef.lock").touch()
+
+
 class Pair:
     """A deferred store under test and a plain synchronous store on the same fakeredis server."""
 
@@ -142,10 +151,7 @@ async def test_a_settle_log_of_a_dead_process_is_replayed_once(tmp_path):
     assert await p.store.settle("s2", D("0.5"))
     assert await p.plain.spend(B) == 0
     heir_dir = tmp_path / "b"
-    heir_dir.mkdir()
-    for i, seg in enumerate(sorted((tmp_path / "a").glob("*.jsonl")), 1):
-        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
-    (heir_dir / "4242-deadbeef.lock").touch()
+    hand_over(tmp_path / "a", heir_dir)
     heir = p.open("", heir_dir)
     assert await heir.spend(B) == D("0.75")
     assert await p.plain.spend(B) == D("0.75")
@@ -722,10 +728,7 @@ async def test_a_snapshot_applies_a_dead_processs_log_first_with_leases(tmp_path
     assert (await p.store.reserve("s1", [B], D("1"), 60)).granted
     assert await p.store.settle("s1", D("0.25"))
     heir_dir = tmp_path / "b"
-    heir_dir.mkdir()
-    for i, seg in enumerate(sorted((tmp_path / "a").glob("*.jsonl")), 1):
-        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
-    (heir_dir / "4242-deadbeef.lock").touch()
+    hand_over(tmp_path / "a", heir_dir)
     heir = p.open(LEASES, heir_dir)
     assert (await heir.snapshot([B], [], [])).spend[B.id] == D("4.25")  # the bill + p's $4 slice
     assert await p.plain.spend(B) == D("0.25")

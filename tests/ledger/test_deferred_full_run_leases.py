@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 from decimal import Decimal
 
 import pytest
@@ -20,7 +19,7 @@ import redis.exceptions
 from router.errors import StoreError, StoreUnavailableError
 from router.ledger import BudgetScope, Window
 from router.ledger.base import RECORD_GRACE_MS
-from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, _with_slice
+from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, _with_slice, hand_over
 from tests.ledger.test_deferred_mutants import B2, _drained_pair, _set_reachable
 
 D = Decimal
@@ -465,10 +464,7 @@ async def test_a_snapshot_with_leases_applies_a_dead_processs_log_whose_first_ap
     assert (await p.store.reserve("s1", [B], D("1"), 60)).granted
     assert await p.store.settle("s1", D("0.25"))
     heir_dir = tmp_path / "b"
-    heir_dir.mkdir()
-    for i, seg in enumerate(sorted((tmp_path / "a").glob("*.jsonl")), 1):
-        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
-    (heir_dir / "4242-deadbeef.lock").touch()
+    hand_over(tmp_path / "a", heir_dir)
     heir = p.open(LEASES, heir_dir)
     heir.retry_interval_s = 30.0  # the background flusher's retry waits (it must not apply the log meanwhile)
     _set_reachable(p, False)

@@ -9,16 +9,14 @@ free here, at most 1/8 of the budget's free part). nano-USD = USD * 10^9."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from router.errors import StoreUnavailableError
 from router.ledger import BudgetScope, store_from_url
-from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice
+from tests.ledger.test_deferred_fast import B, DAY, LEASES, Pair, Replication, _with_slice, hand_over
 from tests.ledger.test_deferred_mutants import _dump, _FailingSettleBatches, _open_mode, _promote, _set_reachable
 
 D = Decimal
@@ -89,14 +87,6 @@ async def test_a_late_settle_of_a_slice_reservation_is_booked_after_its_lease_wa
 
 
 # ---------------------------------------------------------------- what the settle log keeps for the next process
-def _hand_over(src: Path, heir_dir: Path) -> None:
-    """Copy the settle log in ``src`` into ``heir_dir`` as the log of a dead process (owner 4242-deadbeef)."""
-    heir_dir.mkdir(exist_ok=True)
-    for i, seg in enumerate(sorted(src.glob("*.jsonl")), 1):
-        shutil.copy(seg, heir_dir / f"4242-deadbeef.{i:09d}.jsonl")
-    (heir_dir / "4242-deadbeef.lock").touch()
-
-
 async def test_a_replayed_settle_of_a_fail_open_grant_keeps_the_amount_granted(tmp_path):
     """fail_open: "down" ($2) is granted while Redis is unreachable (no hold, no record in Redis) and settled at
     $1.50; the process dies before sending it. The next process replays its log: $1.50 is booked once, and
@@ -108,7 +98,7 @@ async def test_a_replayed_settle_of_a_fail_open_grant_keeps_the_amount_granted(t
     _set_reachable(p, True)
     await asyncio.sleep(0.05)  # past retry_interval_s
     assert await store.settle("down", D("1.5")) is True
-    _hand_over(tmp_path / "fail_open", tmp_path / "heir")
+    hand_over(tmp_path / "fail_open", tmp_path / "heir")
     heir = p.open("", tmp_path / "heir")
     assert await heir.spend(B) == D("1.5")
     assert await p.plain.spend(B) == D("1.5")
@@ -130,7 +120,7 @@ async def test_a_replayed_settle_from_a_slice_shrinks_the_dead_processs_slice_by
     assert (await p.store.reserve("r2", [B], D("1"), 60)).granted
     assert await p.store.settle("r2", D("0.5"))
     assert await p.taken() == D("5")
-    _hand_over(tmp_path / "a", tmp_path / "heir")
+    hand_over(tmp_path / "a", tmp_path / "heir")
     heir = p.open("", tmp_path / "heir")
     assert await heir.flush() == 1
     assert await p.plain.spend(B) == D("0.5")
@@ -155,7 +145,7 @@ async def test_an_adopted_slice_settle_of_a_dead_process_leaves_this_processs_ow
     heir = p.open(LEASES, tmp_path / "heir")
     assert (await heir.reserve("h1", [B], D("1"), 60)).granted
     assert await p.taken() == D("10")  # r1 + A's $4 slice + h1 + H's $4 slice
-    _hand_over(tmp_path / "a", tmp_path / "heir")
+    hand_over(tmp_path / "a", tmp_path / "heir")
     await asyncio.sleep(0.1)  # past the next look for dead processes' logs
     assert await heir.flush() == 1
     assert await p.plain.spend(B) == D("0.5")

@@ -8,7 +8,6 @@ Amounts by hand: nano-USD = USD * 10^9."""
 
 from __future__ import annotations
 
-import shutil
 from decimal import Decimal
 
 import pytest
@@ -16,6 +15,7 @@ import redis
 
 from router.ledger import BudgetScope, Window, store_from_url
 from tests.fixtures_redis import FakeClock
+from tests.ledger.test_deferred_fast import hand_over
 
 pytestmark = pytest.mark.redis_server
 D = Decimal
@@ -41,10 +41,7 @@ async def test_a_dead_processs_settles_with_quoted_ids_are_replayed_once(redis_s
         assert await first.settle(rid, bill)
     # the process dies now: copy its unflushed log as a dead process's log
     dead = tmp_path / "b"
-    dead.mkdir()
-    for i, segment in enumerate(sorted((tmp_path / "a").glob("*.jsonl")), 1):
-        shutil.copy(segment, dead / f"4242-deadbeef.{i:09d}.jsonl")
-    (dead / "4242-deadbeef.lock").touch()
+    hand_over(tmp_path / "a", dead)
     heir = store_from_url(f"{redis_server.url}?settle=deferred&settle_log={dead}&flush_ms=600000", prefix=unique_prefix, clock=clock)
     assert await heir.spend(B) == D("0.750000007")  # 0.25 + 0.5 + 0.000000007
     assert await heir.spend(DAY) == D("0.750000007")
